@@ -5,3 +5,8 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 #![deny(clippy::undocumented_unsafe_blocks)]
 
+pub mod decimal;
+pub mod ids;
+pub mod instrument;
+pub mod protocol;
+pub mod venue;

@@ -1,0 +1,1 @@
+//! Binance Spot over its WebSocket API (filled in by the venue work).
