@@ -154,7 +154,10 @@ pub struct WideDecimal {
 }
 
 impl WideDecimal {
-    pub const ZERO: WideDecimal = WideDecimal { mantissa: 0, scale: 0 };
+    pub const ZERO: WideDecimal = WideDecimal {
+        mantissa: 0,
+        scale: 0,
+    };
 
     pub fn new(mantissa: i128, scale: u8) -> Self {
         WideDecimal { mantissa, scale }
@@ -270,20 +273,32 @@ mod tests {
             parse_fixed("0.123", 2),
             Err(DecimalError::TooPrecise(..))
         ));
-        assert!(matches!(parse_fixed("1e-05", 8), Err(DecimalError::InvalidChar('e'))));
+        assert!(matches!(
+            parse_fixed("1e-05", 8),
+            Err(DecimalError::InvalidChar('e'))
+        ));
         assert_eq!(parse_fixed(".5", 1), Ok(5));
         assert_eq!(parse_fixed("10000000000", 0), Ok(10_000_000_000));
     }
 
     #[test]
     fn wide_keeps_its_scale() {
-        for s in ["0.10264410", "0.00000000", "1", "-12.5", "123456789.123456789012345678"] {
+        for s in [
+            "0.10264410",
+            "0.00000000",
+            "1",
+            "-12.5",
+            "123456789.123456789012345678",
+        ] {
             assert_eq!(WideDecimal::parse(s).unwrap().to_string(), s);
         }
         let d = WideDecimal::parse("0.1234567890123456789").unwrap();
         assert_eq!(d.scale, 18);
         assert_eq!(d.mantissa, 123_456_789_012_345_679);
-        assert_eq!(WideDecimal::parse("0.00100000").unwrap().to_fixed(3), Some(1));
+        assert_eq!(
+            WideDecimal::parse("0.00100000").unwrap().to_fixed(3),
+            Some(1)
+        );
         assert_eq!(WideDecimal::parse("0.0015").unwrap().to_fixed(3), None);
         assert_eq!(scale_of_step("0.00100000"), Ok(3));
         assert_eq!(scale_of_step("1.00000000"), Ok(0));

@@ -213,11 +213,19 @@ mod tests {
         for id in [
             ClientId::order(u32::MAX, key),
             ClientId::cancel(u32::MAX, key, u16::MAX),
-            ClientId::order(0, OrderKey { strategy: 0, order_id: 0 }),
+            ClientId::order(
+                0,
+                OrderKey {
+                    strategy: 0,
+                    order_id: 0,
+                },
+            ),
         ] {
             let s = id.encode();
             assert!(s.len() <= MAX_CLIENT_ID_LEN, "{s}");
-            assert!(s.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_'));
+            assert!(s
+                .bytes()
+                .all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_'));
             assert_eq!(ClientId::decode(&s), Some(id));
         }
         assert_eq!(ClientId::decode("web_123"), None);

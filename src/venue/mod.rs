@@ -182,7 +182,12 @@ pub trait VenueProtocol: Send {
     /// The cost of `cmd`, for the rate limiter.
     fn cost(&self, cmd: &Command) -> Cost;
     /// Encode `cmd` into frames.
-    fn submit(&mut self, cmd: &Command, now: Now, out: &mut Vec<Outgoing>) -> Result<(), VenueError>;
+    fn submit(
+        &mut self,
+        cmd: &Command,
+        now: Now,
+        out: &mut Vec<Outgoing>,
+    ) -> Result<(), VenueError>;
     /// Feed one received text frame (mutable: in-place JSON parsers).
     fn on_frame(
         &mut self,

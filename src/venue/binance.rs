@@ -1,1 +1,0 @@
-//! Binance Spot over its WebSocket API (filled in by the venue work).

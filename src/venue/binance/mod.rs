@@ -1,0 +1,3 @@
+//! Binance Spot over its WebSocket API.
+
+pub mod sign;
