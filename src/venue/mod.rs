@@ -201,4 +201,9 @@ pub trait VenueProtocol: Send {
     fn on_timer(&mut self, now: Now, events: &mut Vec<VenueEvent>, out: &mut Vec<Outgoing>);
     /// The next time `on_timer` must run, in monotonic nanoseconds.
     fn next_timer(&self) -> Option<u64>;
+    /// The venue announced it will close this connection (Binance
+    /// `serverShutdown`): the driver opens a fresh one.
+    fn wants_reconnect(&self) -> bool {
+        false
+    }
 }
