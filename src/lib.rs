@@ -6,6 +6,7 @@
 #![deny(clippy::undocumented_unsafe_blocks)]
 
 pub mod decimal;
+pub mod demo;
 pub mod ids;
 pub mod instrument;
 pub mod protocol;

@@ -1,0 +1,3 @@
+//! `ordergate demo`: the whole path end to end, measured.
+
+pub mod floor;
