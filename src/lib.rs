@@ -5,3 +5,6 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 #![deny(clippy::undocumented_unsafe_blocks)]
 
+pub mod doorbell;
+pub mod ring;
+mod sync;
