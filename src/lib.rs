@@ -7,7 +7,10 @@
 
 pub mod decimal;
 pub mod demo;
+pub mod doorbell;
 pub mod ids;
 pub mod instrument;
 pub mod protocol;
+pub mod ring;
+mod sync;
 pub mod venue;
