@@ -170,7 +170,9 @@ impl<T> Producer<T> {
     /// were pushed.
     ///
     /// Only items that fit are taken from the iterator, so nothing is lost:
-    /// the rest stay in `items` for a later call.
+    /// the rest stay in `items` for a later call. If the iterator panics, the
+    /// items already written go out with the next push (or are leaked, never
+    /// double-dropped, if the producer is dropped first).
     pub fn push_batch<I: Iterator<Item = T>>(&mut self, items: &mut I) -> usize {
         let free = self.free_slots(items.size_hint().0.max(1));
         let mut pushed = 0;

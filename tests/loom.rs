@@ -1,9 +1,10 @@
 //! loom models of the ring and the doorbell handshake.
 //!
 //! Run with `cargo test --features loom --test loom --release`. Each model is
-//! bounded by a preemption bound so the whole file stays well under two
-//! minutes on two cores; loom then explores every interleaving (and every
-//! value a weakly ordered load may return) within that bound.
+//! bounded by a preemption bound (4-5, 3-4 for the wider models) so the whole
+//! file stays well under two minutes on two cores (about 2 s here); loom then
+//! explores every interleaving (and every value a weakly ordered load may
+//! return) within that bound.
 #![cfg(feature = "loom")]
 
 use loom::model::Builder;
@@ -42,7 +43,7 @@ fn pop_n<T>(c: &mut Consumer<T>, n: usize) -> Vec<T> {
 
 #[test]
 fn items_arrive_in_order() {
-    model(3, || {
+    model(5, || {
         let (mut p, mut c) = channel::<u32>(4);
         let t = thread::spawn(move || push_all(&mut p, [1, 2, 3]));
         assert_eq!(pop_n(&mut c, 3), [1, 2, 3]);
@@ -54,7 +55,7 @@ fn items_arrive_in_order() {
 fn wrap_around_through_a_full_ring() {
     // Capacity 2 and 3 items: the third push must wait for a pop and then
     // reuse slot 0 while the consumer may be reading slot 1.
-    model(3, || {
+    model(5, || {
         let (mut p, mut c) = channel::<String>(2);
         let t = thread::spawn(move || push_all(&mut p, ["a", "b", "c"].map(String::from)));
         assert_eq!(pop_n(&mut c, 3), ["a", "b", "c"]);
@@ -64,7 +65,7 @@ fn wrap_around_through_a_full_ring() {
 
 #[test]
 fn batch_push_and_pop() {
-    model(2, || {
+    model(4, || {
         let (mut p, mut c) = channel::<u32>(2);
         let t = thread::spawn(move || {
             let mut items = [1, 2, 3].into_iter();
@@ -91,7 +92,7 @@ fn batch_push_and_pop() {
 #[test]
 fn unconsumed_items_are_dropped_once() {
     // Each item holds a clone of `token`; loom also reports any leaked Arc.
-    model(3, || {
+    model(5, || {
         let token = Arc::new(());
         let (mut p, mut c) = channel::<Arc<()>>(2);
         let items = [Arc::clone(&token), Arc::clone(&token)];
@@ -108,7 +109,7 @@ fn unconsumed_items_are_dropped_once() {
 
 #[test]
 fn doorbell_never_loses_a_wake_up() {
-    model(3, || {
+    model(5, || {
         let bell = Doorbell::new().unwrap();
         let ringer = bell.ringer();
         let (mut p, mut c) = channel::<u32>(2);
@@ -139,7 +140,7 @@ fn doorbell_never_loses_a_wake_up() {
 
 #[test]
 fn doorbell_shared_by_two_producers() {
-    model(2, || {
+    model(4, || {
         let bell = Doorbell::new().unwrap();
         let (p1, mut c1) = channel::<u32>(2);
         let (p2, mut c2) = channel::<u32>(2);
