@@ -5,8 +5,15 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 #![deny(clippy::undocumented_unsafe_blocks)]
 
+pub mod affinity;
+pub mod app;
+pub mod clock;
+pub mod config;
 pub mod decimal;
 pub mod ids;
 pub mod instrument;
 pub mod protocol;
+pub mod secret;
+pub mod state;
+pub mod tls;
 pub mod venue;
