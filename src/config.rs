@@ -1,0 +1,967 @@
+//! The TOML config, checked strictly, with errors that say file and line.
+//!
+//! An operator finds out about a typo when the config is checked, not when
+//! an order goes wrong: unknown keys are errors, and every error, whether
+//! TOML found it or a check after parsing did (a duplicate instrument id,
+//! a bad decimal), names the file, the line and the key. Secrets are only
+//! referenced here (see [`crate::secret`]) and read when asked.
+//!
+//! `examples/ordergate.toml` documents every key.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::net::{Ipv4Addr, Ipv6Addr};
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use crate::decimal::{self, WideDecimal};
+use crate::ids::{InstrumentId, StrategyId, VenueId};
+use crate::instrument::{Category, Instrument};
+use crate::secret::{Secret, SecretSource};
+
+/// Where each role runs (see `docs/ARCHITECTURE.md`, "Layouts").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Layout {
+    /// Every role on one thread: few cores, tests, CI.
+    #[default]
+    Single,
+    /// One thread per role, each pinned to a configured core.
+    Pinned,
+}
+
+impl Layout {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Layout::Single => "single",
+            Layout::Pinned => "pinned",
+        }
+    }
+}
+
+/// How an idle consumer waits for its rings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum WaitStrategy {
+    /// Sleep on an eventfd doorbell.
+    #[default]
+    Park,
+    /// Busy-poll: lowest latency, burns its core.
+    Spin,
+}
+
+impl WaitStrategy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WaitStrategy::Park => "park",
+            WaitStrategy::Spin => "spin",
+        }
+    }
+}
+
+pub const DEFAULT_COMMAND_CAPACITY: usize = 1024;
+pub const DEFAULT_EVENT_CAPACITY: usize = 8192;
+pub const DEFAULT_MAX_OUTBOUND_BYTES: usize = 1 << 20;
+pub const DEFAULT_RESEND_CAPACITY: usize = 65536;
+pub const DEFAULT_RECV_WINDOW_MS: u32 = 5000;
+/// Binance's documented maximum `recvWindow`.
+pub const MAX_RECV_WINDOW_MS: u32 = 60_000;
+/// Ring capacities above this are almost certainly a typo (memory).
+pub const MAX_RING_CAPACITY: usize = 1 << 24;
+
+/// Why a config was refused. The `Display` form is the whole message an
+/// operator needs: `file:line: what is wrong`.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{path}: cannot read config: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{origin}:{line}: {message}")]
+    At {
+        origin: String,
+        line: usize,
+        message: String,
+    },
+    #[error("{origin}: {message}")]
+    Whole { origin: String, message: String },
+}
+
+impl ConfigError {
+    /// The 1-based line the error is about, when it is about one.
+    pub fn line(&self) -> Option<usize> {
+        match self {
+            ConfigError::At { line, .. } => Some(*line),
+            _ => None,
+        }
+    }
+}
+
+/// Core ids for the `pinned` layout.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cores {
+    pub gateway: usize,
+    /// One per venue session, in `[[venue]]` order.
+    pub sessions: Vec<usize>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RingsConfig {
+    /// Per strategy per lane (power of two).
+    pub command_capacity: usize,
+    /// Per venue session (power of two).
+    pub event_capacity: usize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GatewayConfig {
+    /// Unsent bytes buffered for one strategy before it is disconnected.
+    pub max_outbound_bytes: usize,
+    /// Sequenced messages kept per strategy for `ResendFrom`.
+    pub resend_capacity: usize,
+}
+
+/// A secret reference with the config location it came from, so that an
+/// error reading it (at start, long after parsing) still points at a line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SecretSpec {
+    pub source: SecretSource,
+    /// What it is, e.g. "`api_key` of [[venue]] binance-spot".
+    pub what: String,
+    pub origin: String,
+    pub line: usize,
+}
+
+impl SecretSpec {
+    pub fn resolve(&self) -> Result<Secret, ConfigError> {
+        self.source.resolve().map_err(|e| ConfigError::At {
+            origin: self.origin.clone(),
+            line: self.line,
+            message: format!("{}: {e}", self.what),
+        })
+    }
+}
+
+/// A venue's API key and secret, read.
+#[derive(Debug)]
+pub struct Credentials {
+    pub api_key: Secret,
+    pub api_secret: Secret,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VenueConfig {
+    pub id: VenueId,
+    pub ws_url: String,
+    pub rest_url: String,
+    pub api_key: SecretSpec,
+    pub api_secret: SecretSpec,
+    pub recv_window_ms: u32,
+    /// Trust only this PEM CA file instead of the webpki roots.
+    pub ca_file: Option<PathBuf>,
+}
+
+impl VenueConfig {
+    /// Reads the API key and secret now.
+    pub fn credentials(&self) -> Result<Credentials, ConfigError> {
+        Ok(Credentials {
+            api_key: self.api_key.resolve()?,
+            api_secret: self.api_secret.resolve()?,
+        })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StrategyConfig {
+    pub id: StrategyId,
+    /// What the strategy says in its `Hello`.
+    pub name: String,
+}
+
+/// A loaded, checked config.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// The file name errors are reported against.
+    pub origin: String,
+    pub state_dir: PathBuf,
+    pub socket: PathBuf,
+    pub layout: Layout,
+    pub wait: WaitStrategy,
+    /// Present exactly when `layout` is `Pinned`.
+    pub cores: Option<Cores>,
+    pub rings: RingsConfig,
+    pub gateway: GatewayConfig,
+    pub venues: Vec<VenueConfig>,
+    pub strategies: Vec<StrategyConfig>,
+    pub instruments: Vec<Instrument>,
+}
+
+impl Config {
+    /// Reads and checks the config at `path`; errors name `path` as given.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Config::from_str(&text, &path.display().to_string())
+    }
+
+    /// Parses and checks `text`; `origin` is the name errors use.
+    pub fn from_str(text: &str, origin: &str) -> Result<Config, ConfigError> {
+        let src = Source { text, origin };
+        let raw: RawConfig = toml::from_str(text).map_err(|e| src.toml_error(&e))?;
+        src.build(raw)
+    }
+
+    pub fn venue(&self, id: VenueId) -> Option<&VenueConfig> {
+        self.venues.iter().find(|v| v.id == id)
+    }
+
+    pub fn instrument(&self, id: InstrumentId) -> Option<&Instrument> {
+        self.instruments.iter().find(|i| i.id == id)
+    }
+
+    pub fn strategy_by_name(&self, name: &str) -> Option<&StrategyConfig> {
+        self.strategies.iter().find(|s| s.name == name)
+    }
+}
+
+// ---- the file as written -------------------------------------------------
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    state_dir: Spanned<PathBuf>,
+    socket: Spanned<PathBuf>,
+    layout: Option<Spanned<Layout>>,
+    #[serde(default)]
+    wait: WaitStrategy,
+    cores: Option<Spanned<RawCores>>,
+    rings: Option<RawRings>,
+    gateway: Option<RawGateway>,
+    #[serde(default)]
+    venue: Vec<Spanned<RawVenue>>,
+    #[serde(default)]
+    strategy: Vec<Spanned<RawStrategy>>,
+    #[serde(default)]
+    instrument: Vec<Spanned<RawInstrument>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCores {
+    gateway: Spanned<usize>,
+    sessions: Spanned<Vec<usize>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRings {
+    command_capacity: Option<Spanned<usize>>,
+    event_capacity: Option<Spanned<usize>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawGateway {
+    max_outbound_bytes: Option<Spanned<usize>>,
+    resend_capacity: Option<Spanned<usize>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum Preset {
+    Mainnet,
+    Testnet,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawVenue {
+    id: Spanned<VenueId>,
+    preset: Option<Spanned<Preset>>,
+    ws_url: Option<Spanned<String>>,
+    rest_url: Option<Spanned<String>>,
+    api_key: Spanned<SecretSource>,
+    api_secret: Spanned<SecretSource>,
+    recv_window_ms: Option<Spanned<u32>>,
+    ca_file: Option<PathBuf>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawStrategy {
+    id: Spanned<u32>,
+    name: Spanned<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum RawCategory {
+    Spot,
+    Linear,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawInstrument {
+    id: Spanned<u32>,
+    venue: Spanned<VenueId>,
+    symbol: Spanned<String>,
+    category: Spanned<RawCategory>,
+    tick: Spanned<DecimalText>,
+    lot: Spanned<DecimalText>,
+    min_qty: Spanned<DecimalText>,
+    min_notional: Spanned<DecimalText>,
+}
+
+/// A decimal written as a TOML string (or integer). Floats are refused:
+/// TOML floats are binary, and "0.1" must stay exactly 0.1.
+struct DecimalText(String);
+
+impl<'de> Deserialize<'de> for DecimalText {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = DecimalText;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a decimal string such as \"0.01\"")
+            }
+            fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<DecimalText, E> {
+                Ok(DecimalText(s.to_owned()))
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<DecimalText, E> {
+                Ok(DecimalText(v.to_string()))
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<DecimalText, E> {
+                Ok(DecimalText(v.to_string()))
+            }
+            fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<DecimalText, E> {
+                Err(E::custom(format!(
+                    "write decimals as strings (\"{v}\"): a TOML float is binary and inexact"
+                )))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+// ---- checking ----------------------------------------------------------
+
+/// The config text, for turning byte offsets into lines and sections.
+struct Source<'a> {
+    text: &'a str,
+    origin: &'a str,
+}
+
+fn binance_spot_preset(p: Preset) -> (&'static str, &'static str) {
+    match p {
+        Preset::Mainnet => (
+            "wss://ws-api.binance.com:443/ws-api/v3",
+            "https://api.binance.com",
+        ),
+        Preset::Testnet => (
+            "wss://ws-api.testnet.binance.vision/ws-api/v3",
+            "https://testnet.binance.vision",
+        ),
+    }
+}
+
+fn venue_category(v: VenueId) -> Category {
+    match v {
+        VenueId::BinanceSpot | VenueId::BybitSpot => Category::Spot,
+        VenueId::BinanceUsdm | VenueId::BybitLinear => Category::LinearPerp,
+    }
+}
+
+impl Source<'_> {
+    fn line_of(&self, offset: usize) -> usize {
+        let end = offset.min(self.text.len());
+        self.text.as_bytes()[..end]
+            .iter()
+            .filter(|&&b| b == b'\n')
+            .count()
+            + 1
+    }
+
+    fn err(&self, span: &Range<usize>, message: impl Into<String>) -> ConfigError {
+        ConfigError::At {
+            origin: self.origin.to_owned(),
+            line: self.line_of(span.start),
+            message: message.into(),
+        }
+    }
+
+    fn whole(&self, message: impl Into<String>) -> ConfigError {
+        ConfigError::Whole {
+            origin: self.origin.to_owned(),
+            message: message.into(),
+        }
+    }
+
+    /// The table header (`[cores]`, `[[venue]]`) in force at `offset`.
+    fn section_at(&self, offset: usize) -> String {
+        let end = offset.min(self.text.len());
+        let line_end = self.text[end..]
+            .find('\n')
+            .map_or(self.text.len(), |i| end + i);
+        self.text[..line_end]
+            .lines()
+            .rev()
+            .map(str::trim)
+            .find(|l| l.starts_with('['))
+            .map(|l| {
+                let l = l.split('#').next().unwrap_or(l).trim_end();
+                l.to_owned()
+            })
+            .unwrap_or_else(|| "the top-level table".to_owned())
+    }
+
+    /// The key whose value starts at `offset`, read back from the line:
+    /// `tick` for `tick = 0.01`, `api_key.env` inside an inline table.
+    fn key_at(&self, offset: usize) -> Option<String> {
+        let end = offset.min(self.text.len());
+        let line_start = self.text[..end].rfind('\n').map_or(0, |i| i + 1);
+        let prefix = &self.text[line_start..end];
+        let eq = prefix.find('=')?;
+        let outer = prefix[..eq].trim();
+        if outer.is_empty() || outer.starts_with('[') {
+            return None;
+        }
+        let after = &prefix[eq + 1..];
+        if let Some(brace) = after.rfind('{') {
+            let inner_from = after.rfind(',').filter(|&c| c > brace).unwrap_or(brace) + 1;
+            let inner = &after[inner_from..];
+            if let Some(ieq) = inner.find('=') {
+                return Some(format!("{outer}.{}", inner[..ieq].trim()));
+            }
+        }
+        Some(outer.to_owned())
+    }
+
+    /// Rewrites a TOML/serde error in our terms: which key, where.
+    fn toml_error(&self, e: &toml::de::Error) -> ConfigError {
+        let msg = e.message().trim_end().replace('\n', ": ");
+        let Some(span) = e.span() else {
+            return self.whole(msg);
+        };
+        let section = self.section_at(span.start);
+        let key = self.key_at(span.start);
+        let in_section = match &key {
+            Some(key) => format!("`{key}` in {section}"),
+            None => section,
+        };
+        let message = if let Some(rest) = msg.strip_prefix("unknown field `") {
+            let (key, expected) = rest.split_once('`').unwrap_or((rest, ""));
+            let expected = expected.trim_start_matches(',').trim();
+            let expected = if let Some(list) = expected.strip_prefix("expected one of ") {
+                format!(" (expected one of: {})", list.replace('`', ""))
+            } else if let Some(one) = expected.strip_prefix("expected ") {
+                format!(" (expected: {})", one.replace('`', ""))
+            } else {
+                String::new()
+            };
+            format!("unknown key `{key}` in {in_section}{expected}")
+        } else if let Some(rest) = msg.strip_prefix("missing field `") {
+            let key = rest.split('`').next().unwrap_or(rest);
+            format!("missing key `{key}` in {in_section}")
+        } else {
+            format!("{in_section}: {msg}")
+        };
+        self.err(&span, message)
+    }
+
+    fn build(&self, raw: RawConfig) -> Result<Config, ConfigError> {
+        let state_dir = raw.state_dir.get_ref().clone();
+        if !state_dir.is_absolute() {
+            return Err(self.err(
+                &raw.state_dir.span(),
+                format!(
+                    "`state_dir` must be an absolute path (got {:?}): the instance lock lives there, and a relative path would let two sidecars started from different directories trade one account",
+                    state_dir
+                ),
+            ));
+        }
+        let socket = raw.socket.get_ref().clone();
+        if !socket.is_absolute() {
+            return Err(self.err(
+                &raw.socket.span(),
+                format!("`socket` must be an absolute path (got {socket:?})"),
+            ));
+        }
+        crate::state::check_socket_path(&socket)
+            .map_err(|e| self.err(&raw.socket.span(), format!("`socket`: {e}")))?;
+
+        let venues = self.venues(&raw.venue)?;
+        let strategies = self.strategies(&raw.strategy)?;
+        let instruments = self.instruments(&raw.instrument, &venues)?;
+
+        let layout = raw.layout.as_ref().map_or(Layout::Single, |l| *l.get_ref());
+        let cores = match (layout, &raw.cores) {
+            (Layout::Single, None) => None,
+            (Layout::Single, Some(c)) => {
+                return Err(self.err(
+                    &c.span(),
+                    "[cores] is only used with layout = \"pinned\"; remove it or set the layout",
+                ))
+            }
+            (Layout::Pinned, None) => {
+                let span = raw.layout.as_ref().map(|l| l.span()).unwrap_or(0..0);
+                return Err(self.err(
+                    &span,
+                    "layout = \"pinned\" needs a [cores] table with `gateway` and `sessions` core ids",
+                ));
+            }
+            (Layout::Pinned, Some(c)) => Some(self.cores(c.get_ref(), venues.len())?),
+        };
+
+        let rings = raw.rings.as_ref();
+        let rings = RingsConfig {
+            command_capacity: self.capacity(
+                rings.and_then(|r| r.command_capacity.as_ref()),
+                "[rings] `command_capacity`",
+                DEFAULT_COMMAND_CAPACITY,
+            )?,
+            event_capacity: self.capacity(
+                rings.and_then(|r| r.event_capacity.as_ref()),
+                "[rings] `event_capacity`",
+                DEFAULT_EVENT_CAPACITY,
+            )?,
+        };
+        let gw = raw.gateway.as_ref();
+        let min_outbound = crate::protocol::MAX_FRAME + 4;
+        let max_outbound_bytes = self.at_least(
+            gw.and_then(|g| g.max_outbound_bytes.as_ref()),
+            "[gateway] `max_outbound_bytes`",
+            DEFAULT_MAX_OUTBOUND_BYTES,
+            min_outbound,
+            "one whole frame",
+        )?;
+        let resend_capacity = self.at_least(
+            gw.and_then(|g| g.resend_capacity.as_ref()),
+            "[gateway] `resend_capacity`",
+            DEFAULT_RESEND_CAPACITY,
+            1,
+            "one message",
+        )?;
+
+        if venues.is_empty() {
+            return Err(self.whole("no [[venue]] is configured"));
+        }
+        if strategies.is_empty() {
+            return Err(self.whole("no [[strategy]] is configured"));
+        }
+        if instruments.is_empty() {
+            return Err(self.whole("no [[instrument]] is configured"));
+        }
+
+        Ok(Config {
+            origin: self.origin.to_owned(),
+            state_dir,
+            socket,
+            layout,
+            wait: raw.wait,
+            cores,
+            rings,
+            gateway: GatewayConfig {
+                max_outbound_bytes,
+                resend_capacity,
+            },
+            venues,
+            strategies,
+            instruments,
+        })
+    }
+
+    fn cores(&self, c: &RawCores, venues: usize) -> Result<Cores, ConfigError> {
+        let sessions = c.sessions.get_ref();
+        if sessions.len() != venues {
+            return Err(self.err(
+                &c.sessions.span(),
+                format!(
+                    "[cores] `sessions` lists {} core(s) but {venues} [[venue]] session(s) are configured: give one core per venue, in [[venue]] order",
+                    sessions.len()
+                ),
+            ));
+        }
+        let mut seen = vec![*c.gateway.get_ref()];
+        for &core in sessions {
+            if seen.contains(&core) {
+                return Err(self.err(
+                    &c.sessions.span(),
+                    format!("[cores] `sessions`: core {core} is used twice; every pinned thread needs its own core"),
+                ));
+            }
+            seen.push(core);
+        }
+        Ok(Cores {
+            gateway: *c.gateway.get_ref(),
+            sessions: sessions.clone(),
+        })
+    }
+
+    fn capacity(
+        &self,
+        v: Option<&Spanned<usize>>,
+        what: &str,
+        default: usize,
+    ) -> Result<usize, ConfigError> {
+        let Some(v) = v else { return Ok(default) };
+        let n = *v.get_ref();
+        if n < 2 || !n.is_power_of_two() || n > MAX_RING_CAPACITY {
+            return Err(self.err(
+                &v.span(),
+                format!("{what} is {n}; it must be a power of two from 2 to {MAX_RING_CAPACITY}"),
+            ));
+        }
+        Ok(n)
+    }
+
+    fn at_least(
+        &self,
+        v: Option<&Spanned<usize>>,
+        what: &str,
+        default: usize,
+        min: usize,
+        why: &str,
+    ) -> Result<usize, ConfigError> {
+        let Some(v) = v else { return Ok(default) };
+        let n = *v.get_ref();
+        if n < min {
+            return Err(self.err(
+                &v.span(),
+                format!("{what} is {n}; it must be at least {min} ({why})"),
+            ));
+        }
+        Ok(n)
+    }
+
+    fn venues(&self, raw: &[Spanned<RawVenue>]) -> Result<Vec<VenueConfig>, ConfigError> {
+        let mut out: Vec<VenueConfig> = Vec::with_capacity(raw.len());
+        let mut lines: HashMap<VenueId, usize> = HashMap::new();
+        for rv in raw {
+            let table_span = rv.span();
+            let rv = rv.get_ref();
+            let id = *rv.id.get_ref();
+            let line = self.line_of(rv.id.span().start);
+            if let Some(first) = lines.insert(id, line) {
+                return Err(self.err(
+                    &rv.id.span(),
+                    format!("[[venue]] `id`: venue {id} is configured twice (first at line {first}); one account per venue"),
+                ));
+            }
+            let preset = match &rv.preset {
+                None => None,
+                Some(p) if id == VenueId::BinanceSpot => Some(binance_spot_preset(*p.get_ref())),
+                Some(p) => {
+                    return Err(self.err(
+                        &p.span(),
+                        format!("[[venue]] {id} `preset`: no presets are known for {id}; set `ws_url` and `rest_url`"),
+                    ))
+                }
+            };
+            let ws_url = self.url(
+                id,
+                "ws_url",
+                rv.ws_url.as_ref(),
+                preset.map(|p| p.0),
+                &table_span,
+                ("wss", "ws"),
+            )?;
+            let rest_url = self.url(
+                id,
+                "rest_url",
+                rv.rest_url.as_ref(),
+                preset.map(|p| p.1),
+                &table_span,
+                ("https", "http"),
+            )?;
+            let recv_window_ms = match &rv.recv_window_ms {
+                None => DEFAULT_RECV_WINDOW_MS,
+                Some(w) if (1..=MAX_RECV_WINDOW_MS).contains(w.get_ref()) => *w.get_ref(),
+                Some(w) => {
+                    return Err(self.err(
+                        &w.span(),
+                        format!(
+                            "[[venue]] {id} `recv_window_ms` is {}; it must be from 1 to {MAX_RECV_WINDOW_MS}",
+                            w.get_ref()
+                        ),
+                    ))
+                }
+            };
+            let secret = |key: &str, s: &Spanned<SecretSource>| SecretSpec {
+                source: s.get_ref().clone(),
+                what: format!("`{key}` of [[venue]] {id}"),
+                origin: self.origin.to_owned(),
+                line: self.line_of(s.span().start),
+            };
+            out.push(VenueConfig {
+                id,
+                ws_url,
+                rest_url,
+                api_key: secret("api_key", &rv.api_key),
+                api_secret: secret("api_secret", &rv.api_secret),
+                recv_window_ms,
+                ca_file: rv.ca_file.clone(),
+            });
+        }
+        Ok(out)
+    }
+
+    /// An explicit URL, else the preset's; TLS required except to loopback.
+    fn url(
+        &self,
+        venue: VenueId,
+        key: &str,
+        explicit: Option<&Spanned<String>>,
+        preset: Option<&str>,
+        table_span: &Range<usize>,
+        (secure, plain): (&str, &str),
+    ) -> Result<String, ConfigError> {
+        let Some(url) = explicit else {
+            return preset.map(str::to_owned).ok_or_else(|| {
+                self.err(
+                    table_span,
+                    format!("missing key `{key}` in [[venue]] {venue} (or set `preset` where the venue has presets)"),
+                )
+            });
+        };
+        let text = url.get_ref();
+        let fail = |why: String| {
+            self.err(
+                &url.span(),
+                format!("[[venue]] {venue} `{key}` {text:?}: {why}"),
+            )
+        };
+        let (scheme, rest) = text
+            .split_once("://")
+            .ok_or_else(|| fail(format!("not a URL (expected {secure}://host/...)")))?;
+        let host = url_host(rest).ok_or_else(|| fail("no host".to_owned()))?;
+        if scheme.eq_ignore_ascii_case(secure) {
+            Ok(text.clone())
+        } else if scheme.eq_ignore_ascii_case(plain) {
+            if is_loopback(host) {
+                Ok(text.clone())
+            } else {
+                Err(fail(format!(
+                    "{plain}:// (no TLS) is allowed only to loopback hosts; use {secure}://"
+                )))
+            }
+        } else {
+            Err(fail(format!(
+                "scheme must be {secure}:// (or {plain}:// to loopback)"
+            )))
+        }
+    }
+
+    fn strategies(&self, raw: &[Spanned<RawStrategy>]) -> Result<Vec<StrategyConfig>, ConfigError> {
+        let mut out = Vec::with_capacity(raw.len());
+        let mut ids: HashMap<u32, usize> = HashMap::new();
+        let mut names: HashMap<String, usize> = HashMap::new();
+        for rs in raw {
+            let rs = rs.get_ref();
+            let id = *rs.id.get_ref();
+            let name = rs.name.get_ref();
+            if let Some(first) = ids.insert(id, self.line_of(rs.id.span().start)) {
+                return Err(self.err(
+                    &rs.id.span(),
+                    format!(
+                        "[[strategy]] `id`: strategy id {id} is used twice (first at line {first})"
+                    ),
+                ));
+            }
+            if name.is_empty() || name.len() > crate::protocol::MAX_STR {
+                return Err(self.err(
+                    &rs.name.span(),
+                    format!(
+                        "[[strategy]] `name` must be 1 to {} bytes",
+                        crate::protocol::MAX_STR
+                    ),
+                ));
+            }
+            if let Some(first) = names.insert(name.clone(), self.line_of(rs.name.span().start)) {
+                return Err(self.err(
+                    &rs.name.span(),
+                    format!("[[strategy]] `name`: strategy name {name:?} is used twice (first at line {first}); strategies log in by name"),
+                ));
+            }
+            out.push(StrategyConfig {
+                id,
+                name: name.clone(),
+            });
+        }
+        Ok(out)
+    }
+
+    fn instruments(
+        &self,
+        raw: &[Spanned<RawInstrument>],
+        venues: &[VenueConfig],
+    ) -> Result<Vec<Instrument>, ConfigError> {
+        let mut out = Vec::with_capacity(raw.len());
+        let mut ids: HashMap<u32, usize> = HashMap::new();
+        let mut symbols: HashMap<(VenueId, String), usize> = HashMap::new();
+        for ri in raw {
+            let table_span = ri.span();
+            let ri = ri.get_ref();
+            let id = *ri.id.get_ref();
+            if id == 0 {
+                return Err(self.err(
+                    &ri.id.span(),
+                    "[[instrument]] `id` 0 is reserved (it means \"all instruments\" in CancelAll)",
+                ));
+            }
+            if let Some(first) = ids.insert(id, self.line_of(ri.id.span().start)) {
+                return Err(self.err(
+                    &ri.id.span(),
+                    format!("[[instrument]] `id`: instrument id {id} is used twice (first at line {first})"),
+                ));
+            }
+            let venue = *ri.venue.get_ref();
+            if !venues.iter().any(|v| v.id == venue) {
+                return Err(self.err(
+                    &ri.venue.span(),
+                    format!("[[instrument]] {id} `venue`: {venue} has no [[venue]] table"),
+                ));
+            }
+            let symbol = ri.symbol.get_ref();
+            if symbol.is_empty()
+                || symbol.len() > crate::protocol::MAX_STR
+                || symbol.chars().any(char::is_whitespace)
+            {
+                return Err(self.err(
+                    &ri.symbol.span(),
+                    format!(
+                        "[[instrument]] {id} `symbol` {symbol:?} must be 1 to {} bytes without spaces",
+                        crate::protocol::MAX_STR
+                    ),
+                ));
+            }
+            if let Some(first) = symbols.insert(
+                (venue, symbol.clone()),
+                self.line_of(ri.symbol.span().start),
+            ) {
+                return Err(self.err(
+                    &ri.symbol.span(),
+                    format!("[[instrument]] {id} `symbol`: {venue} {symbol} is already configured (line {first})"),
+                ));
+            }
+            let category = match ri.category.get_ref() {
+                RawCategory::Spot => Category::Spot,
+                RawCategory::Linear => Category::LinearPerp,
+            };
+            if category != venue_category(venue) {
+                return Err(self.err(
+                    &ri.category.span(),
+                    format!("[[instrument]] {id} `category` does not match venue {venue}"),
+                ));
+            }
+
+            let dec_err = |key: &str, v: &Spanned<DecimalText>, why: String| {
+                self.err(
+                    &v.span(),
+                    format!("[[instrument]] {id} `{key}` {:?}: {why}", v.get_ref().0),
+                )
+            };
+            let step = |key: &str, v: &Spanned<DecimalText>| -> Result<u8, ConfigError> {
+                let d = WideDecimal::parse(&v.get_ref().0)
+                    .map_err(|e| dec_err(key, v, e.to_string()))?;
+                if d.mantissa <= 0 {
+                    return Err(dec_err(key, v, "must be positive".to_owned()));
+                }
+                Ok(d.normalized().scale)
+            };
+            step("tick", &ri.tick)?;
+            let qty_scale = step("lot", &ri.lot)?;
+            let min_qty = decimal::parse_fixed(&ri.min_qty.get_ref().0, qty_scale)
+                .map_err(|e| dec_err("min_qty", &ri.min_qty, format!("{e} (the lot's scale)")))?;
+            if min_qty < 0 {
+                return Err(dec_err(
+                    "min_qty",
+                    &ri.min_qty,
+                    "must not be negative".to_owned(),
+                ));
+            }
+            let min_notional = WideDecimal::parse(&ri.min_notional.get_ref().0)
+                .map_err(|e| dec_err("min_notional", &ri.min_notional, e.to_string()))?;
+            if min_notional.mantissa < 0 {
+                return Err(dec_err(
+                    "min_notional",
+                    &ri.min_notional,
+                    "must not be negative".to_owned(),
+                ));
+            }
+            let instrument = Instrument::from_strings(
+                id,
+                venue,
+                symbol,
+                category,
+                &ri.tick.get_ref().0,
+                &ri.lot.get_ref().0,
+                &ri.min_qty.get_ref().0,
+                &ri.min_notional.get_ref().0,
+            )
+            .map_err(|e| self.err(&table_span, format!("[[instrument]] {id}: {e}")))?;
+            out.push(instrument);
+        }
+        Ok(out)
+    }
+}
+
+/// The host of `rest` (what follows `scheme://`): without user info, port
+/// or path; IPv6 literals keep their brackets off.
+fn url_host(rest: &str) -> Option<&str> {
+    let authority = rest.split(['/', '?', '#']).next()?;
+    let hostport = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let host = if let Some(v6) = hostport.strip_prefix('[') {
+        v6.split_once(']')?.0
+    } else {
+        hostport.split(':').next()?
+    };
+    (!host.is_empty()).then_some(host)
+}
+
+fn is_loopback(host: &str) -> bool {
+    host.eq_ignore_ascii_case("localhost")
+        || host.parse::<Ipv4Addr>().is_ok_and(|a| a.is_loopback())
+        || host.parse::<Ipv6Addr>().is_ok_and(|a| a.is_loopback())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hosts_and_loopback() {
+        assert_eq!(url_host("127.0.0.1:9000/ws"), Some("127.0.0.1"));
+        assert_eq!(url_host("[::1]:9000/ws"), Some("::1"));
+        assert_eq!(url_host("user:pw@localhost/x"), Some("localhost"));
+        assert_eq!(url_host("api.binance.com"), Some("api.binance.com"));
+        assert_eq!(url_host("/path"), None);
+        assert!(is_loopback("127.1.2.3"));
+        assert!(is_loopback("LOCALHOST"));
+        assert!(is_loopback("::1"));
+        assert!(!is_loopback("10.0.0.1"));
+        assert!(!is_loopback("localhost.example.com"));
+    }
+
+    #[test]
+    fn key_and_section_from_the_text() {
+        let text = "a = 1\n[[venue]]\nid = \"x\" # c\napi_key = { env = 5 }\n";
+        let src = Source {
+            text,
+            origin: "t.toml",
+        };
+        let at = |needle: &str| text.find(needle).unwrap();
+        assert_eq!(src.section_at(at("1")), "the top-level table");
+        assert_eq!(src.section_at(at("\"x\"")), "[[venue]]");
+        assert_eq!(src.key_at(at("\"x\"")).as_deref(), Some("id"));
+        assert_eq!(src.key_at(at("5")).as_deref(), Some("api_key.env"));
+        assert_eq!(src.key_at(at("{")).as_deref(), Some("api_key"));
+        assert_eq!(src.line_of(at("api_key")), 4);
+    }
+}
