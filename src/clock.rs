@@ -191,3 +191,12 @@ mod tests {
         assert_eq!(c.timestamp_ms(5), 0);
     }
 }
+
+/// The local wall clock in Unix milliseconds: read only at the I/O edges
+/// (drivers pass it to the logic as `now`).
+pub fn system_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}

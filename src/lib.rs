@@ -26,3 +26,5 @@ pub mod venue;
 pub mod app;
 #[cfg(not(feature = "loom"))]
 pub mod demo;
+#[cfg(not(feature = "loom"))]
+pub mod session;

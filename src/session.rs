@@ -1,0 +1,503 @@
+//! The venue session driver: the I/O edge around a [`VenueProtocol`].
+//!
+//! It owns the WebSocket connections (plain `ws://` to loopback, `wss://`
+//! through rustls elsewhere), drains the command rings in lane order, feeds
+//! received frames to the adapter and pushes the adapter's events onto the
+//! ring back to the gateway. It runs as a task on a tokio current-thread
+//! runtime, so the same code serves the `single` layout (one runtime hosts
+//! everything) and the `pinned` layout (one runtime per pinned thread).
+//!
+//! While the venue is unreachable the session keeps draining its rings and
+//! answers every command with a `VenueDown` rejection, so a strategy is told
+//! at once instead of waiting on an order that was never sent.
+
+use std::collections::VecDeque;
+use std::os::fd::{AsFd, OwnedFd};
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::stream::{SelectAll, SplitSink};
+use futures_util::{SinkExt, StreamExt};
+use tokio::io::unix::AsyncFd;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::WebSocketStream;
+
+use crate::clock::MonoClock;
+use crate::doorbell::{Doorbell, Ringer, WaitStrategy};
+use crate::ids::VenueId;
+use crate::protocol::{Reason, VenueState};
+use crate::ring::{Consumer, Producer};
+use crate::venue::{Command, ConnSpec, Lane, Now, Outgoing, VenueEvent, VenueProtocol};
+
+/// Any byte stream a WebSocket can run over (TCP, or TLS over TCP).
+pub trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
+
+pub type Ws = WebSocketStream<Box<dyn Io>>;
+
+/// Why a connection attempt or a live session ended.
+#[derive(Debug, thiserror::Error)]
+pub enum SessionError {
+    #[error("bad venue url {0:?}: {1}")]
+    BadUrl(String, String),
+    #[error("connect to {url}: {source}")]
+    Connect {
+        url: String,
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    #[error("{0} requires TLS but no TLS configuration was given")]
+    NoTls(String),
+    #[error("connection {0} closed: {1}")]
+    Closed(usize, String),
+    #[error("doorbell: {0}")]
+    Doorbell(#[from] std::io::Error),
+}
+
+/// The command rings one session drains: per strategy, one ring per lane.
+pub struct CommandInputs {
+    lanes: [Vec<Consumer<Command>>; 3],
+    next: [usize; 3],
+}
+
+impl Default for CommandInputs {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl CommandInputs {
+    pub fn new() -> Self {
+        CommandInputs {
+            lanes: [Vec::new(), Vec::new(), Vec::new()],
+            next: [0; 3],
+        }
+    }
+
+    /// Adds one strategy's ring for `lane`.
+    pub fn add(&mut self, lane: Lane, ring: Consumer<Command>) {
+        self.lanes[lane as usize].push(ring);
+    }
+
+    /// The next command: critical lane first, then normal, then bulk;
+    /// round-robin between strategies inside a lane so one busy strategy
+    /// cannot starve another.
+    pub fn pop(&mut self) -> Option<Command> {
+        for lane in 0..3 {
+            let rings = &mut self.lanes[lane];
+            let n = rings.len();
+            for i in 0..n {
+                let idx = (self.next[lane] + i) % n;
+                if let Some(cmd) = rings[idx].pop() {
+                    self.next[lane] = (idx + 1) % n;
+                    return Some(cmd);
+                }
+            }
+        }
+        None
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.lanes.iter().flatten().all(|r| r.is_empty())
+    }
+}
+
+/// The ring back to the gateway. A full ring never drops an event: the
+/// overflow waits here and is retried, because a lost fill is a lost trade.
+pub struct EventOutput {
+    ring: Producer<VenueEvent>,
+    ringer: Ringer,
+    overflow: VecDeque<VenueEvent>,
+}
+
+impl EventOutput {
+    pub fn new(ring: Producer<VenueEvent>, ringer: Ringer) -> Self {
+        EventOutput {
+            ring,
+            ringer,
+            overflow: VecDeque::new(),
+        }
+    }
+
+    fn push_all(&mut self, events: &mut Vec<VenueEvent>) {
+        self.overflow.extend(events.drain(..));
+        self.flush();
+    }
+
+    fn flush(&mut self) {
+        let mut pushed = false;
+        while let Some(ev) = self.overflow.pop_front() {
+            match self.ring.push(ev) {
+                Ok(()) => pushed = true,
+                Err(ev) => {
+                    self.overflow.push_front(ev);
+                    break;
+                }
+            }
+        }
+        if pushed {
+            self.ringer.ring();
+        }
+    }
+}
+
+/// How a session reaches its venue.
+#[derive(Clone)]
+pub struct SessionConfig {
+    /// Needed for `wss://` URLs.
+    pub tls: Option<Arc<rustls::ClientConfig>>,
+    pub wait: WaitStrategy,
+    pub reconnect_min: Duration,
+    pub reconnect_max: Duration,
+}
+
+/// One venue session: an adapter plus its rings.
+pub struct Session {
+    protocol: Box<dyn VenueProtocol>,
+    inputs: CommandInputs,
+    doorbell: Doorbell,
+    output: EventOutput,
+    config: SessionConfig,
+    clock: MonoClock,
+    events: Vec<VenueEvent>,
+    out: Vec<Outgoing>,
+}
+
+type Sinks = Vec<SplitSink<Ws, Message>>;
+type Streams = SelectAll<futures_util::stream::BoxStream<'static, (usize, Option<WsItem>)>>;
+type WsItem = Result<Message, tokio_tungstenite::tungstenite::Error>;
+
+impl Session {
+    pub fn new(
+        protocol: Box<dyn VenueProtocol>,
+        inputs: CommandInputs,
+        doorbell: Doorbell,
+        output: EventOutput,
+        config: SessionConfig,
+    ) -> Self {
+        Session {
+            protocol,
+            inputs,
+            doorbell,
+            output,
+            config,
+            clock: MonoClock::new(),
+            events: Vec::new(),
+            out: Vec::new(),
+        }
+    }
+
+    fn now(&self) -> Now {
+        Now {
+            mono_ns: self.clock.now_ns(),
+            wall_ms: crate::clock::system_ms(),
+        }
+    }
+
+    fn venue(&self) -> VenueId {
+        self.protocol.venue()
+    }
+
+    fn status(&mut self, state: VenueState, text: String) {
+        self.events.push(VenueEvent::Status {
+            venue: self.venue(),
+            state,
+            text,
+        });
+        self.output.push_all(&mut self.events);
+    }
+
+    /// Runs until `shutdown` is notified: connect, pump, reconnect.
+    pub async fn run(mut self, shutdown: Arc<tokio::sync::Notify>) -> Result<(), SessionError> {
+        let bell = crate::doorbell::register_async(self.doorbell.as_fd())?;
+        let mut backoff = self.config.reconnect_min;
+        loop {
+            self.status(VenueState::Connecting, "connecting".into());
+            let specs = self.protocol.connections();
+            let attempt = tokio::select! {
+                r = connect_all(&specs, self.config.tls.as_ref()) => Some(r),
+                _ = shutdown.notified() => None,
+            };
+            let reason = match attempt {
+                None => return Ok(()),
+                Some(Ok((mut sinks, mut streams))) => {
+                    backoff = self.config.reconnect_min;
+                    let now = self.now();
+                    for i in 0..specs.len() {
+                        self.protocol.on_open(i, now, &mut self.out);
+                    }
+                    self.status(VenueState::Up, format!("connected to {}", specs[0].url));
+                    let r = self.pump(&mut sinks, &mut streams, &bell, &shutdown).await;
+                    let now = self.now();
+                    for i in 0..specs.len() {
+                        self.protocol.on_close(i, now, &mut self.events);
+                    }
+                    for mut s in sinks {
+                        let _ = s.close().await;
+                    }
+                    match r {
+                        Ok(true) => return Ok(()),
+                        Ok(false) => "venue asked us to reconnect".to_string(),
+                        Err(e) => e.to_string(),
+                    }
+                }
+                Some(Err(e)) => e.to_string(),
+            };
+            self.out.clear();
+            self.status(VenueState::Down, reason);
+            // Down: keep answering commands until the next attempt.
+            let until = tokio::time::Instant::now() + backoff;
+            backoff = (backoff * 2).min(self.config.reconnect_max);
+            loop {
+                self.reject_pending();
+                self.doorbell.prepare_sleep();
+                if !self.inputs.is_empty() {
+                    self.doorbell.cancel_sleep();
+                    continue;
+                }
+                tokio::select! {
+                    g = bell.readable() => {
+                        if let Ok(mut g) = g { g.clear_ready(); }
+                        let _ = self.doorbell.drain();
+                    }
+                    _ = tokio::time::sleep_until(until) => { self.doorbell.cancel_sleep(); break; }
+                    _ = shutdown.notified() => return Ok(()),
+                }
+            }
+        }
+    }
+
+    /// Answers every queued command with a venue-down rejection.
+    fn reject_pending(&mut self) {
+        let text = format!("{} is not connected", self.venue());
+        while let Some(cmd) = self.inputs.pop() {
+            self.events.push(match cmd {
+                Command::Place(o) => VenueEvent::Rejected {
+                    client_id: o.client_id,
+                    reason: Reason::VenueDown,
+                    code: 0,
+                    text: text.clone(),
+                },
+                Command::Cancel { orig, .. } => VenueEvent::CancelRejected {
+                    client_id: orig,
+                    reason: Reason::VenueDown,
+                    code: 0,
+                    text: text.clone(),
+                },
+            });
+        }
+        self.output.push_all(&mut self.events);
+    }
+
+    /// The connected loop. `Ok(true)` = shutdown, `Ok(false)` = the adapter
+    /// asked for a fresh connection.
+    async fn pump(
+        &mut self,
+        sinks: &mut Sinks,
+        streams: &mut Streams,
+        bell: &AsyncFd<OwnedFd>,
+        shutdown: &tokio::sync::Notify,
+    ) -> Result<bool, SessionError> {
+        loop {
+            let now = self.now();
+            while let Some(cmd) = self.inputs.pop() {
+                if let Err(e) = self.protocol.submit(&cmd, now, &mut self.out) {
+                    self.events.push(refusal(&cmd, e.to_string()));
+                }
+            }
+            self.send_out(sinks).await?;
+            self.output.push_all(&mut self.events);
+            if self.wants_reconnect() {
+                return Ok(false);
+            }
+
+            let spin = self.config.wait == WaitStrategy::Spin;
+            if !spin {
+                self.doorbell.prepare_sleep();
+                if !self.inputs.is_empty() || !self.output.overflow.is_empty() {
+                    self.doorbell.cancel_sleep();
+                    self.output.flush();
+                    tokio::task::yield_now().await;
+                    continue;
+                }
+            }
+            let timer = self
+                .protocol
+                .next_timer()
+                .map(|t| Duration::from_nanos(t.saturating_sub(now.mono_ns)))
+                .unwrap_or(Duration::from_secs(1));
+            tokio::select! {
+                biased;
+                item = streams.next() => {
+                    self.doorbell.cancel_sleep();
+                    match item {
+                        Some((conn, Some(Ok(msg)))) => self.on_message(conn, msg)?,
+                        Some((conn, Some(Err(e)))) => return Err(SessionError::Closed(conn, e.to_string())),
+                        Some((conn, None)) => return Err(SessionError::Closed(conn, "end of stream".into())),
+                        None => return Err(SessionError::Closed(0, "no connections".into())),
+                    }
+                }
+                g = bell.readable(), if !spin => {
+                    if let Ok(mut g) = g { g.clear_ready(); }
+                    let _ = self.doorbell.drain();
+                }
+                _ = tokio::task::yield_now(), if spin => {}
+                _ = tokio::time::sleep(timer) => {
+                    self.doorbell.cancel_sleep();
+                    let now = self.now();
+                    self.protocol.on_timer(now, &mut self.events, &mut self.out);
+                }
+                _ = shutdown.notified() => return Ok(true),
+            }
+        }
+    }
+
+    fn on_message(&mut self, conn: usize, msg: Message) -> Result<(), SessionError> {
+        let mut bytes = match msg {
+            Message::Text(t) => Vec::from(t.as_bytes()),
+            Message::Close(frame) => {
+                let why = frame.map(|f| f.reason.to_string()).unwrap_or_default();
+                return Err(SessionError::Closed(conn, format!("closed by venue {why}")));
+            }
+            // Pings are answered by tungstenite; binary frames are not
+            // part of the JSON APIs we speak.
+            _ => return Ok(()),
+        };
+        let now = self.now();
+        if let Err(e) =
+            self.protocol
+                .on_frame(conn, &mut bytes, now, &mut self.events, &mut self.out)
+        {
+            // A frame we cannot read is reported, and harms nothing else.
+            self.events.push(VenueEvent::Status {
+                venue: self.venue(),
+                state: VenueState::Up,
+                text: e.to_string(),
+            });
+        }
+        Ok(())
+    }
+
+    fn wants_reconnect(&self) -> bool {
+        self.protocol.wants_reconnect()
+    }
+
+    async fn send_out(&mut self, sinks: &mut Sinks) -> Result<(), SessionError> {
+        if self.out.is_empty() {
+            return Ok(());
+        }
+        let mut touched = [false; 8];
+        for o in self.out.drain(..) {
+            let sink = sinks
+                .get_mut(o.conn)
+                .ok_or_else(|| SessionError::Closed(o.conn, "no such connection".into()))?;
+            sink.feed(Message::text(o.text))
+                .await
+                .map_err(|e| SessionError::Closed(o.conn, e.to_string()))?;
+            if let Some(t) = touched.get_mut(o.conn) {
+                *t = true;
+            }
+        }
+        for (i, sink) in sinks.iter_mut().enumerate() {
+            if touched.get(i).copied().unwrap_or(true) {
+                sink.flush()
+                    .await
+                    .map_err(|e| SessionError::Closed(i, e.to_string()))?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The command a failed `submit` answers: the strategy hears why.
+fn refusal(cmd: &Command, text: String) -> VenueEvent {
+    match *cmd {
+        Command::Place(o) => VenueEvent::Rejected {
+            client_id: o.client_id,
+            reason: Reason::VenueRejected,
+            code: 0,
+            text,
+        },
+        Command::Cancel { orig, .. } => VenueEvent::CancelRejected {
+            client_id: orig,
+            reason: Reason::VenueRejected,
+            code: 0,
+            text,
+        },
+    }
+}
+
+async fn connect_all(
+    specs: &[ConnSpec],
+    tls: Option<&Arc<rustls::ClientConfig>>,
+) -> Result<(Sinks, Streams), SessionError> {
+    let mut sinks = Vec::with_capacity(specs.len());
+    let mut streams = SelectAll::new();
+    for (i, spec) in specs.iter().enumerate() {
+        let ws = connect(&spec.url, tls).await?;
+        let (sink, stream) = ws.split();
+        sinks.push(sink);
+        // Tag each frame with its connection; `None` marks end of stream.
+        let tagged = stream
+            .map(move |m| (i, Some(m)))
+            .chain(futures_util::stream::once(async move { (i, None) }));
+        streams.push(tagged.boxed());
+    }
+    Ok((sinks, streams))
+}
+
+/// Opens one WebSocket: TCP, TLS for `wss://`, then the upgrade.
+pub async fn connect(
+    url: &str,
+    tls: Option<&Arc<rustls::ClientConfig>>,
+) -> Result<Ws, SessionError> {
+    let bad = |why: &str| SessionError::BadUrl(url.to_owned(), why.to_owned());
+    let (secure, rest) = if let Some(r) = url.strip_prefix("wss://") {
+        (true, r)
+    } else if let Some(r) = url.strip_prefix("ws://") {
+        (false, r)
+    } else {
+        return Err(bad("expected ws:// or wss://"));
+    };
+    let authority = rest.split('/').next().unwrap_or_default();
+    let (host, port) = match authority.rsplit_once(':') {
+        Some((h, p)) if !h.ends_with(']') || authority.starts_with('[') => (
+            h.trim_start_matches('[').trim_end_matches(']'),
+            p.parse::<u16>().map_err(|_| bad("bad port"))?,
+        ),
+        _ => (authority, if secure { 443 } else { 80 }),
+    };
+    if host.is_empty() {
+        return Err(bad("no host"));
+    }
+    let err = |e: Box<dyn std::error::Error + Send + Sync>| SessionError::Connect {
+        url: url.to_owned(),
+        source: e,
+    };
+    let tcp = tokio::time::timeout(Duration::from_secs(10), TcpStream::connect((host, port)))
+        .await
+        .map_err(|e| err(e.into()))?
+        .map_err(|e| err(e.into()))?;
+    tcp.set_nodelay(true).map_err(|e| err(e.into()))?;
+    let io: Box<dyn Io> = if secure {
+        let tls = tls.ok_or_else(|| SessionError::NoTls(url.to_owned()))?;
+        let name = rustls_pki_types::ServerName::try_from(host.to_owned())
+            .map_err(|_| bad("bad TLS server name"))?;
+        let stream = tokio_rustls::TlsConnector::from(tls.clone())
+            .connect(name, tcp)
+            .await
+            .map_err(|e| err(e.into()))?;
+        Box::new(stream)
+    } else {
+        Box::new(tcp)
+    };
+    let (ws, _resp) = tokio::time::timeout(
+        Duration::from_secs(10),
+        tokio_tungstenite::client_async(url, io),
+    )
+    .await
+    .map_err(|e| err(e.into()))?
+    .map_err(|e| err(e.into()))?;
+    Ok(ws)
+}
