@@ -84,7 +84,7 @@ const SPINS_PER_YIELD: u32 = 1 << 12;
 impl Backoff {
     fn snooze(&mut self) {
         self.0 += 1;
-        if self.0 % SPINS_PER_YIELD == 0 {
+        if self.0.is_multiple_of(SPINS_PER_YIELD) {
             thread::yield_now();
         } else {
             spin_loop();

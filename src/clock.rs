@@ -125,6 +125,15 @@ impl Default for VenueClock {
     }
 }
 
+/// The local wall clock in Unix milliseconds: read only at the I/O edges
+/// (drivers pass it to the logic as `now`).
+pub fn system_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -190,13 +199,4 @@ mod tests {
         c.observe(1000, 0, 1000);
         assert_eq!(c.timestamp_ms(5), 0);
     }
-}
-
-/// The local wall clock in Unix milliseconds: read only at the I/O edges
-/// (drivers pass it to the logic as `now`).
-pub fn system_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
 }

@@ -31,6 +31,7 @@ pub struct Instrument {
 impl Instrument {
     /// Builds an instrument from the venue's decimal strings (tick size,
     /// step size, min qty, min notional), taking the scales from the steps.
+    #[allow(clippy::too_many_arguments)] // one per venue filter field; named at every call site
     pub fn from_strings(
         id: InstrumentId,
         venue: VenueId,
