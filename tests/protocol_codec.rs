@@ -441,7 +441,7 @@ fn vector_messages() -> Vec<(&'static str, Any)> {
                     tick: 1,
                     lot: 1,
                     min_qty: 1,
-                    min_notional: 500_000,
+                    min_notional: 50_000_000,
                     symbol: "BTCUSDT".into(),
                 }),
             ),

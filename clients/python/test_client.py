@@ -35,7 +35,7 @@ def vector_messages():
         ("HelloAck", Message("HelloAck", version=1, strategy_id=3, next_seq=18, instrument_count=1)),
         ("InstrumentInfo", Message("InstrumentInfo", instrument_id=7, venue=1, category=1,
                                    price_scale=2, qty_scale=5, tick=1, lot=1, min_qty=1,
-                                   min_notional=500_000, symbol="BTCUSDT")),
+                                   min_notional=50_000_000, symbol="BTCUSDT")),
         ("Accepted", Message("Accepted", seq=18, order_id=42, venue_order_id="28457")),
         ("Rejected", Message("Rejected", seq=19, order_id=43, reason=Reason.PRICE_NOT_ON_TICK,
                              text="price 52000.005")),
