@@ -6,6 +6,7 @@
 #![deny(clippy::undocumented_unsafe_blocks)]
 
 pub mod affinity;
+pub mod client;
 pub mod clock;
 pub mod config;
 pub mod decimal;
