@@ -8,5 +8,6 @@
 pub mod decimal;
 pub mod ids;
 pub mod instrument;
+pub mod lifecycle;
 pub mod protocol;
 pub mod venue;
