@@ -6,6 +6,7 @@
 #![deny(clippy::undocumented_unsafe_blocks)]
 
 pub mod decimal;
+pub mod gateway;
 pub mod ids;
 pub mod instrument;
 pub mod lifecycle;
