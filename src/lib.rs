@@ -13,6 +13,7 @@ pub mod decimal;
 pub mod doorbell;
 pub mod ids;
 pub mod instrument;
+pub mod lifecycle;
 pub mod protocol;
 pub mod ring;
 pub mod secret;
@@ -27,5 +28,7 @@ pub mod venue;
 pub mod app;
 #[cfg(not(feature = "loom"))]
 pub mod demo;
+#[cfg(not(feature = "loom"))]
+pub mod gateway;
 #[cfg(not(feature = "loom"))]
 pub mod session;
