@@ -32,3 +32,5 @@ pub mod demo;
 pub mod gateway;
 #[cfg(not(feature = "loom"))]
 pub mod session;
+#[cfg(not(feature = "loom"))]
+pub mod sim;
