@@ -1,3 +1,12 @@
 //! Binance Spot over its WebSocket API.
 
+mod adapter;
+pub mod exec;
+pub mod parse;
+mod requests;
 pub mod sign;
+
+pub use adapter::{
+    method_cost, reason_for, BinanceSpot, BinanceSpotConfig, BinanceStats, TimeSample,
+    CLOCK_SYNC_INTERVAL_NS, FILL_MEMORY,
+};
