@@ -1,0 +1,366 @@
+//! Config loading: every refusal names the key and the line.
+
+use std::os::unix::fs::PermissionsExt;
+use std::process::Command;
+
+use ordergate::config::{Config, ConfigError, Layout, WaitStrategy};
+use ordergate::ids::VenueId;
+use ordergate::instrument::Category;
+
+/// A valid config; tests derive broken ones by replacing one line.
+const BASE: &str = r#"state_dir = "/tmp/ordergate-test-state"
+socket = "/tmp/ordergate-test.sock"
+layout = "single"
+wait = "park"
+
+[[venue]]
+id = "binance-spot"
+preset = "testnet"
+api_key = { env = "OG_TEST_KEY" }
+api_secret = { env = "OG_TEST_SECRET" }
+
+[[strategy]]
+id = 1
+name = "alpha"
+
+[[instrument]]
+id = 1
+venue = "binance-spot"
+symbol = "BTCUSDT"
+category = "spot"
+tick = "0.01"
+lot = "0.00001"
+min_qty = "0.00001"
+min_notional = "5"
+"#;
+
+/// `BASE` with the line starting `from` replaced by `to`.
+fn with(from: &str, to: &str) -> String {
+    let mut found = false;
+    let text: String = BASE
+        .lines()
+        .map(|l| {
+            if !found && l.starts_with(from) {
+                found = true;
+                format!("{to}\n")
+            } else {
+                format!("{l}\n")
+            }
+        })
+        .collect();
+    assert!(found, "no line starts with {from:?}");
+    text
+}
+
+fn line_of(text: &str, needle: &str) -> usize {
+    text.lines().position(|l| l.starts_with(needle)).unwrap() + 1
+}
+
+/// Loads `text`, expects an error at the line starting with `line_start`,
+/// and returns its message.
+fn error_at(text: &str, line_start: &str) -> String {
+    let err = Config::from_str(text, "test.toml").expect_err("config should be refused");
+    let msg = err.to_string();
+    let line = line_of(text, line_start);
+    assert_eq!(err.line(), Some(line), "{msg}");
+    assert!(msg.starts_with(&format!("test.toml:{line}: ")), "{msg}");
+    msg
+}
+
+#[test]
+fn base_config_loads_with_typed_values() {
+    let c = Config::from_str(BASE, "test.toml").unwrap();
+    assert_eq!(c.layout, Layout::Single);
+    assert_eq!(c.wait, WaitStrategy::Park);
+    assert_eq!(c.cores, None);
+    assert_eq!(c.rings.command_capacity, 1024);
+    assert_eq!(c.rings.event_capacity, 8192);
+    assert_eq!(c.gateway.max_outbound_bytes, 1 << 20);
+    assert_eq!(c.venues.len(), 1);
+    assert_eq!(c.venues[0].id, VenueId::BinanceSpot);
+    assert_eq!(c.venues[0].recv_window_ms, 5000);
+    assert_eq!(c.strategies[0].name, "alpha");
+    let i = &c.instruments[0];
+    assert_eq!(
+        (i.id, i.venue, i.category),
+        (1, VenueId::BinanceSpot, Category::Spot)
+    );
+    assert_eq!((i.price_scale, i.qty_scale), (2, 5));
+    assert_eq!((i.tick, i.lot, i.min_qty), (1, 1, 1));
+    assert_eq!(i.min_notional, 5_0000000);
+}
+
+#[test]
+fn example_config_is_valid() {
+    let c = Config::load(std::path::Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/examples/ordergate.toml"
+    )))
+    .unwrap();
+    assert_eq!(c.venues[0].ws_url, "wss://ws-api.binance.com:443/ws-api/v3");
+}
+
+#[test]
+fn misspelled_key_names_key_line_and_table() {
+    let text = with("tick", "tcik = \"0.01\"");
+    let msg = error_at(&text, "tcik");
+    assert!(
+        msg.contains("unknown key `tcik` in [[instrument]]"),
+        "{msg}"
+    );
+    assert!(msg.contains("expected one of: id, venue, symbol"), "{msg}");
+}
+
+#[test]
+fn wrong_type_names_the_key() {
+    let text = with("id = 1", "id = \"one\"");
+    let msg = error_at(&text, "id = \"one\"");
+    assert!(msg.contains("`id` in [[strategy]]"), "{msg}");
+    assert!(msg.contains("invalid type"), "{msg}");
+}
+
+#[test]
+fn float_decimal_is_refused() {
+    let text = with("tick", "tick = 0.01");
+    let msg = error_at(&text, "tick");
+    assert!(msg.contains("write decimals as strings"), "{msg}");
+}
+
+#[test]
+fn missing_key_points_at_its_table() {
+    let text = with("symbol", "");
+    let msg = error_at(&text, "[[instrument]]");
+    assert!(
+        msg.contains("missing key `symbol` in [[instrument]]"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn duplicate_instrument_id() {
+    let second = "\n[[instrument]]\nid = 1\nvenue = \"binance-spot\"\nsymbol = \"ETHUSDT\"\ncategory = \"spot\"\ntick = \"0.01\"\nlot = \"0.0001\"\nmin_qty = \"0.0001\"\nmin_notional = \"5\"\n";
+    let text = format!("{BASE}{second}");
+    let err = Config::from_str(&text, "test.toml").unwrap_err();
+    let msg = err.to_string();
+    // The second `id = 1` under [[instrument]]: the last such line.
+    let lines: Vec<&str> = text.lines().collect();
+    let line = lines.iter().rposition(|l| *l == "id = 1").unwrap() + 1;
+    assert_eq!(err.line(), Some(line), "{msg}");
+    let first = line_of(&text, "[[instrument]]") + 1;
+    assert!(msg.contains("instrument id 1 is used twice"), "{msg}");
+    assert!(msg.contains(&format!("first at line {first}")), "{msg}");
+}
+
+#[test]
+fn instrument_on_unconfigured_venue() {
+    let text = with("venue = ", "venue = \"bybit-spot\"");
+    let msg = error_at(&text, "venue = ");
+    assert!(msg.contains("bybit-spot has no [[venue]] table"), "{msg}");
+}
+
+#[test]
+fn unknown_venue_id() {
+    let text = with("id = \"binance-spot\"", "id = \"kraken\"");
+    let msg = error_at(&text, "id = \"kraken\"");
+    assert!(msg.contains("unknown venue \"kraken\""), "{msg}");
+}
+
+#[test]
+fn unknown_preset() {
+    let text = with("preset", "preset = \"devnet\"");
+    let msg = error_at(&text, "preset");
+    assert!(msg.contains("unknown variant `devnet`"), "{msg}");
+}
+
+#[test]
+fn bad_decimal() {
+    let text = with("lot", "lot = \"0.0x1\"");
+    let msg = error_at(&text, "lot");
+    assert!(msg.contains("`lot` \"0.0x1\""), "{msg}");
+    assert!(msg.contains("invalid character 'x'"), "{msg}");
+
+    let text = with("min_qty", "min_qty = \"0.000001\"");
+    let msg = error_at(&text, "min_qty");
+    assert!(msg.contains("min_qty"), "{msg}");
+
+    let text = with("tick", "tick = \"0\"");
+    let msg = error_at(&text, "tick");
+    assert!(msg.contains("must be positive"), "{msg}");
+}
+
+#[test]
+fn category_must_match_venue() {
+    let text = with("category", "category = \"linear\"");
+    let msg = error_at(&text, "category");
+    assert!(msg.contains("does not match venue binance-spot"), "{msg}");
+}
+
+#[test]
+fn plain_http_only_to_loopback() {
+    let text = with(
+        "preset",
+        "ws_url = \"ws://ws.example.com/ws\"\nrest_url = \"https://api.example.com\"",
+    );
+    let msg = error_at(&text, "ws_url");
+    assert!(msg.contains("only to loopback hosts"), "{msg}");
+
+    let text = with(
+        "preset",
+        "ws_url = \"wss://ws.example.com/ws\"\nrest_url = \"http://api.example.com\"",
+    );
+    let msg = error_at(&text, "rest_url");
+    assert!(msg.contains("only to loopback hosts"), "{msg}");
+
+    for host in ["127.0.0.1:9001", "localhost:9001", "[::1]:9001"] {
+        let text = with(
+            "preset",
+            &format!("ws_url = \"ws://{host}/ws\"\nrest_url = \"http://{host}\""),
+        );
+        let c = Config::from_str(&text, "test.toml").unwrap();
+        assert_eq!(c.venues[0].ws_url, format!("ws://{host}/ws"));
+    }
+}
+
+#[test]
+fn preset_fills_urls_and_explicit_urls_override() {
+    let c = Config::from_str(BASE, "test.toml").unwrap();
+    assert_eq!(
+        c.venues[0].ws_url,
+        "wss://ws-api.testnet.binance.vision/ws-api/v3"
+    );
+    assert_eq!(c.venues[0].rest_url, "https://testnet.binance.vision");
+
+    let text = with(
+        "preset",
+        "preset = \"mainnet\"\nws_url = \"ws://127.0.0.1:9001/ws-api/v3\"",
+    );
+    let c = Config::from_str(&text, "test.toml").unwrap();
+    assert_eq!(c.venues[0].ws_url, "ws://127.0.0.1:9001/ws-api/v3");
+    assert_eq!(c.venues[0].rest_url, "https://api.binance.com");
+
+    let text = with("preset", "");
+    let msg = error_at(&text, "[[venue]]");
+    assert!(msg.contains("missing key `ws_url`"), "{msg}");
+}
+
+#[test]
+fn socket_path_too_long() {
+    let long = format!("/tmp/{}.sock", "s".repeat(110));
+    let text = with("socket", &format!("socket = \"{long}\""));
+    let msg = error_at(&text, "socket");
+    assert!(msg.contains("limited to 107"), "{msg}");
+}
+
+#[test]
+fn pinned_layout_needs_cores() {
+    let text = with("layout", "layout = \"pinned\"");
+    let msg = error_at(&text, "layout");
+    assert!(msg.contains("[cores]"), "{msg}");
+
+    let text = with(
+        "wait",
+        "wait = \"spin\"\n[cores]\ngateway = 2\nsessions = [3]",
+    )
+    .replace("layout = \"single\"", "layout = \"pinned\"");
+    let c = Config::from_str(&text, "test.toml").unwrap();
+    assert_eq!(c.layout, Layout::Pinned);
+    assert_eq!(c.wait, WaitStrategy::Spin);
+    assert_eq!(c.cores.as_ref().unwrap().sessions, vec![3]);
+
+    let text = text.replace("sessions = [3]", "sessions = [2]");
+    let msg = error_at(&text, "sessions");
+    assert!(msg.contains("core 2 is used twice"), "{msg}");
+}
+
+#[test]
+fn inline_secret_is_refused_without_echo() {
+    let text = with("api_key", "api_key = \"my-real-key\"");
+    let msg = error_at(&text, "api_key");
+    assert!(!msg.contains("my-real-key"), "{msg}");
+    assert!(msg.contains("never written in the config"), "{msg}");
+}
+
+fn config_with_secret_file(mode: u32) -> (tempfile::TempDir, Config) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("secret");
+    std::fs::write(&path, "s3cr3t\n").unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+    let text = with(
+        "api_secret",
+        &format!("api_secret = {{ file = \"{}\" }}", path.display()),
+    );
+    (dir, Config::from_str(&text, "test.toml").unwrap())
+}
+
+#[test]
+fn secret_file_readable_by_others_is_refused() {
+    let (_dir, c) = config_with_secret_file(0o644);
+    let err = c.venues[0].api_secret.resolve().unwrap_err();
+    let msg = err.to_string();
+    let line = line_of(BASE, "api_secret");
+    assert!(msg.starts_with(&format!("test.toml:{line}: ")), "{msg}");
+    assert!(msg.contains("mode 0644"), "{msg}");
+    assert!(msg.contains("chmod 600"), "{msg}");
+}
+
+#[test]
+fn secret_file_with_0600_is_read_without_its_newline() {
+    let (_dir, c) = config_with_secret_file(0o600);
+    let secret = c.venues[0].api_secret.resolve().unwrap();
+    assert_eq!(secret.expose(), b"s3cr3t");
+    assert_eq!(format!("{secret:?}"), "[redacted]");
+}
+
+#[test]
+fn missing_env_secret_names_variable_and_line() {
+    let text = with(
+        "api_key",
+        "api_key = { env = \"OG_TEST_SURELY_UNSET_VARIABLE\" }",
+    );
+    let c = Config::from_str(&text, "test.toml").unwrap();
+    let err = c.venues[0].credentials().unwrap_err();
+    let msg = err.to_string();
+    let line = line_of(&text, "api_key");
+    assert_eq!(err.line(), Some(line), "{msg}");
+    assert!(msg.contains("OG_TEST_SURELY_UNSET_VARIABLE"), "{msg}");
+    assert!(msg.contains("is not set"), "{msg}");
+}
+
+#[test]
+fn unreadable_file_is_a_read_error() {
+    let err = Config::load(std::path::Path::new("/nonexistent/ordergate.toml")).unwrap_err();
+    assert!(matches!(err, ConfigError::Read { .. }));
+    assert!(err.to_string().contains("/nonexistent/ordergate.toml"));
+}
+
+#[test]
+fn check_config_binary_reports_key_and_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bad.toml");
+    let text = with("tick", "tcik = \"0.01\"");
+    std::fs::write(&path, &text).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_ordergate"))
+        .arg("check-config")
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let line = line_of(&text, "tcik");
+    assert!(
+        stderr.contains(&format!("bad.toml:{line}: unknown key `tcik`")),
+        "{stderr}"
+    );
+
+    let good = dir.path().join("good.toml");
+    std::fs::write(&good, BASE).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_ordergate"))
+        .arg("check-config")
+        .arg(&good)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("BTCUSDT"), "{stdout}");
+    assert!(stdout.contains("price scale 2"), "{stdout}");
+}

@@ -1,0 +1,145 @@
+//! The state directory: one instance at a time, epochs that only go up,
+//! and socket files removed only under the lock.
+
+use std::os::unix::net::UnixListener;
+use std::path::Path;
+
+use ordergate::state::{check_socket_path, LockHolder, StateDir, StateError, MAX_SOCKET_PATH};
+
+#[test]
+fn second_open_is_locked_until_the_first_is_dropped() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = StateDir::open(dir.path()).unwrap();
+    match StateDir::open(dir.path()) {
+        Err(StateError::Locked { path, holder }) => {
+            assert_eq!(path, dir.path().join("ordergate.lock"));
+            assert_eq!(holder, LockHolder(Some(std::process::id())));
+        }
+        other => panic!("expected Locked, got {other:?}"),
+    }
+    let msg = StateDir::open(dir.path()).unwrap_err().to_string();
+    assert!(msg.contains("ordergate.lock"), "{msg}");
+    assert!(
+        msg.contains(&format!("pid {}", std::process::id())),
+        "{msg}"
+    );
+    drop(first);
+    StateDir::open(dir.path()).unwrap();
+}
+
+#[test]
+fn open_creates_the_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let nested = dir.path().join("a/b/state");
+    let state = StateDir::open(&nested).unwrap();
+    assert_eq!(state.path(), nested);
+    assert!(nested.join("ordergate.lock").exists());
+}
+
+#[test]
+fn epoch_strictly_increases_across_restarts() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut last = 0;
+    for _ in 0..5 {
+        // Each iteration is one sidecar lifetime.
+        let mut state = StateDir::open(dir.path()).unwrap();
+        assert_eq!(state.epoch(), None);
+        let epoch = state.bump_epoch().unwrap();
+        assert!(epoch > last);
+        assert_eq!(state.epoch(), Some(epoch));
+        last = epoch;
+    }
+    assert_eq!(last, 5);
+    let stored = std::fs::read_to_string(dir.path().join("epoch")).unwrap();
+    assert_eq!(stored, "5\n");
+    assert!(!dir.path().join("epoch.tmp").exists());
+}
+
+#[test]
+fn corrupt_epoch_is_an_error_not_a_reset() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("epoch"), "12x\n").unwrap();
+    let mut state = StateDir::open(dir.path()).unwrap();
+    let err = state.bump_epoch().unwrap_err();
+    assert!(matches!(err, StateError::CorruptEpoch { .. }), "{err:?}");
+    assert!(err.to_string().contains("epoch"), "{err}");
+    // Untouched, for the operator to look at.
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("epoch")).unwrap(),
+        "12x\n"
+    );
+
+    std::fs::write(dir.path().join("epoch"), format!("{}\n", u32::MAX)).unwrap();
+    assert!(matches!(
+        state.bump_epoch(),
+        Err(StateError::EpochExhausted(_))
+    ));
+}
+
+#[test]
+fn stale_socket_is_removed_under_the_lock() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = StateDir::open(&dir.path().join("state")).unwrap();
+    let sock = dir.path().join("og.sock");
+    // A socket file nobody listens on any more: what a crashed run leaves.
+    drop(UnixListener::bind(&sock).unwrap());
+    assert!(sock.exists());
+    state.prepare_socket(&sock).unwrap();
+    assert!(!sock.exists());
+    UnixListener::bind(&sock).unwrap();
+}
+
+#[test]
+fn live_socket_and_other_files_are_left_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = StateDir::open(&dir.path().join("state")).unwrap();
+
+    let live = dir.path().join("live.sock");
+    let _listener = UnixListener::bind(&live).unwrap();
+    assert!(matches!(
+        state.prepare_socket(&live),
+        Err(StateError::SocketInUse(_))
+    ));
+    assert!(live.exists());
+
+    let file = dir.path().join("notes.txt");
+    std::fs::write(&file, "keep me").unwrap();
+    assert!(matches!(
+        state.prepare_socket(&file),
+        Err(StateError::NotASocket(_))
+    ));
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), "keep me");
+}
+
+#[test]
+fn prepare_socket_creates_the_parent_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = StateDir::open(&dir.path().join("state")).unwrap();
+    let sock = dir.path().join("run/og.sock");
+    state.prepare_socket(&sock).unwrap();
+    UnixListener::bind(&sock).unwrap();
+}
+
+#[test]
+fn socket_path_limits() {
+    let ok = format!("/{}", "a".repeat(MAX_SOCKET_PATH - 1));
+    check_socket_path(Path::new(&ok)).unwrap();
+    let long = format!("/{}", "a".repeat(MAX_SOCKET_PATH));
+    match check_socket_path(Path::new(&long)) {
+        Err(StateError::SocketPathTooLong { len, .. }) => assert_eq!(len, MAX_SOCKET_PATH + 1),
+        other => panic!("expected SocketPathTooLong, got {other:?}"),
+    }
+    for abstract_name in ["@ordergate", "\0ordergate", ""] {
+        assert!(matches!(
+            check_socket_path(Path::new(abstract_name)),
+            Err(StateError::SocketPathAbstract(_))
+        ));
+    }
+    // The same checks guard prepare_socket.
+    let dir = tempfile::tempdir().unwrap();
+    let state = StateDir::open(dir.path()).unwrap();
+    assert!(matches!(
+        state.prepare_socket(Path::new(&long)),
+        Err(StateError::SocketPathTooLong { .. })
+    ));
+}
