@@ -4,7 +4,8 @@
 //! the instrument table, send orders and cancels, and receive the
 //! sidecar's messages with or without blocking. One thread owns a
 //! `Client`; it is not a reconnecting client: after a disconnect, connect
-//! again and call [`Client::resend_from`] with `last_seq() + 1`.
+//! again and, if the new [`Client::next_seq`] is above the old client's
+//! `last_seq() + 1`, call [`Client::resend_from`] with `last_seq() + 1`.
 
 use std::io::{self, Write};
 use std::os::unix::net::UnixStream;
