@@ -774,3 +774,22 @@ fn full_queue_rejects_and_frees_nothing_twice() {
     }
     assert_eq!(gw.commands().len(), 1);
 }
+
+#[test]
+fn the_rust_client_trades_through_the_gateway() {
+    let gw = gateway();
+    let mut c = ordergate::client::Client::connect(&gw.path, "beta").unwrap();
+    assert_eq!((c.strategy_id(), c.next_seq()), (2, 1));
+    assert_eq!(c.instrument("BTCUSDT").map(|i| i.tick), Some(5));
+    let next = |c: &mut ordergate::client::Client| c.recv_timeout(TIMEOUT).unwrap().unwrap();
+    assert!(matches!(next(&mut c), (0, Outbound::VenueStatus { .. })));
+    c.new_order(&order(1)).unwrap();
+    gw.wait_commands(1);
+    gw.inject(fill(2, 1, 1, 1_000));
+    assert!(matches!(next(&mut c), (1, Outbound::Accepted { .. })));
+    match next(&mut c) {
+        (2, Outbound::Fill(f)) => assert_eq!((f.cum_qty, f.leaves_qty), (1_000, 0)),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(c.last_seq(), 2);
+}
