@@ -158,7 +158,14 @@ impl Core {
         }
         let msg = match decode_inbound(body) {
             Ok(m) => m,
-            Err(e) => return self.on_protocol_error(conn, &e, out),
+            Err(e) => {
+                self.on_protocol_error(conn, &e, out);
+                // A peer that cannot even say Hello is not a strategy.
+                if state == ConnState::AwaitingHello && !e.is_fatal() {
+                    self.close(conn, out);
+                }
+                return;
+            }
         };
         match (state, msg) {
             (

@@ -226,11 +226,7 @@ impl Driver {
                 }
                 self.core.on_frame(id, &self.frame, sink, &mut self.effects);
                 // The core may have asked to close this connection.
-                if self
-                    .effects
-                    .iter()
-                    .any(|e| *e == Effect::Close { conn: id })
-                {
+                if self.effects.contains(&Effect::Close { conn: id }) {
                     break;
                 }
             }
