@@ -176,8 +176,22 @@ impl<'de> serde::de::Visitor<'de> for SourceVisitor {
         let mut found: Option<SecretSource> = None;
         while let Some(key) = map.next_key::<String>()? {
             let source = match key.as_str() {
-                "env" => SecretSource::Env(map.next_value()?),
-                "file" => SecretSource::File(map.next_value()?),
+                "env" => {
+                    let name: String = map.next_value()?;
+                    if name.is_empty() || name.contains(['=', '\0']) {
+                        return Err(A::Error::custom(format!(
+                            "{name:?} is not an environment variable name"
+                        )));
+                    }
+                    SecretSource::Env(name)
+                }
+                "file" => {
+                    let path: PathBuf = map.next_value()?;
+                    if path.as_os_str().is_empty() {
+                        return Err(A::Error::custom("the secret file path is empty"));
+                    }
+                    SecretSource::File(path)
+                }
                 other => return Err(A::Error::unknown_field(other, SOURCE_KEYS)),
             };
             if found.is_some() {
@@ -218,5 +232,7 @@ mod tests {
         assert_eq!(ok.key, SecretSource::Env("X".into()));
         let both = toml::from_str::<Holder>("key = { env = \"X\", file = \"/y\" }");
         assert!(both.unwrap_err().message().contains("exactly one"));
+        let bad = toml::from_str::<Holder>("key = { env = \"\" }").unwrap_err();
+        assert!(bad.message().contains("not an environment variable name"));
     }
 }

@@ -364,3 +364,27 @@ fn check_config_binary_reports_key_and_line() {
     assert!(stdout.contains("BTCUSDT"), "{stdout}");
     assert!(stdout.contains("price scale 2"), "{stdout}");
 }
+
+#[test]
+fn check_config_reads_secrets_only_when_asked() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("c.toml");
+    std::fs::write(&path, BASE).unwrap();
+    let check = |extra: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_ordergate"))
+            .arg("check-config")
+            .args(extra)
+            .arg(&path)
+            .env_remove("OG_TEST_KEY")
+            .env("OG_TEST_SECRET", "s")
+            .output()
+            .unwrap()
+    };
+    assert!(check(&[]).status.success());
+    let out = check(&["--secrets"]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let line = line_of(BASE, "api_key");
+    assert!(stderr.contains(&format!("c.toml:{line}: ")), "{stderr}");
+    assert!(stderr.contains("OG_TEST_KEY is not set"), "{stderr}");
+}

@@ -143,3 +143,56 @@ fn socket_path_limits() {
         Err(StateError::SocketPathTooLong { .. })
     ));
 }
+
+#[test]
+fn run_refuses_a_locked_state_dir() {
+    let dir = tempfile::tempdir().unwrap();
+    let state_dir = dir.path().join("state");
+    let held = StateDir::open(&state_dir).unwrap();
+    let config = dir.path().join("og.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"state_dir = "{}"
+socket = "{}"
+[[venue]]
+id = "binance-spot"
+ws_url = "ws://127.0.0.1:9/ws-api/v3"
+rest_url = "http://127.0.0.1:9"
+api_key = {{ env = "OG_TEST_KEY" }}
+api_secret = {{ env = "OG_TEST_SECRET" }}
+[[strategy]]
+id = 1
+name = "alpha"
+[[instrument]]
+id = 1
+venue = "binance-spot"
+symbol = "BTCUSDT"
+category = "spot"
+tick = "0.01"
+lot = "0.00001"
+min_qty = "0.00001"
+min_notional = "5"
+"#,
+            state_dir.display(),
+            dir.path().join("og.sock").display()
+        ),
+    )
+    .unwrap();
+    // Fails at the lock, before anything that could run for long.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ordergate"))
+        .args(["run", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("ordergate.lock is locked"), "{stderr}");
+    assert!(
+        stderr.contains(&format!("pid {}", std::process::id())),
+        "{stderr}"
+    );
+    // Nothing was bumped by the refused instance.
+    assert!(!state_dir.join("epoch").exists());
+    drop(held);
+}
