@@ -42,25 +42,7 @@ impl Layout {
     }
 }
 
-/// How an idle consumer waits for its rings.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum WaitStrategy {
-    /// Sleep on an eventfd doorbell.
-    #[default]
-    Park,
-    /// Busy-poll: lowest latency, burns its core.
-    Spin,
-}
-
-impl WaitStrategy {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            WaitStrategy::Park => "park",
-            WaitStrategy::Spin => "spin",
-        }
-    }
-}
+pub use crate::doorbell::WaitStrategy;
 
 pub const DEFAULT_COMMAND_CAPACITY: usize = 1024;
 pub const DEFAULT_EVENT_CAPACITY: usize = 8192;

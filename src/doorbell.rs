@@ -46,6 +46,15 @@ pub enum WaitStrategy {
     Park,
 }
 
+impl WaitStrategy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WaitStrategy::Spin => "spin",
+            WaitStrategy::Park => "park",
+        }
+    }
+}
+
 /// The atomic half of the sleep handshake, free of any file descriptor so
 /// loom can model it.
 #[derive(Debug)]

@@ -209,7 +209,7 @@ impl Session {
     }
 
     /// Runs until `shutdown` is notified: connect, pump, reconnect.
-    pub async fn run(mut self, shutdown: Arc<tokio::sync::Notify>) -> Result<(), SessionError> {
+    pub async fn run(mut self, mut shutdown: tokio::sync::watch::Receiver<bool>) -> Result<(), SessionError> {
         let bell = crate::doorbell::register_async(self.doorbell.as_fd())?;
         let mut backoff = self.config.reconnect_min;
         loop {
@@ -217,7 +217,7 @@ impl Session {
             let specs = self.protocol.connections();
             let attempt = tokio::select! {
                 r = connect_all(&specs, self.config.tls.as_ref()) => Some(r),
-                _ = shutdown.notified() => None,
+                _ = crate::app::stopped(&mut shutdown) => None,
             };
             let reason = match attempt {
                 None => return Ok(()),
@@ -228,7 +228,7 @@ impl Session {
                         self.protocol.on_open(i, now, &mut self.out);
                     }
                     self.status(VenueState::Up, format!("connected to {}", specs[0].url));
-                    let r = self.pump(&mut sinks, &mut streams, &bell, &shutdown).await;
+                    let r = self.pump(&mut sinks, &mut streams, &bell, &mut shutdown).await;
                     let now = self.now();
                     for i in 0..specs.len() {
                         self.protocol.on_close(i, now, &mut self.events);
@@ -262,7 +262,7 @@ impl Session {
                         let _ = self.doorbell.drain();
                     }
                     _ = tokio::time::sleep_until(until) => { self.doorbell.cancel_sleep(); break; }
-                    _ = shutdown.notified() => return Ok(()),
+                    _ = crate::app::stopped(&mut shutdown) => return Ok(()),
                 }
             }
         }
@@ -297,7 +297,7 @@ impl Session {
         sinks: &mut Sinks,
         streams: &mut Streams,
         bell: &AsyncFd<OwnedFd>,
-        shutdown: &tokio::sync::Notify,
+        shutdown: &mut tokio::sync::watch::Receiver<bool>,
     ) -> Result<bool, SessionError> {
         loop {
             let now = self.now();
@@ -348,7 +348,7 @@ impl Session {
                     let now = self.now();
                     self.protocol.on_timer(now, &mut self.events, &mut self.out);
                 }
-                _ = shutdown.notified() => return Ok(true),
+                _ = crate::app::stopped(shutdown) => return Ok(true),
             }
         }
     }

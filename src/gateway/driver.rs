@@ -121,12 +121,14 @@ impl Driver {
 
     /// One step: wait up to `timeout` for readiness, accept, read and
     /// handle frames, take the venue events `source` has, write out.
+    /// Returns how many readiness events the poll delivered, so a caller
+    /// polling with a zero timeout knows when the poller is drained.
     pub fn run_once(
         &mut self,
         timeout: Option<Duration>,
         sink: &mut impl CommandSink,
         source: &mut impl EventSource,
-    ) -> io::Result<()> {
+    ) -> io::Result<usize> {
         match self.poll.poll(&mut self.events, timeout) {
             Ok(()) => {}
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -140,6 +142,7 @@ impl Driver {
                 (e.token(), e.is_readable() || closed, e.is_writable())
             })
             .collect();
+        let n = ready.len();
         for (token, readable, writable) in ready {
             match token {
                 LISTENER => self.accept()?,
@@ -160,7 +163,7 @@ impl Driver {
         }
         self.apply_effects();
         self.finish_writes(sink);
-        Ok(())
+        Ok(n)
     }
 
     fn accept(&mut self) -> io::Result<()> {
@@ -328,5 +331,13 @@ impl Driver {
 impl AsRawFd for Driver {
     fn as_raw_fd(&self) -> RawFd {
         self.poll.as_raw_fd()
+    }
+}
+
+/// The poller's own fd: readable when any gateway source is ready, so an
+/// async runtime can host the gateway (`layout = "single"`).
+impl std::os::fd::AsFd for Driver {
+    fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        self.poll.registry().as_fd()
     }
 }
