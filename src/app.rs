@@ -41,6 +41,8 @@ pub enum AppError {
     Tls(#[from] crate::tls::TlsError),
     #[error("the state directory has no epoch: bump it before starting")]
     NoEpoch,
+    #[error(transparent)]
+    State(#[from] crate::state::StateError),
     #[error("socket {path}: {source}")]
     Bind {
         path: String,
@@ -48,6 +50,15 @@ pub enum AppError {
     },
     #[error("a {0} thread panicked")]
     Panicked(&'static str),
+}
+
+/// Takes the instance lock, starts a new epoch (so client order ids of
+/// earlier runs can never be reused) and clears a stale socket file.
+pub fn open_state(config: &Config) -> Result<StateDir, AppError> {
+    let mut state = StateDir::open(&config.state_dir)?;
+    state.bump_epoch()?;
+    state.prepare_socket(&config.socket)?;
+    Ok(state)
 }
 
 /// Runs the sidecar until SIGINT or SIGTERM. `state` is held (and with it
@@ -271,9 +282,7 @@ fn adapter(
             let api_key = creds
                 .api_key
                 .expose_str()
-                .map_err(|_| {
-                    std::io::Error::other(format!("{}: api_key is not UTF-8", venue.id))
-                })?
+                .map_err(|_| std::io::Error::other(format!("{}: api_key is not UTF-8", venue.id)))?
                 .to_owned();
             Ok(Some(Box::new(BinanceSpot::new(BinanceSpotConfig {
                 ws_url: venue.ws_url.clone(),
@@ -456,9 +465,10 @@ fn spawn_pinned(
     shutdown: Arc<Shutdown>,
 ) -> Result<Vec<Role>, AppError> {
     // Config validation guarantees cores for the pinned layout.
-    let cores = config.cores.clone().ok_or_else(|| {
-        std::io::Error::other("layout = \"pinned\" needs a [cores] table")
-    })?;
+    let cores = config
+        .cores
+        .clone()
+        .ok_or_else(|| std::io::Error::other("layout = \"pinned\" needs a [cores] table"))?;
     let mut threads = Vec::new();
     for (i, s) in sessions.into_iter().enumerate() {
         let core = cores.sessions.get(i).copied();

@@ -138,10 +138,13 @@ pub fn format_fixed(mantissa: i128, scale: u8) -> String {
     s
 }
 
-/// Number of fractional digits in a step such as "0.00100000" (trailing
-/// zeros ignored): the scale an instrument with that tick or lot uses.
+/// The scale an instrument with this tick or lot uses: the number of
+/// fractional digits the step is *written* with, trailing zeros included.
+/// Binance writes `tickSize` "0.01000000", so its prices get 8 decimals and
+/// a price between two ticks (60000.005) is expressible, and refused by
+/// the gateway's tick check; a config that writes "0.01" gets 2.
 pub fn scale_of_step(step: &str) -> Result<u8, DecimalError> {
-    let d = WideDecimal::parse(step)?.normalized();
+    let d = WideDecimal::parse(step)?;
     Ok(d.scale)
 }
 
@@ -300,8 +303,9 @@ mod tests {
             Some(1)
         );
         assert_eq!(WideDecimal::parse("0.0015").unwrap().to_fixed(3), None);
-        assert_eq!(scale_of_step("0.00100000"), Ok(3));
-        assert_eq!(scale_of_step("1.00000000"), Ok(0));
+        assert_eq!(scale_of_step("0.00100000"), Ok(8));
+        assert_eq!(scale_of_step("0.001"), Ok(3));
+        assert_eq!(scale_of_step("1"), Ok(0));
     }
 
     #[test]

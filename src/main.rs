@@ -3,13 +3,11 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use anyhow::Context;
 use clap::{Parser, Subcommand};
 
 use ordergate::config::{Config, Layout};
 use ordergate::decimal::format_fixed;
 use ordergate::instrument::Category;
-use ordergate::state::StateDir;
 
 #[derive(Parser)]
 #[command(
@@ -38,6 +36,14 @@ enum Command {
         #[arg(long)]
         config: PathBuf,
     },
+    /// Run the built-in exchange simulator.
+    Sim(ordergate::sim::SimArgs),
+    /// Start the simulator, the sidecar and a demo strategy; send orders of
+    /// every kind; check them against the simulator's ledger; report.
+    Demo(ordergate::demo::DemoArgs),
+    /// The demo's strategy process (started by `demo`).
+    #[command(hide = true)]
+    DemoStrategy(ordergate::demo::StrategyArgs),
 }
 
 fn main() -> ExitCode {
@@ -45,6 +51,9 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::CheckConfig { file, secrets } => check_config(&file, secrets),
         Command::Run { config } => run(&config),
+        Command::Sim(args) => ordergate::sim::run_cli(args).map_err(Into::into),
+        Command::Demo(args) => ordergate::demo::run(args).map_err(Into::into),
+        Command::DemoStrategy(args) => ordergate::demo::run_strategy(args).map_err(Into::into),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -134,14 +143,11 @@ fn print_summary(c: &Config) {
 fn run(file: &Path) -> anyhow::Result<()> {
     let config = Config::load(file)?;
     ordergate::tls::install_crypto_provider()?;
-    let mut state = StateDir::open(&config.state_dir)?;
-    let epoch = state
-        .bump_epoch()
-        .context("cannot start a new epoch: client order ids would not be unique")?;
-    state.prepare_socket(&config.socket)?;
+    let state = ordergate::app::open_state(&config)?;
     eprintln!(
-        "ordergate: state {} locked, epoch {epoch}",
-        state.path().display()
+        "ordergate: state {} locked, epoch {}",
+        state.path().display(),
+        state.epoch().unwrap_or(0)
     );
     ordergate::app::run(config, state)?;
     Ok(())

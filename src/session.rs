@@ -209,7 +209,10 @@ impl Session {
     }
 
     /// Runs until `shutdown` is notified: connect, pump, reconnect.
-    pub async fn run(mut self, mut shutdown: tokio::sync::watch::Receiver<bool>) -> Result<(), SessionError> {
+    pub async fn run(
+        mut self,
+        mut shutdown: tokio::sync::watch::Receiver<bool>,
+    ) -> Result<(), SessionError> {
         let bell = crate::doorbell::register_async(self.doorbell.as_fd())?;
         let mut backoff = self.config.reconnect_min;
         loop {
@@ -228,7 +231,9 @@ impl Session {
                         self.protocol.on_open(i, now, &mut self.out);
                     }
                     self.status(VenueState::Up, format!("connected to {}", specs[0].url));
-                    let r = self.pump(&mut sinks, &mut streams, &bell, &mut shutdown).await;
+                    let r = self
+                        .pump(&mut sinks, &mut streams, &bell, &mut shutdown)
+                        .await;
                     let now = self.now();
                     for i in 0..specs.len() {
                         self.protocol.on_close(i, now, &mut self.events);

@@ -1,3 +1,646 @@
-//! `ordergate demo`: the whole path end to end, measured.
+//! `ordergate demo`: the whole path end to end, checked and measured.
+//!
+//! Starts the simulator, the sidecar and a demo strategy (child processes
+//! of this one, or all in this process with `--in-process`), sends a mix
+//! of every kind of order through Unix socket → ring → venue session →
+//! WebSocket → simulator → fills → lifecycle → strategy, compares every
+//! order's final state, executed quantity and quote quantity with the
+//! simulator's own record (read back over its REST API, as a strategy's
+//! operator would), and prints the counts and the order round-trip latency
+//! next to a floor measured in the same run.
 
 pub mod floor;
+pub mod rest;
+pub mod strategy;
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use hdrhistogram::Histogram;
+
+use crate::config::Config;
+use crate::decimal::WideDecimal;
+use crate::ids::{ClientId, OrderKey};
+use crate::protocol::{OrderState, Reason};
+use crate::sim::binance::engine::SymbolConfig;
+use crate::sim::binance::{FillModel, SimConfig, Simulator, DEMO_API_KEY, DEMO_API_SECRET};
+use strategy::{Kind, Outcome, StrategyReport};
+
+/// The instrument the demo trades, one of the simulator's default symbols.
+const SYMBOL: &str = "BTCUSDT";
+const STRATEGY_NAME: &str = "demo";
+const STRATEGY_ID: u32 = 1;
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct DemoArgs {
+    /// How many orders to send.
+    #[arg(long, default_value_t = 300)]
+    pub orders: usize,
+    /// Run simulator, sidecar and strategy as threads of this process
+    /// instead of child processes.
+    #[arg(long)]
+    pub in_process: bool,
+    /// Seed of the simulator's fill model.
+    #[arg(long, default_value_t = 7)]
+    pub seed: u64,
+    /// Round trips measured for each latency floor.
+    #[arg(long, default_value_t = 2000)]
+    pub floor_rounds: usize,
+}
+
+/// Arguments of the hidden `demo-strategy` subcommand (the strategy child).
+#[derive(Debug, Clone, clap::Args)]
+pub struct StrategyArgs {
+    #[arg(long)]
+    pub socket: PathBuf,
+    #[arg(long)]
+    pub orders: usize,
+    /// The market price to trade around, as a decimal string.
+    #[arg(long)]
+    pub reference: String,
+    /// Where to write the report (JSON).
+    #[arg(long)]
+    pub out: PathBuf,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DemoError {
+    #[error("{0}: {1}")]
+    Io(String, std::io::Error),
+    #[error(transparent)]
+    Sim(#[from] crate::sim::binance::SimError),
+    #[error(transparent)]
+    App(#[from] crate::app::AppError),
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    #[error(transparent)]
+    Strategy(#[from] strategy::DemoStrategyError),
+    #[error(transparent)]
+    Rest(#[from] rest::RestError),
+    #[error("{0}")]
+    Setup(String),
+    #[error("{} order(s) differ from the simulator's ledger:\n  {}", .0.len(), .0.join("\n  "))]
+    Mismatch(Vec<String>),
+    #[error("with {0} orders every category must occur, but none were: {1}")]
+    Coverage(usize, String),
+}
+
+fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> DemoError {
+    let what = what.into();
+    move |e| DemoError::Io(what, e)
+}
+
+/// A temporary directory removed on drop (socket, state, config, secrets).
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new() -> Result<TempDir, DemoError> {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0);
+        let p = std::env::temp_dir().join(format!("og-demo-{}-{nanos}", std::process::id()));
+        std::fs::create_dir_all(&p).map_err(io(format!("create {}", p.display())))?;
+        Ok(TempDir(p))
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A child process killed when the demo ends, however it ends.
+struct ChildGuard(Child, &'static str);
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn write_secret(path: &Path, value: &str) -> Result<(), DemoError> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(io(format!("write {}", path.display())))?;
+    f.write_all(value.as_bytes())
+        .map_err(io(format!("write {}", path.display())))
+}
+
+fn now_ms() -> u64 {
+    crate::clock::system_ms()
+}
+
+/// The filters of `symbol` from the venue's exchangeInfo.
+struct Filters {
+    tick: String,
+    lot: String,
+    min_qty: String,
+    min_notional: String,
+}
+
+fn exchange_filters(rest: &mut rest::Rest, symbol: &str) -> Result<Filters, DemoError> {
+    let r = rest.get("/api/v3/exchangeInfo", &format!("symbol={symbol}"))?;
+    let bad = |why: &str| DemoError::Setup(format!("exchangeInfo for {symbol}: {why}"));
+    let sym = r.body["symbols"]
+        .as_array()
+        .and_then(|a| a.iter().find(|s| s["symbol"] == symbol))
+        .ok_or_else(|| bad("symbol missing"))?;
+    let filter = |kind: &str, key: &str| -> Result<String, DemoError> {
+        sym["filters"]
+            .as_array()
+            .and_then(|fs| fs.iter().find(|f| f["filterType"] == kind))
+            .and_then(|f| f[key].as_str())
+            .map(str::to_owned)
+            .ok_or_else(|| bad(&format!("no {kind}.{key}")))
+    };
+    Ok(Filters {
+        tick: filter("PRICE_FILTER", "tickSize")?,
+        lot: filter("LOT_SIZE", "stepSize")?,
+        min_qty: filter("LOT_SIZE", "minQty")?,
+        min_notional: filter("NOTIONAL", "minNotional")?,
+    })
+}
+
+fn config_text(dir: &Path, sim_addr: &str, f: &Filters) -> String {
+    let d = dir.display();
+    format!(
+        r#"# Written by `ordergate demo`.
+state_dir = "{d}/state"
+socket = "{d}/og.sock"
+layout = "single"
+wait = "park"
+
+[[venue]]
+id = "binance-spot"
+ws_url = "ws://{sim_addr}/ws-api/v3"
+rest_url = "http://{sim_addr}"
+api_key = {{ file = "{d}/api.key" }}
+api_secret = {{ file = "{d}/api.secret" }}
+recv_window_ms = 5000
+
+[[strategy]]
+id = {STRATEGY_ID}
+name = "{STRATEGY_NAME}"
+
+[[instrument]]
+id = 1
+venue = "binance-spot"
+symbol = "{SYMBOL}"
+category = "spot"
+tick = "{}"
+lot = "{}"
+min_qty = "{}"
+min_notional = "{}"
+"#,
+        f.tick, f.lot, f.min_qty, f.min_notional
+    )
+}
+
+/// Where the simulator's reference price for the demo symbol comes from:
+/// its own default table, so demo and simulator agree by construction.
+fn reference_price() -> Result<String, DemoError> {
+    SymbolConfig::defaults()
+        .into_iter()
+        .find(|s| s.symbol == SYMBOL)
+        .map(|s| s.reference_price)
+        .ok_or_else(|| DemoError::Setup(format!("the simulator has no default {SYMBOL}")))
+}
+
+fn wait_for_socket(path: &Path, child: Option<&mut ChildGuard>) -> Result<(), DemoError> {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut child = child;
+    while Instant::now() < deadline {
+        if std::os::unix::net::UnixStream::connect(path).is_ok() {
+            return Ok(());
+        }
+        if let Some(c) = child.as_deref_mut() {
+            if let Ok(Some(status)) = c.0.try_wait() {
+                return Err(DemoError::Setup(format!(
+                    "the {} exited early: {status}",
+                    c.1
+                )));
+            }
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Err(DemoError::Setup(format!(
+        "the sidecar did not listen on {} within 20 s",
+        path.display()
+    )))
+}
+
+/// `ordergate demo`.
+pub fn run(args: DemoArgs) -> Result<(), DemoError> {
+    let started = Instant::now();
+    let dir = TempDir::new()?;
+    write_secret(&dir.0.join("api.key"), DEMO_API_KEY)?;
+    write_secret(&dir.0.join("api.secret"), DEMO_API_SECRET)?;
+    let reference = reference_price()?;
+    let exe = std::env::current_exe().map_err(io("find the ordergate executable"))?;
+
+    // 1. The simulator.
+    let mut sim_handle = None;
+    let mut children: Vec<ChildGuard> = Vec::new();
+    let sim_addr = if args.in_process {
+        let config = SimConfig {
+            fill: FillModel {
+                seed: args.seed,
+                ..FillModel::default()
+            },
+            ..SimConfig::default()
+        };
+        let h = Simulator::start(config, "127.0.0.1:0".parse().expect("literal address"))?;
+        let addr = h.addr().to_string();
+        sim_handle = Some(h);
+        addr
+    } else {
+        let mut child = Command::new(&exe)
+            .args([
+                "sim",
+                "--listen",
+                "127.0.0.1:0",
+                "--seed",
+                &args.seed.to_string(),
+            ])
+            .stdout(Stdio::piped())
+            .spawn()
+            .map_err(io("start the simulator"))?;
+        let stdout = child.stdout.take().expect("piped stdout");
+        children.push(ChildGuard(child, "simulator"));
+        let mut lines = BufReader::new(stdout).lines();
+        let first = lines
+            .next()
+            .ok_or_else(|| DemoError::Setup("the simulator printed nothing".into()))?
+            .map_err(io("read the simulator's output"))?;
+        // Keep draining its stdout so it never blocks on a full pipe.
+        std::thread::spawn(move || lines.for_each(drop));
+        first
+            .rsplit(' ')
+            .next()
+            .filter(|a| a.contains(':'))
+            .ok_or_else(|| DemoError::Setup(format!("unexpected simulator banner {first:?}")))?
+            .to_owned()
+    };
+    let mut rest = rest::Rest::connect(
+        &format!("http://{sim_addr}"),
+        DEMO_API_KEY,
+        DEMO_API_SECRET.as_bytes(),
+    )?;
+    let filters = exchange_filters(&mut rest, SYMBOL)?;
+
+    // 2. The sidecar.
+    let config_path = dir.0.join("ordergate.toml");
+    let text = config_text(&dir.0, &sim_addr, &filters);
+    std::fs::write(&config_path, &text).map_err(io("write the demo config"))?;
+    let config = Config::from_str(&text, &config_path.display().to_string())?;
+    let socket = config.socket.clone();
+    let state_dir = config.state_dir.clone();
+    let mut app = None;
+    if args.in_process {
+        let state = crate::app::open_state(&config)?;
+        app = Some(crate::app::start(config, state)?);
+        wait_for_socket(&socket, None)?;
+    } else {
+        let child = Command::new(&exe)
+            .arg("run")
+            .arg("--config")
+            .arg(&config_path)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(io("start the sidecar"))?;
+        children.push(ChildGuard(child, "sidecar"));
+        wait_for_socket(&socket, children.last_mut())?;
+    }
+    let epoch: u32 = std::fs::read_to_string(state_dir.join("epoch"))
+        .map_err(io("read the sidecar's epoch"))?
+        .trim()
+        .parse()
+        .map_err(|_| DemoError::Setup("the sidecar's epoch file is not a number".into()))?;
+
+    // 3. The strategy.
+    let report = if args.in_process {
+        let px = crate::decimal::scale_of_step(&filters.tick)
+            .and_then(|scale| crate::decimal::parse_fixed(&reference, scale))
+            .map_err(|e| DemoError::Setup(format!("reference price: {e}")))?;
+        strategy::run(&socket, STRATEGY_NAME, SYMBOL, px, args.orders)?
+    } else {
+        let out = dir.0.join("strategy.json");
+        let status = Command::new(&exe)
+            .arg("demo-strategy")
+            .arg("--socket")
+            .arg(&socket)
+            .args([
+                "--orders",
+                &args.orders.to_string(),
+                "--reference",
+                &reference,
+            ])
+            .arg("--out")
+            .arg(&out)
+            .status()
+            .map_err(io("run the demo strategy"))?;
+        if !status.success() {
+            return Err(DemoError::Setup(format!(
+                "the demo strategy failed: {status}"
+            )));
+        }
+        read_report(&out)?
+    };
+
+    // 4. The venue's own record.
+    let mismatches = check_ledger(&mut rest, &report, epoch)?;
+
+    // 5. The floor, measured now, on the same machine, in the same run.
+    let unix = floor::unix_echo(args.floor_rounds, 48).map_err(io("unix echo floor"))?;
+    let ws = floor::websocket_echo(args.floor_rounds, 320).map_err(io("websocket echo floor"))?;
+
+    if let Some(app) = app {
+        app.stop()?;
+    }
+    drop(sim_handle);
+    drop(children);
+
+    let mode = if args.in_process {
+        "in one process"
+    } else {
+        "as child processes"
+    };
+    let coverage = print_summary(&report, &unix, &ws, mode, started.elapsed());
+    if !mismatches.is_empty() {
+        return Err(DemoError::Mismatch(mismatches));
+    }
+    println!(
+        "ledger check: all {} orders match the simulator (state, executed qty, quote qty)",
+        report.outcomes.len()
+    );
+    if args.orders >= 200 && !coverage.is_empty() {
+        return Err(DemoError::Coverage(args.orders, coverage.join(", ")));
+    }
+    Ok(())
+}
+
+/// `ordergate demo-strategy`: the strategy child.
+pub fn run_strategy(args: StrategyArgs) -> Result<(), DemoError> {
+    let client = crate::client::Client::connect(&args.socket, STRATEGY_NAME)
+        .map_err(strategy::DemoStrategyError::from)?;
+    let scale = client
+        .instrument(SYMBOL)
+        .map(|i| i.price_scale)
+        .ok_or_else(|| strategy::DemoStrategyError::NoInstrument(SYMBOL.into()))?;
+    drop(client);
+    let px = crate::decimal::parse_fixed(&args.reference, scale)
+        .map_err(|e| DemoError::Setup(format!("--reference: {e}")))?;
+    let report = strategy::run(&args.socket, STRATEGY_NAME, SYMBOL, px, args.orders)?;
+    std::fs::write(&args.out, report_json(&report).to_string())
+        .map_err(io(format!("write {}", args.out.display())))
+}
+
+fn report_json(r: &StrategyReport) -> serde_json::Value {
+    let outcomes: Vec<_> = r
+        .outcomes
+        .iter()
+        .map(|o| {
+            serde_json::json!({
+                "order_id": o.order_id,
+                "kind": o.kind as u8,
+                "state": o.state as u8,
+                "cum_qty": o.cum_qty,
+                "cum_notional": o.cum_notional.to_string(),
+                "fills": o.fills,
+                "reject": o.reject.map(|r| r as u16),
+            })
+        })
+        .collect();
+    let mut latencies = Vec::new();
+    for v in r.round_trip.iter_recorded() {
+        for _ in 0..v.count_at_value() {
+            latencies.push(v.value_iterated_to());
+        }
+    }
+    serde_json::json!({
+        "price_scale": r.price_scale,
+        "qty_scale": r.qty_scale,
+        "outcomes": outcomes,
+        "latencies_ns": latencies,
+    })
+}
+
+fn read_report(path: &Path) -> Result<StrategyReport, DemoError> {
+    let text = std::fs::read_to_string(path).map_err(io(format!("read {}", path.display())))?;
+    let bad = |why: &str| DemoError::Setup(format!("{}: {why}", path.display()));
+    let v: serde_json::Value = serde_json::from_str(&text).map_err(|e| bad(&e.to_string()))?;
+    let mut round_trip = floor::new_histogram();
+    for l in v["latencies_ns"]
+        .as_array()
+        .ok_or_else(|| bad("no latencies"))?
+    {
+        round_trip.saturating_record(l.as_u64().unwrap_or(1));
+    }
+    let mut outcomes = Vec::new();
+    for o in v["outcomes"].as_array().ok_or_else(|| bad("no outcomes"))? {
+        let field = |k: &str| o[k].as_u64().ok_or_else(|| bad(&format!("outcome.{k}")));
+        outcomes.push(Outcome {
+            order_id: field("order_id")?,
+            kind: Kind::from_u8(field("kind")? as u8).ok_or_else(|| bad("kind"))?,
+            state: OrderState::from_u8(field("state")? as u8).ok_or_else(|| bad("state"))?,
+            cum_qty: o["cum_qty"].as_i64().ok_or_else(|| bad("cum_qty"))?,
+            cum_notional: o["cum_notional"]
+                .as_str()
+                .and_then(|s| s.parse().ok())
+                .ok_or_else(|| bad("cum_notional"))?,
+            fills: field("fills")? as u32,
+            reject: o["reject"]
+                .as_u64()
+                .and_then(|r| Reason::from_u16(r as u16)),
+        });
+    }
+    Ok(StrategyReport {
+        price_scale: v["price_scale"]
+            .as_u64()
+            .ok_or_else(|| bad("price_scale"))? as u8,
+        qty_scale: v["qty_scale"].as_u64().ok_or_else(|| bad("qty_scale"))? as u8,
+        outcomes,
+        round_trip,
+    })
+}
+
+fn is_gateway_reject(r: Option<Reason>) -> bool {
+    r.is_some_and(|r| (100..200).contains(&(r as u16)))
+}
+
+/// Asks the simulator, over its REST API, for every order the strategy
+/// sent, and lists every difference from what the sidecar reported.
+fn check_ledger(
+    rest: &mut rest::Rest,
+    report: &StrategyReport,
+    epoch: u32,
+) -> Result<Vec<String>, DemoError> {
+    let mut mismatches = Vec::new();
+    let notional_scale = report.price_scale + report.qty_scale;
+    for o in &report.outcomes {
+        let id = ClientId::order(
+            epoch,
+            OrderKey {
+                strategy: STRATEGY_ID,
+                order_id: o.order_id,
+            },
+        )
+        .encode();
+        let r = rest.get_signed(
+            "/api/v3/order",
+            &format!("symbol={SYMBOL}&origClientOrderId={id}"),
+            now_ms(),
+        )?;
+        let mut differ =
+            |what: String| mismatches.push(format!("order {} ({id}): {what}", o.order_id));
+        if o.state == OrderState::Rejected {
+            // Refused orders never reach the venue's books: the gateway's
+            // never left the sidecar, the venue's were refused at the door.
+            if r.status == 200 {
+                differ(format!(
+                    "rejected ({:?}) but the venue has it as {}",
+                    o.reject, r.body["status"]
+                ));
+            }
+            continue;
+        }
+        if r.status != 200 {
+            differ(format!("{:?} here, but the venue says {}", o.state, r.body));
+            continue;
+        }
+        let venue_state = match r.body["status"].as_str().unwrap_or("") {
+            "NEW" => OrderState::New,
+            "PARTIALLY_FILLED" => OrderState::PartiallyFilled,
+            "FILLED" => OrderState::Filled,
+            "CANCELED" => OrderState::Canceled,
+            "EXPIRED" | "EXPIRED_IN_MATCH" => OrderState::Expired,
+            "REJECTED" => OrderState::Rejected,
+            _ => OrderState::Unknown,
+        };
+        if venue_state != o.state {
+            differ(format!(
+                "state {:?} here, {:?} at the venue",
+                o.state, venue_state
+            ));
+        }
+        let executed = r.body["executedQty"]
+            .as_str()
+            .and_then(|s| WideDecimal::parse(s).ok());
+        if executed.and_then(|e| e.to_fixed(report.qty_scale)) != Some(o.cum_qty) {
+            differ(format!(
+                "executed qty {} here, {} at the venue",
+                o.cum_qty, r.body["executedQty"]
+            ));
+        }
+        let quote = r.body["cummulativeQuoteQty"]
+            .as_str()
+            .and_then(|s| WideDecimal::parse(s).ok())
+            .map(WideDecimal::normalized);
+        let ours = WideDecimal::new(o.cum_notional, notional_scale).normalized();
+        if quote != Some(ours) {
+            differ(format!(
+                "quote qty {ours} here, {} at the venue",
+                r.body["cummulativeQuoteQty"]
+            ));
+        }
+    }
+    Ok(mismatches)
+}
+
+fn us(ns: u64) -> String {
+    format!("{:.1} µs", ns as f64 / 1000.0)
+}
+
+fn percentiles(h: &Histogram<u64>) -> String {
+    format!(
+        "p50 {:>9}  p90 {:>9}  p99 {:>9}  p99.9 {:>9}  max {:>9}",
+        us(h.value_at_quantile(0.50)),
+        us(h.value_at_quantile(0.90)),
+        us(h.value_at_quantile(0.99)),
+        us(h.value_at_quantile(0.999)),
+        us(h.max()),
+    )
+}
+
+/// Prints the summary; returns the categories that did not occur.
+fn print_summary(
+    r: &StrategyReport,
+    unix: &Histogram<u64>,
+    ws: &Histogram<u64>,
+    mode: &str,
+    took: Duration,
+) -> Vec<String> {
+    let count = |f: &dyn Fn(&Outcome) -> bool| r.outcomes.iter().filter(|o| f(o)).count();
+    let n = r.outcomes.len();
+    println!(
+        "ordergate demo: {n} orders on {SYMBOL}, simulator + sidecar + strategy {mode}, {:.1} s",
+        took.as_secs_f64()
+    );
+    println!("final states:");
+    for s in [
+        OrderState::Filled,
+        OrderState::PartiallyFilled,
+        OrderState::New,
+        OrderState::Canceled,
+        OrderState::Expired,
+        OrderState::Rejected,
+        OrderState::Unknown,
+    ] {
+        let c = count(&|o| o.state == s);
+        if c > 0 {
+            println!("  {:<16} {c}", format!("{s:?}"));
+        }
+    }
+    let partial = count(&|o| o.fills > 1 || (o.fills > 0 && o.state != OrderState::Filled));
+    let fills: u32 = r.outcomes.iter().map(|o| o.fills).sum();
+    let canceled = count(&|o| o.state == OrderState::Canceled);
+    let canceled_partial = count(&|o| o.state == OrderState::Canceled && o.cum_qty > 0);
+    let gw = count(&|o| o.state == OrderState::Rejected && is_gateway_reject(o.reject));
+    let venue = count(&|o| o.state == OrderState::Rejected && !is_gateway_reject(o.reject));
+    let expired = count(&|o| o.state == OrderState::Expired);
+    println!("fills:            {fills} in total; {partial} orders filled in parts");
+    println!("cancels:          {canceled} ({canceled_partial} after partial fills)");
+    println!(
+        "rejects:          {gw} by the gateway (bad tick), {venue} by the venue (min notional)"
+    );
+    println!("expiries:         {expired} (IOC remainders, MARKET orders out of liquidity)");
+    println!(
+        "order round trip, NewOrder sent -> first answer ({} orders):",
+        r.round_trip.len()
+    );
+    println!("  ordergate       {}", percentiles(&r.round_trip));
+    println!("floor, same run ({} round trips each):", unix.len());
+    println!("  unix echo       {}", percentiles(unix));
+    println!("  websocket echo  {}", percentiles(ws));
+    let floor = unix.value_at_quantile(0.5) + ws.value_at_quantile(0.5);
+    let ours = r.round_trip.value_at_quantile(0.5);
+    println!(
+        "  ratio           p50 round trip / (unix + websocket echo p50) = {:.2}x",
+        ours as f64 / floor.max(1) as f64
+    );
+    let mut missing = Vec::new();
+    for (name, c) in [
+        ("partial fills", partial),
+        ("cancels", canceled),
+        ("gateway rejects", gw),
+        ("venue rejects", venue),
+        ("expiries", expired),
+    ] {
+        if c == 0 {
+            missing.push(name.to_owned());
+        }
+    }
+    missing
+}

@@ -9,13 +9,13 @@ use std::time::{Duration, Instant};
 use hdrhistogram::Histogram;
 
 use crate::client::{Client, ClientError};
-use crate::decimal;
 use crate::protocol::{
-    InstrumentInfo, NewOrder, OrdType, OrderState, Outbound, Reason, Side, TimeInForce,
+    InstrumentInfo, NewOrder, OrdType, OrderState, Outbound, Reason, Side, TimeInForce, VenueState,
 };
 
 /// What the demo asks of each order; cycles over the order count.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(u8)]
 pub enum Kind {
     /// LIMIT well away from the market, cancelled once accepted.
     RestThenCancel,
@@ -30,6 +30,12 @@ pub enum Kind {
     BadTick,
     /// MARKET below the venue's minimum notional: the venue refuses it.
     TinyMarket,
+}
+
+impl Kind {
+    pub fn from_u8(v: u8) -> Option<Kind> {
+        CYCLE.into_iter().find(|k| *k as u8 == v)
+    }
 }
 
 const CYCLE: [Kind; 10] = [
@@ -59,7 +65,8 @@ pub struct Outcome {
 
 /// What the demo strategy hands back for the summary and the ledger check.
 pub struct StrategyReport {
-    pub instrument: InstrumentInfo,
+    pub price_scale: u8,
+    pub qty_scale: u8,
     pub outcomes: Vec<Outcome>,
     /// NewOrder sent → first answer (Accepted, Rejected or Fill), in ns.
     pub round_trip: Histogram<u64>,
@@ -73,8 +80,8 @@ pub enum DemoStrategyError {
     NoInstrument(String),
     #[error("order {0} got no answer within {1:?}")]
     Timeout(u64, Duration),
-    #[error("unexpected message for order {0}: {1}")]
-    Unexpected(u64, String),
+    #[error("venue {0} did not come up")]
+    VenueNotUp(u8),
 }
 
 const ANSWER_TIMEOUT: Duration = Duration::from_secs(10);
@@ -95,6 +102,7 @@ pub fn run(
         .find(|i| i.symbol == symbol)
         .cloned()
         .ok_or_else(|| DemoStrategyError::NoInstrument(symbol.to_owned()))?;
+    wait_for_venue(&mut client, inst.venue)?;
     let mut book = Book::default();
     let mut round_trip = crate::demo::floor::new_histogram();
     for n in 0..orders {
@@ -125,10 +133,31 @@ pub fn run(
         book.apply(&msg);
     }
     Ok(StrategyReport {
-        instrument: inst,
+        price_scale: inst.price_scale,
+        qty_scale: inst.qty_scale,
         outcomes: book.into_outcomes(),
         round_trip,
     })
+}
+
+/// A strategy does not send into a venue that is not up: wait for the
+/// gateway to report it connected.
+fn wait_for_venue(client: &mut Client, venue: u8) -> Result<(), DemoStrategyError> {
+    let deadline = Instant::now() + ANSWER_TIMEOUT;
+    while Instant::now() < deadline {
+        if let Some((
+            _,
+            Outbound::VenueStatus {
+                venue: v, state, ..
+            },
+        )) = client.recv_timeout(Duration::from_millis(100))?
+        {
+            if v == venue && state == VenueState::Up {
+                return Ok(());
+            }
+        }
+    }
+    Err(DemoStrategyError::VenueNotUp(venue))
 }
 
 fn recv(client: &mut Client, waiting_for: u64) -> Result<Outbound, DemoStrategyError> {
@@ -140,7 +169,13 @@ fn recv(client: &mut Client, waiting_for: u64) -> Result<Outbound, DemoStrategyE
 
 /// Prices around the reference, quantities small enough to pass min
 /// notional (or, for `TinyMarket`, deliberately not).
-fn make_order(inst: &InstrumentInfo, kind: Kind, order_id: u64, reference: i64, n: usize) -> NewOrder {
+fn make_order(
+    inst: &InstrumentInfo,
+    kind: Kind,
+    order_id: u64,
+    reference: i64,
+    n: usize,
+) -> NewOrder {
     let side = if n % 2 == 0 { Side::Buy } else { Side::Sell };
     let tick = inst.tick.max(1);
     let on_tick = |p: i64| p - p.rem_euclid(tick);
@@ -163,9 +198,19 @@ fn make_order(inst: &InstrumentInfo, kind: Kind, order_id: u64, reference: i64, 
         Kind::RestThenCancel | Kind::RestUntilEnd => {
             (OrdType::Limit, TimeInForce::Gtc, rest_px, qty_for(rest_px))
         }
-        Kind::LimitCross => (OrdType::Limit, TimeInForce::Gtc, cross_px, qty_for(cross_px)),
+        Kind::LimitCross => (
+            OrdType::Limit,
+            TimeInForce::Gtc,
+            cross_px,
+            qty_for(cross_px),
+        ),
         Kind::Market => (OrdType::Market, TimeInForce::Gtc, 0, qty_for(reference)),
-        Kind::Ioc => (OrdType::Limit, TimeInForce::Ioc, cross_px, qty_for(cross_px) * 4),
+        Kind::Ioc => (
+            OrdType::Limit,
+            TimeInForce::Ioc,
+            cross_px,
+            qty_for(cross_px) * 4,
+        ),
         Kind::BadTick => (
             OrdType::Limit,
             TimeInForce::Gtc,
@@ -222,7 +267,9 @@ impl Book {
     fn apply(&mut self, msg: &Outbound) -> Option<u64> {
         let (id, state) = match msg {
             Outbound::Accepted { order_id, .. } => (*order_id, OrderState::New),
-            Outbound::Rejected { order_id, reason, .. } => {
+            Outbound::Rejected {
+                order_id, reason, ..
+            } => {
                 if let Some(o) = self.orders.get_mut(order_id) {
                     o.reject = Some(*reason);
                 }
@@ -262,14 +309,18 @@ impl Book {
         let o = self.orders.get_mut(&id)?;
         let first = o.state == OrderState::PendingNew;
         // A late Accepted must not reopen an order that already finished.
-        if !o.state.is_terminal() && !(state == OrderState::New && o.state != OrderState::PendingNew) {
+        if !o.state.is_terminal()
+            && !(state == OrderState::New && o.state != OrderState::PendingNew)
+        {
             o.state = state;
         }
         first.then_some(id)
     }
 
     fn is_terminal(&self, order_id: u64) -> bool {
-        self.orders.get(&order_id).is_some_and(|o| o.state.is_terminal())
+        self.orders
+            .get(&order_id)
+            .is_some_and(|o| o.state.is_terminal())
     }
 
     fn first_open(&self) -> Option<u64> {
@@ -282,9 +333,4 @@ impl Book {
             .filter_map(|id| self.orders.remove(id))
             .collect()
     }
-}
-
-/// Formats a price or quantity mantissa for the summary.
-pub fn show(mantissa: i128, scale: u8) -> String {
-    decimal::format_fixed(mantissa, scale)
 }
