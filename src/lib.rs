@@ -9,4 +9,5 @@ pub mod decimal;
 pub mod ids;
 pub mod instrument;
 pub mod protocol;
+pub mod sim;
 pub mod venue;
