@@ -209,9 +209,17 @@ class Checker:
 
     def rest_call(self, check, fn, **kwargs):
         try:
-            return fn(**kwargs).data()
+            response = fn(**kwargs)
+            data = response.data()
         except SdkError as e:
             self.fail(check, f"SDK raised {type(e).__name__}: {e}")
+        # The docs: every response carries X-MBX-USED-WEIGHT-(n)(unit), and
+        # accepted orders X-MBX-ORDER-COUNT-(n)(unit); the SDK reads both.
+        kinds = {r.rateLimitType for r in response.rate_limits}
+        self.expect(check, "REQUEST_WEIGHT" in kinds, "no X-MBX-USED-WEIGHT-* header")
+        if fn.__name__ == "new_order":
+            self.expect(check, "ORDERS" in kinds, "no X-MBX-ORDER-COUNT-* header on an accepted order")
+        return data
 
     async def ws_call(self, check, fn, **kwargs):
         response = await fn(**kwargs)
@@ -220,6 +228,11 @@ class Checker:
             self.fail(check, f"no result: {data}")
         raw = json.loads(self.wire.last_response or "null")
         self.expect(check, isinstance(raw, dict) and raw.get("status") == 200, "status is not 200")
+        # rateLimits are returned unless the request turns them off.
+        kinds = {r.rateLimitType for r in response.rate_limits}
+        self.expect(check, "REQUEST_WEIGHT" in kinds, "no REQUEST_WEIGHT in rateLimits")
+        if fn.__name__ == "order_place":
+            self.expect(check, "ORDERS" in kinds, "no ORDERS in rateLimits of an accepted order")
         return raw
 
     async def wait_events(self, check, pred, what):
@@ -259,6 +272,8 @@ class Checker:
         self.expect(check, len(symbols) == 1, f"{a.symbol} not listed once")
         sym = symbols[0]
         self.expect(check, sym.get("status") == "TRADING", f"status {sym.get('status')}")
+        for t in ("LIMIT", "MARKET"):
+            self.expect(check, t in sym.get("orderTypes", []), f"orderTypes lacks {t}")
         filters = {f["filterType"]: f for f in sym.get("filters", [])}
         for name in ("PRICE_FILTER", "LOT_SIZE"):
             self.expect(check, name in filters, f"no {name} filter")
@@ -274,7 +289,6 @@ class Checker:
         self.expect(check, step == 0 or qty % step == 0, f"--quantity {qty} is not a multiple of stepSize {step}")
         self.resting = (ref * Decimal("0.9") / tick).to_integral_value(ROUND_FLOOR) * tick
         self.crossing = (ref * Decimal("1.1") / tick).to_integral_value(ROUND_CEILING) * tick
-        self.resting, self.crossing = self.resting.normalize(), self.crossing.normalize()
         self.qty = qty
 
         # A resting LIMIT BUY below the reference price.
@@ -307,9 +321,10 @@ class Checker:
         self.shape(check, queried, "binance_spot_query_order_response", required=QUERY_ORDER_FIELDS)
         self.expect(check, queried["status"] == "NEW" and queried["isWorking"] is True, "expected a working NEW order")
         self.expect(check, queried["clientOrderId"] == "sdk-rest-limit-1", "clientOrderId differs")
-        self.rest_call(check, rest.get_order, symbol=a.symbol, orig_client_order_id="sdk-rest-limit-1")
+        # recvWindow may carry up to three decimals ("6000.346" in the docs).
+        self.rest_call(check, rest.get_order, symbol=a.symbol, orig_client_order_id="sdk-rest-limit-1", recv_window=6000.346)
         self.expect(check, self.rest_raw()["orderId"] == order_id, "lookup by origClientOrderId found another order")
-        self.ok(check, f"orderId={order_id} status=NEW (by orderId and by origClientOrderId)")
+        self.ok(check, f"orderId={order_id} status=NEW (by orderId; by origClientOrderId with recvWindow=6000.346)")
 
         check = "rest.openOrders"
         self.rest_call(check, rest.get_open_orders, symbol=a.symbol)
@@ -367,7 +382,7 @@ class Checker:
         self.shape(check, cross, "binance_spot_order_response_full")
         status = self.check_taker(check, cross, qty, limit=self.crossing)
         self.record(cross)
-        self.ok(check, f"orderId={cross['orderId']} status={status} at {[f['price'] for f in cross['fills']]} (limit {self.crossing})")
+        self.ok(check, f"orderId={cross['orderId']} status={status} at {[f['price'] for f in cross['fills']]} (limit {self.crossing:f})")
         if status == "PARTIALLY_FILLED":
             check = "rest.order.cancel partially filled"
             self.rest_call(check, rest.delete_order, symbol=a.symbol, orig_client_order_id="sdk-rest-cross-1")
@@ -493,7 +508,7 @@ class Checker:
         self.ok(check, f"orderId={order_id} status=NEW")
 
         check = "ws.order.status"
-        resp = await self.ws_call(check, ws.order_status, symbol=a.symbol, order_id=order_id)
+        resp = await self.ws_call(check, ws.order_status, symbol=a.symbol, order_id=order_id, recv_window=6000.346)
         self.shape(check, resp, "binance_ws_order_status_response", required=QUERY_ORDER_FIELDS)
         self.expect(check, resp["result"]["status"] == "NEW", "expected NEW")
         self.expect(check, resp["result"]["clientOrderId"] == "sdk-ws-limit-1", "clientOrderId differs")
@@ -574,6 +589,10 @@ class Checker:
         self.shape(check, lim[0], "binance_spot_execution_report", optional=CONDITIONAL_EVENT_FIELDS)
         self.expect(check, lim[0]["c"] == "sdk-ws-limit-1" and lim[0]["C"] == "", "NEW report ids")
         self.expect(check, lim[1]["c"] == "sdk-ws-cancel-1" and lim[1]["C"] == "sdk-ws-limit-1", "CANCELED report: c must be the cancel's id and C the order's")
+        for e in lim:
+            same = (e["s"], e["S"], e["o"], e["f"], Decimal(e["q"]), Decimal(e["p"]))
+            self.expect(check, same == (self.args.symbol, "BUY", "LIMIT", "GTC", self.qty, self.resting), f"order fields s/S/o/f/q/p differ: {same}")
+        self.expect(check, lim[0]["w"] is True and lim[1]["w"] is False, "w: on the book after NEW, off it after CANCELED")
         self.ok(check, "NEW, CANCELED")
 
         check = "ws.userDataStream executionReport MARKET"
