@@ -483,8 +483,9 @@ class Checker:
         raw = json.loads(self.wire.last_response)
         self.shape(check, raw, "binance_ws_user_data_stream_subscribe_response")
         sub_id = raw["result"]["subscriptionId"]
-        parsed = []
-        sub.stream.on("message", parsed.append)
+        # The SDK parses events into its models only for a listener.
+        self.parsed_events = []
+        sub.stream.on("message", self.parsed_events.append)
         self.ok(check, f"subscriptionId={sub_id}")
 
         check = "ws.order.place LIMIT"
@@ -628,6 +629,12 @@ class Checker:
         self.expect(check, Decimal(mkt[-1]["Z"]) == Decimal(market["cummulativeQuoteQty"]), "final Z differs from cummulativeQuoteQty")
         self.expect(check, all(e["c"] == "sdk-ws-market-1" for e in mkt), "c differs from the order's clientOrderId")
         self.ok(check, "NEW, " + ", ".join(f"{e['x']} {e['l']}@{e['L']} {e['X']}" for e in mkt[1:]))
+
+        check = "ws.userDataStream SDK models"
+        raw = [e for e in self.wire.events if e.get("e") == "executionReport"]
+        models = [type(p.actual_instance).__name__ for p in self.parsed_events]
+        self.expect(check, models.count("ExecutionReport") == len(raw), f"the SDK parsed {models} from {len(raw)} executionReports")
+        self.ok(check, f"{len(raw)} executionReports parsed as ExecutionReport")
 
     # ---- main ------------------------------------------------------------
 
