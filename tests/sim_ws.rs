@@ -423,3 +423,34 @@ async fn wrong_path_is_refused() {
         .unwrap();
     assert!(r.is_err());
 }
+
+#[tokio::test]
+async fn pings_both_ways() {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    let config = SimConfig {
+        ping_interval: std::time::Duration::from_millis(50),
+        ..SimConfig::default()
+    };
+    let sim = Simulator::start(config, "127.0.0.1:0".parse().unwrap()).unwrap();
+    let (mut ws, _) = tokio_tungstenite::connect_async(sim.ws_url())
+        .await
+        .unwrap();
+    ws.send(Message::Ping(b"hi".to_vec().into())).await.unwrap();
+    let (mut got_pong, mut got_ping) = (false, false);
+    while !(got_pong && got_ping) {
+        let m = tokio::time::timeout(sim_support::WAIT, ws.next())
+            .await
+            .expect("timed out waiting for ping and pong")
+            .unwrap()
+            .unwrap();
+        match m {
+            Message::Pong(p) => {
+                assert_eq!(&p[..], b"hi");
+                got_pong = true;
+            }
+            Message::Ping(_) => got_ping = true,
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+}

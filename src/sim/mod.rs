@@ -87,3 +87,46 @@ pub fn run_cli(args: SimArgs) -> Result<(), CliError> {
     handle.wait();
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        sim: SimArgs,
+    }
+
+    fn args(extra: &[&str]) -> SimArgs {
+        let mut argv = vec!["sim"];
+        argv.extend_from_slice(extra);
+        Cli::parse_from(argv).sim
+    }
+
+    #[test]
+    fn defaults_and_refusals() {
+        let a = args(&[]);
+        assert_eq!(a.venue, "binance-spot");
+        assert_eq!(a.listen.to_string(), "127.0.0.1:9443");
+        assert_eq!(args(&["--clock-offset-ms", "-1500"]).clock_offset_ms, -1500);
+        assert!(matches!(
+            run_cli(args(&["--venue", "bybit-spot"])),
+            Err(CliError::Venue(_))
+        ));
+        assert!(matches!(
+            run_cli(args(&["--api-key", "k"])),
+            Err(CliError::MissingSecretEnv)
+        ));
+        assert!(matches!(
+            run_cli(args(&[
+                "--api-key",
+                "k",
+                "--api-secret-env",
+                "ORDERGATE_SIM_TEST_UNSET_VAR"
+            ])),
+            Err(CliError::SecretNotSet(_))
+        ));
+    }
+}

@@ -72,6 +72,8 @@ async fn connection(mut s: TcpStream, shared: Arc<Mutex<Shared>>, opts: WsOption
         inner: s,
     };
     let mut return_rate_limits = true;
+    // tungstenite fixes the callback's error type.
+    #[allow(clippy::result_large_err)]
     let check = |req: &Request, resp: Response| -> Result<Response, ErrorResponse> {
         if req.uri().path() != WS_PATH {
             let mut e = ErrorResponse::new(Some(format!(
