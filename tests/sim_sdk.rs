@@ -43,7 +43,10 @@ fn sdk_python() -> Result<PathBuf, String> {
         return Err(format!(
             "{} cannot import binance_sdk_spot: {}",
             python.display(),
-            String::from_utf8_lossy(&probe.stderr).trim()
+            String::from_utf8_lossy(&probe.stderr)
+                .lines()
+                .last()
+                .unwrap_or("no error output")
         ));
     }
     Ok(python)
