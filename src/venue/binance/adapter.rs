@@ -262,12 +262,6 @@ impl BinanceSpot {
         }
     }
 
-    /// The venue announced it is going away (`serverShutdown`): the driver
-    /// should open a new connection. Cleared by the next `on_open`.
-    pub fn wants_reconnect(&self) -> bool {
-        self.reconnect_wanted
-    }
-
     /// Server-time observations since the last call, oldest first, for the
     /// driver's venue clock.
     pub fn take_time_samples(&mut self) -> Vec<TimeSample> {
@@ -680,6 +674,12 @@ impl BinanceSpot {
 }
 
 impl VenueProtocol for BinanceSpot {
+    /// The venue announced it is going away (`serverShutdown`): the driver
+    /// should open a new connection. Cleared by the next `on_open`.
+    fn wants_reconnect(&self) -> bool {
+        self.reconnect_wanted
+    }
+
     fn venue(&self) -> VenueId {
         VenueId::BinanceSpot
     }
