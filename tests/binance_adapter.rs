@@ -41,10 +41,12 @@ fn adapter() -> BinanceSpot {
         api_secret: SECRET.as_bytes().to_vec(),
         recv_window_ms: 5000,
         instruments: vec![
-            inst(BTC, "BTCUSDT", "0.01000000", "0.00001000"),
-            inst(SHIB, "SHIBUSDT", "0.00000001", "1.00000000"),
-            inst(LTCBNB, "LTCBNB", "0.00000100", "0.00100000"),
-            inst(ETHBTC, "ETHBTC", "0.00000001", "0.00010000"),
+            // The scale is the decimals a step is written with: these
+            // configs write the venue's steps without trailing zeros.
+            inst(BTC, "BTCUSDT", "0.01", "0.00001"),
+            inst(SHIB, "SHIBUSDT", "0.00000001", "1"),
+            inst(LTCBNB, "LTCBNB", "0.000001", "0.001"),
+            inst(ETHBTC, "ETHBTC", "0.00000001", "0.0001"),
         ],
         epoch: EPOCH,
     })
