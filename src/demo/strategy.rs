@@ -176,7 +176,11 @@ fn make_order(
     reference: i64,
     n: usize,
 ) -> NewOrder {
-    let side = if n % 2 == 0 { Side::Buy } else { Side::Sell };
+    let side = if n.is_multiple_of(2) {
+        Side::Buy
+    } else {
+        Side::Sell
+    };
     let tick = inst.tick.max(1);
     let on_tick = |p: i64| p - p.rem_euclid(tick);
     // ~2% away from the market for resting orders, ~1% through it for
@@ -308,10 +312,9 @@ impl Book {
         };
         let o = self.orders.get_mut(&id)?;
         let first = o.state == OrderState::PendingNew;
-        // A late Accepted must not reopen an order that already finished.
-        if !o.state.is_terminal()
-            && !(state == OrderState::New && o.state != OrderState::PendingNew)
-        {
+        // A late Accepted must not move an order that already went further.
+        let late_accept = state == OrderState::New && o.state != OrderState::PendingNew;
+        if !o.state.is_terminal() && !late_accept {
             o.state = state;
         }
         first.then_some(id)

@@ -939,7 +939,7 @@ impl Engine {
         let ok = |e: &LedgerEntry| {
             e.order.account == account
                 && (!open_only || e.order.status.is_open())
-                && client_id.map_or(true, |c| e.order.client_order_id == c)
+                && client_id.is_none_or(|c| e.order.client_order_id == c)
         };
         match order_id {
             Some(id) => {
