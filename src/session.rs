@@ -24,7 +24,7 @@ use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
 
-use crate::clock::MonoClock;
+use crate::clock::{MonoClock, VenueClock};
 use crate::doorbell::{Doorbell, Ringer, WaitStrategy};
 use crate::ids::VenueId;
 use crate::protocol::{Reason, VenueState};
@@ -160,6 +160,11 @@ pub struct Session {
     output: EventOutput,
     config: SessionConfig,
     clock: MonoClock,
+    /// The venue's wall clock as estimated from its server time; request
+    /// timestamps (`now.wall_ms`) follow it.
+    venue_clock: VenueClock,
+    /// `now.wall_ms` minus the local wall clock, as last handed out.
+    wall_adjust_ms: i64,
     events: Vec<VenueEvent>,
     out: Vec<Outgoing>,
 }
@@ -183,15 +188,30 @@ impl Session {
             output,
             config,
             clock: MonoClock::new(),
+            venue_clock: VenueClock::new(crate::clock::DEFAULT_BIAS_MS),
+            wall_adjust_ms: 0,
             events: Vec::new(),
             out: Vec::new(),
         }
     }
 
-    fn now(&self) -> Now {
+    fn now(&mut self) -> Now {
+        let local = crate::clock::system_ms();
+        let wall_ms = self.venue_clock.timestamp_ms(local);
+        self.wall_adjust_ms = wall_ms as i64 - local as i64;
         Now {
             mono_ns: self.clock.now_ns(),
-            wall_ms: crate::clock::system_ms(),
+            wall_ms,
+        }
+    }
+
+    /// Feeds the adapter's server-time observations to the venue clock,
+    /// undoing the adjustment `now` applied so the clock sees local times.
+    fn sync_clock(&mut self) {
+        let local = |ms: u64| (ms as i64 - self.wall_adjust_ms).max(0) as u64;
+        for s in self.protocol.take_time_samples() {
+            let (sent, recv) = (local(s.sent.wall_ms), local(s.received.wall_ms));
+            self.venue_clock.observe(sent, s.server_ms, recv);
         }
     }
 
@@ -381,6 +401,7 @@ impl Session {
                 text: e.to_string(),
             });
         }
+        self.sync_clock();
         Ok(())
     }
 

@@ -20,6 +20,29 @@ pub struct Now {
     pub wall_ms: u64,
 }
 
+/// One server-time observation, for the driver's venue clock
+/// ([`crate::clock::VenueClock`]): the server
+/// time was read somewhere between sending the `time` request and
+/// receiving its answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TimeSample {
+    pub sent: Now,
+    pub received: Now,
+    pub server_ms: u64,
+}
+
+impl TimeSample {
+    /// Server time minus the local wall clock at the round trip's midpoint.
+    pub fn offset_ms(&self) -> i64 {
+        let mid = (self.sent.wall_ms as i128 + self.received.wall_ms as i128) / 2;
+        (self.server_ms as i128 - mid) as i64
+    }
+
+    pub fn round_trip_ns(&self) -> u64 {
+        self.received.mono_ns.saturating_sub(self.sent.mono_ns)
+    }
+}
+
 /// Priority lanes, drained in this order: cancels and position-closing
 /// first, then new orders, then queries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -205,5 +228,9 @@ pub trait VenueProtocol: Send {
     /// `serverShutdown`): the driver opens a fresh one.
     fn wants_reconnect(&self) -> bool {
         false
+    }
+    /// Server-time observations since the last call, oldest first.
+    fn take_time_samples(&mut self) -> Vec<TimeSample> {
+        Vec::new()
     }
 }

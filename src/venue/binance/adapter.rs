@@ -33,7 +33,8 @@ use crate::ids::{ClientId, ClientIdKind, InstrumentId, VenueId};
 use crate::instrument::Instrument;
 use crate::protocol::{flags, OrdType, Reason, Side, TimeInForce, VenueState};
 use crate::venue::{
-    Command, ConnRole, ConnSpec, Cost, Now, Outgoing, VenueError, VenueEvent, VenueProtocol,
+    Command, ConnRole, ConnSpec, Cost, Now, Outgoing, TimeSample, VenueError, VenueEvent,
+    VenueProtocol,
 };
 
 /// How often the server time is re-sampled while connected.
@@ -66,28 +67,6 @@ impl fmt::Debug for BinanceSpotConfig {
             .field("instruments", &self.instruments.len())
             .field("epoch", &self.epoch)
             .finish()
-    }
-}
-
-/// One server-time observation, for the driver's venue clock: the server
-/// time was read somewhere between sending the `time` request and
-/// receiving its answer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct TimeSample {
-    pub sent: Now,
-    pub received: Now,
-    pub server_ms: u64,
-}
-
-impl TimeSample {
-    /// Server time minus the local wall clock at the round trip's midpoint.
-    pub fn offset_ms(&self) -> i64 {
-        let mid = (self.sent.wall_ms as i128 + self.received.wall_ms as i128) / 2;
-        (self.server_ms as i128 - mid) as i64
-    }
-
-    pub fn round_trip_ns(&self) -> u64 {
-        self.received.mono_ns.saturating_sub(self.sent.mono_ns)
     }
 }
 
@@ -260,12 +239,6 @@ impl BinanceSpot {
             stats: BinanceStats::default(),
             buffers: simd_json::Buffers::default(),
         }
-    }
-
-    /// Server-time observations since the last call, oldest first, for the
-    /// driver's venue clock.
-    pub fn take_time_samples(&mut self) -> Vec<TimeSample> {
-        std::mem::take(&mut self.time_samples)
     }
 
     pub fn stats(&self) -> BinanceStats {
@@ -674,6 +647,12 @@ impl BinanceSpot {
 }
 
 impl VenueProtocol for BinanceSpot {
+    /// Server-time observations since the last call, oldest first, for the
+    /// driver's venue clock.
+    fn take_time_samples(&mut self) -> Vec<TimeSample> {
+        std::mem::take(&mut self.time_samples)
+    }
+
     /// The venue announced it is going away (`serverShutdown`): the driver
     /// should open a new connection. Cleared by the next `on_open`.
     fn wants_reconnect(&self) -> bool {

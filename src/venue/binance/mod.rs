@@ -7,6 +7,6 @@ mod requests;
 pub mod sign;
 
 pub use adapter::{
-    method_cost, reason_for, BinanceSpot, BinanceSpotConfig, BinanceStats, TimeSample,
-    CLOCK_SYNC_INTERVAL_NS, FILL_MEMORY,
+    method_cost, reason_for, BinanceSpot, BinanceSpotConfig, BinanceStats, CLOCK_SYNC_INTERVAL_NS,
+    FILL_MEMORY,
 };
