@@ -78,7 +78,7 @@ fn market_order_fills_completely() {
 #[test]
 fn market_order_in_a_thin_market_fills_in_parts_then_expires() {
     let h = Harness::with(Opts {
-        fill: thin_market(7),
+        fill: thin_market(5),
         ..Opts::default()
     });
     let mut s = h.trader(ALPHA.1);
