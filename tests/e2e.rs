@@ -6,7 +6,7 @@
 mod common;
 
 use common::{Harness, Opts, ALPHA, REFERENCE, SYMBOL};
-use ordergate::protocol::{OrderState, Side, TimeInForce};
+use ordergate::protocol::{OrderState, Reason, Side, TimeInForce, VenueState};
 use ordergate::sim::binance::FillModel;
 
 /// A fill model where every taker finds only part of its quantity, split
@@ -135,4 +135,163 @@ fn resting_limit_fills_when_the_market_moves_through_it() {
     assert!(t.fills.iter().all(|f| f.is_maker), "a resting order makes");
     assert_eq!(t.fills.last().unwrap().avg_price, s.px("59900.00"));
     h.assert_matches_ledger(ALPHA.0, &t);
+}
+
+#[test]
+fn cancel_racing_a_fill_ends_consistently() {
+    let h = Harness::start();
+    let mut s = h.trader(ALPHA.1);
+    for id in 1..=6u64 {
+        s.send(s.limit(id, Side::Buy, "59000.00", "0.02"));
+        assert!(s.first_answer(id).accepted.is_some(), "order {id} rests");
+        if id % 2 == 1 {
+            // The cancel first, the market right behind it.
+            s.cancel(id);
+            h.sim.set_reference_price(SYMBOL, "58990.00").unwrap();
+        } else {
+            h.sim.set_reference_price(SYMBOL, "58990.00").unwrap();
+            s.cancel(id);
+        }
+        // The order ends, and the Cancel gets its own answer.
+        s.until(&format!("order {id} and its cancel answered"), |s| {
+            let t = s.track(id);
+            t.is_terminal() && (t.canceled.is_some() || !t.cancel_rejected.is_empty())
+        });
+        let t = s.track(id).clone();
+        let filled = t.fills.last().is_some_and(|f| f.leaves_qty == 0);
+        assert!(
+            filled != t.canceled.is_some(),
+            "order {id}: exactly one of Filled and Canceled: {t:?}"
+        );
+        assert!(matches!(
+            t.state(),
+            OrderState::Filled | OrderState::Canceled
+        ));
+        h.assert_matches_ledger(ALPHA.0, &t);
+        h.sim.set_reference_price(SYMBOL, REFERENCE).unwrap();
+    }
+    s.sync();
+}
+
+#[test]
+fn price_off_the_tick_is_refused_by_the_gateway() {
+    let h = Harness::start();
+    let mut s = h.trader(ALPHA.1);
+    // The config's tick is written with 8 decimals, so half a cent is
+    // expressible, and must be refused rather than rounded.
+    assert_eq!(s.inst.price_scale, 8);
+    s.send(s.limit(1, Side::Buy, "60000.005", "0.01"));
+    let t = s.follow(1);
+    let (reason, text) = t.rejected.expect("Rejected");
+    assert_eq!(reason, Reason::PriceNotOnTick, "{text}");
+    assert!(text.contains("60000.005"), "{text}");
+    s.sync();
+    assert!(h.sim.ledger().is_empty(), "nothing reached the venue");
+}
+
+#[test]
+fn market_below_min_notional_is_refused_by_the_venue() {
+    let h = Harness::start();
+    let mut s = h.trader(ALPHA.1);
+    // 0.00001 BTC at 60000 is 0.6 USDT, below the 5 USDT minimum; the
+    // gateway cannot know a MARKET order's price, so the venue decides.
+    s.send(s.market(1, Side::Buy, "0.00001"));
+    let t = s.follow(1);
+    let (reason, text) = t.rejected.expect("Rejected");
+    assert_eq!(reason, Reason::VenueFilter, "{text}");
+    assert!(text.contains("NOTIONAL"), "the venue's text: {text}");
+    assert!(h.ledger_entry(ALPHA.0, 1).is_none());
+}
+
+#[test]
+fn duplicate_order_id_is_answered_with_its_status_and_sent_once() {
+    let h = Harness::start();
+    let mut s = h.trader(ALPHA.1);
+    let o = s.limit(1, Side::Sell, "61000.00", "0.01");
+    s.send(o);
+    s.send(o);
+    s.until("Accepted and the duplicate's answer", |s| {
+        s.tracks
+            .get(&1)
+            .is_some_and(|t| t.accepted.is_some() && !t.status.is_empty())
+    });
+    let t = s.track(1).clone();
+    assert_eq!(t.status.len(), 1);
+    assert!(matches!(
+        t.status[0].state,
+        OrderState::PendingNew | OrderState::New
+    ));
+    assert_eq!(t.status[0].cum_qty, 0);
+    assert!(t.rejected.is_none());
+
+    s.cancel(1);
+    s.follow(1);
+    s.send(o);
+    s.until("the late duplicate's answer", |s| {
+        s.track(1).status.len() == 2
+    });
+    assert_eq!(s.track(1).status[1].state, OrderState::Canceled);
+    s.sync();
+    let ledger = h.sim.ledger();
+    assert_eq!(ledger.len(), 1, "the venue got one order: {ledger:?}");
+    h.assert_matches_ledger(ALPHA.0, s.track(1));
+}
+
+/// Places a resting order, so the session's first signed requests are
+/// known to be through, then moves the venue's clock by `offset_ms`.
+fn skewed_order_is_refused(offset_ms: i64) {
+    let h = Harness::start();
+    let mut s = h.trader(ALPHA.1);
+    s.send(s.limit(1, Side::Buy, "59000.00", "0.01"));
+    assert!(s.first_answer(1).accepted.is_some());
+    h.sim.set_clock_offset_ms(offset_ms);
+    s.send(s.limit(2, Side::Buy, "59000.00", "0.01"));
+    let t = s.follow(2);
+    let (reason, text) = t.rejected.expect("Rejected");
+    assert_eq!(reason, Reason::VenueTimestamp, "{text}");
+    assert!(h.ledger_entry(ALPHA.0, 2).is_none());
+}
+
+#[test]
+fn timestamp_ahead_of_the_venue_clock_is_refused() {
+    skewed_order_is_refused(-70_000);
+}
+
+#[test]
+fn timestamp_outside_recv_window_is_refused() {
+    skewed_order_is_refused(70_000);
+}
+
+#[test]
+fn wrong_api_secret_gets_a_clear_answer() {
+    let h = Harness::with(Opts {
+        api_secret: "not-the-secret".into(),
+        ..Opts::default()
+    });
+    let mut s = h.connect(ALPHA.1);
+    // The WebSocket connects (Up), then the signed user-data subscription
+    // is refused and the venue is reported Halted with the venue's error.
+    // An order sent in between reaches the venue and is refused there.
+    s.wait_venue(VenueState::Up);
+    s.send(s.limit(1, Side::Buy, "59000.00", "0.01"));
+    let (reason, text) = s.follow(1).rejected.expect("Rejected");
+    assert!(
+        matches!(reason, Reason::VenueAuth | Reason::VenueDown),
+        "{reason:?}: {text}"
+    );
+    s.until("the venue halted", |s| {
+        s.venue_states.iter().any(|v| v.0 == VenueState::Halted)
+    });
+    let halted = &s
+        .venue_states
+        .iter()
+        .find(|v| v.0 == VenueState::Halted)
+        .unwrap()
+        .1;
+    assert!(halted.contains("-1022"), "says why: {halted}");
+    s.send(s.limit(2, Side::Buy, "59000.00", "0.01"));
+    let (reason, text) = s.follow(2).rejected.expect("Rejected");
+    assert_eq!(reason, Reason::VenueDown, "{text}");
+    assert!(text.contains("Halted"), "{text}");
+    assert!(h.sim.ledger().is_empty());
 }
