@@ -5,7 +5,16 @@
 
 mod common;
 
-use common::{Harness, Opts, ALPHA, REFERENCE, SYMBOL};
+use std::io::Write;
+use std::os::unix::net::UnixStream;
+use std::time::{Duration, Instant};
+
+use common::{Harness, Opts, Strat, ALPHA, BETA, REFERENCE, SYMBOL, WAIT};
+use ordergate::client::Client;
+use ordergate::protocol::{
+    decode_outbound, encode_inbound, FrameReader, Inbound, Outbound, MAX_FRAME, VERSION_MAX,
+    VERSION_MIN,
+};
 use ordergate::protocol::{OrderState, Reason, Side, TimeInForce, VenueState};
 use ordergate::sim::binance::FillModel;
 
@@ -294,4 +303,195 @@ fn wrong_api_secret_gets_a_clear_answer() {
     assert_eq!(reason, Reason::VenueDown, "{text}");
     assert!(text.contains("Halted"), "{text}");
     assert!(h.sim.ledger().is_empty());
+}
+
+/// A raw strategy connection, for sending what the client never would.
+struct Raw {
+    stream: UnixStream,
+    reader: FrameReader,
+}
+
+impl Raw {
+    fn connect(h: &Harness) -> Raw {
+        let stream = UnixStream::connect(&h.socket).unwrap();
+        stream.set_read_timeout(Some(WAIT)).unwrap();
+        Raw {
+            stream,
+            reader: FrameReader::new(),
+        }
+    }
+
+    fn send(&mut self, msg: &Inbound) {
+        let mut out = Vec::new();
+        encode_inbound(msg, &mut out);
+        self.stream.write_all(&out).unwrap();
+    }
+
+    /// The next message, or `None` once the sidecar closed the connection.
+    fn recv(&mut self) -> Option<Outbound> {
+        loop {
+            if let Some(body) = self.reader.next_frame().unwrap() {
+                return Some(decode_outbound(body).unwrap().1);
+            }
+            match self.reader.read_from(&mut self.stream) {
+                Ok(0) => return None,
+                Ok(_) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return None,
+                Err(e) => panic!("read from the sidecar: {e}"),
+            }
+        }
+    }
+
+    /// Reads until an Error frame; returns it.
+    fn error(&mut self) -> (Reason, String) {
+        loop {
+            match self.recv() {
+                Some(Outbound::Error { reason, text }) => return (reason, text),
+                Some(_) => {}
+                None => panic!("closed without an Error frame"),
+            }
+        }
+    }
+
+    fn assert_closed(&mut self) {
+        while let Some(m) = self.recv() {
+            assert!(!m.is_sequenced(), "after the error: {m:?}");
+        }
+    }
+}
+
+/// Crossing buys that must fill completely; checked against the ledger.
+fn trade(h: &Harness, s: &mut Strat, ids: std::ops::RangeInclusive<u64>) {
+    for id in ids {
+        s.send(s.limit(id, Side::Buy, "60050.00", "0.01"));
+        let t = s.follow(id);
+        assert_eq!(t.state(), OrderState::Filled, "{t:?}");
+        h.assert_matches_ledger(ALPHA.0, &t);
+    }
+}
+
+#[test]
+fn garbage_from_one_strategy_does_not_disturb_another() {
+    let h = Harness::start();
+    let mut a = h.trader(ALPHA.1);
+    trade(&h, &mut a, 1..=2);
+
+    let mut b = Raw::connect(&h);
+    b.send(&Inbound::Hello {
+        min_version: VERSION_MIN,
+        max_version: VERSION_MAX,
+        name: BETA.1.into(),
+    });
+    assert!(matches!(b.recv(), Some(Outbound::HelloAck { .. })));
+    // A well-framed message of an unknown type: an error, not a close.
+    b.stream.write_all(&[2, 0, 0, 0, 0x77, 0x77]).unwrap();
+    assert_eq!(b.error().0, Reason::UnknownMessageType);
+    b.send(&Inbound::Heartbeat);
+    while b.recv().expect("still open") != Outbound::Heartbeat {}
+    trade(&h, &mut a, 3..=4);
+
+    // A length prefix beyond the maximum frame: Error, then closed.
+    let mut bad = (MAX_FRAME as u32 + 1).to_le_bytes().to_vec();
+    bad.extend_from_slice(&[0xAB; 16]);
+    b.stream.write_all(&bad).unwrap();
+    assert_eq!(b.error().0, Reason::FrameTooLarge);
+    b.assert_closed();
+    trade(&h, &mut a, 5..=6);
+
+    // Bytes that are no frame at all, before any Hello: an HTTP request's
+    // first four bytes read as a huge length.
+    let mut c = Raw::connect(&h);
+    c.stream.write_all(b"GET / HTTP/1.1\r\n\r\n").unwrap();
+    assert_eq!(c.error().0, Reason::FrameTooLarge);
+    c.assert_closed();
+    // A truncated frame after Hello: malformed, closed.
+    let mut d = Raw::connect(&h);
+    d.send(&Inbound::Hello {
+        min_version: VERSION_MIN,
+        max_version: VERSION_MAX,
+        name: BETA.1.into(),
+    });
+    assert!(matches!(d.recv(), Some(Outbound::HelloAck { .. })));
+    d.stream.write_all(&[3, 0, 0, 0, 0x02, 0x00, 0x01]).unwrap();
+    assert_eq!(d.error().0, Reason::MalformedFrame);
+    d.assert_closed();
+
+    trade(&h, &mut a, 7..=8);
+    // The closed connections freed the name: beta can trade now.
+    let mut b = h.trader(BETA.1);
+    b.send(b.market(1, Side::Sell, "0.01"));
+    let t = b.follow(1);
+    assert_eq!(t.state(), OrderState::Filled);
+    h.assert_matches_ledger(BETA.0, &t);
+    a.sync();
+    assert_eq!(a.tracks.len(), 8, "alpha heard only of its own orders");
+}
+
+#[test]
+fn reconnect_and_resend_from_delivers_what_was_missed() {
+    let h = Harness::start();
+    let mut s = h.trader(ALPHA.1);
+    s.send(s.limit(1, Side::Buy, "59000.00", "0.01"));
+    let venue_id = s.first_answer(1).accepted.expect("Accepted");
+    s.sync();
+    let last = s.last_seq;
+    drop(s);
+
+    // The order fills while the strategy is away.
+    h.sim.set_reference_price(SYMBOL, "58990.00").unwrap();
+    assert_eq!(
+        h.ledger_entry(ALPHA.0, 1).unwrap().order.status.as_str(),
+        "FILLED"
+    );
+
+    // Reconnect until the sidecar has processed the fill (HelloAck says a
+    // message was sequenced since).
+    let deadline = Instant::now() + WAIT;
+    let mut c = loop {
+        let c = Client::connect(&h.socket, ALPHA.1).unwrap();
+        if c.next_seq() > last + 1 {
+            break c;
+        }
+        drop(c);
+        assert!(
+            Instant::now() < deadline,
+            "the fill never reached the sidecar"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    let next = c.next_seq();
+    c.resend_from(last + 1).unwrap();
+    c.heartbeat().unwrap();
+    let mut replayed = Vec::new();
+    loop {
+        let (seq, msg) = c.recv_timeout(WAIT).unwrap().expect("an answer");
+        if msg == Outbound::Heartbeat {
+            break;
+        }
+        if msg.is_sequenced() {
+            replayed.push((seq, msg));
+        }
+    }
+    let seqs: Vec<u64> = replayed.iter().map(|r| r.0).collect();
+    assert_eq!(seqs, (last + 1..next).collect::<Vec<_>>(), "{replayed:?}");
+    let Some((_, Outbound::Fill(f))) = replayed.last() else {
+        panic!("the missed message is the fill: {replayed:?}");
+    };
+    assert_eq!((f.order_id, f.leaves_qty), (1, 0));
+
+    // From the start: the Accepted first, with its original number.
+    c.resend_from(0).unwrap();
+    let (seq, msg) = c.recv_timeout(WAIT).unwrap().expect("the replay");
+    assert_eq!(seq, 1);
+    assert_eq!(
+        msg,
+        Outbound::Accepted {
+            order_id: 1,
+            venue_order_id: venue_id
+        }
+    );
+    let mut s = Strat::new(c);
+    s.last_seq = 1;
+    s.until("the replay's end", |s| s.last_seq == next - 1);
+    h.assert_matches_ledger(ALPHA.0, s.track(1));
 }
