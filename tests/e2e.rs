@@ -495,3 +495,79 @@ fn reconnect_and_resend_from_delivers_what_was_missed() {
     s.until("the replay's end", |s| s.last_seq == next - 1);
     h.assert_matches_ledger(ALPHA.0, s.track(1));
 }
+
+/// A child process killed, if still running, when the test ends.
+struct ChildGuard(std::process::Child);
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn run_without_a_reachable_venue_rejects_orders_as_venue_down() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    // The listener is gone: nothing accepts on that port now.
+    let dir = common::short_tempdir();
+    let (_, path) = common::write_config(
+        dir.path(),
+        &format!("ws://127.0.0.1:{port}/ws-api/v3"),
+        &format!("http://127.0.0.1:{port}"),
+        &Opts::default(),
+    );
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_ordergate"))
+        .arg("run")
+        .arg("--config")
+        .arg(&path)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start ordergate run");
+    let mut child = ChildGuard(child);
+    let socket = dir.path().join("s.sock");
+    let deadline = Instant::now() + WAIT;
+    while UnixStream::connect(&socket).is_err() {
+        assert!(
+            child.0.try_wait().unwrap().is_none(),
+            "ordergate run exited"
+        );
+        assert!(Instant::now() < deadline, "no socket within {WAIT:?}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+
+    let mut s = Strat::new(Client::connect(&socket, ALPHA.1).expect("accepts the strategy"));
+    for id in 1..=3 {
+        s.send(s.market(id, Side::Buy, "0.01"));
+        let (reason, text) = s.follow(id).rejected.expect("Rejected");
+        assert_eq!(reason, Reason::VenueDown, "{text}");
+    }
+    assert!(!s.venue_states.is_empty(), "told the venue's state");
+    assert!(
+        s.venue_states.iter().all(|v| v.0 != VenueState::Up),
+        "{:?}",
+        s.venue_states
+    );
+
+    // SIGTERM stops it cleanly.
+    let pid = child.0.id().to_string();
+    let killed = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let deadline = Instant::now() + WAIT;
+    let status = loop {
+        if let Some(st) = child.0.try_wait().unwrap() {
+            break st;
+        }
+        assert!(Instant::now() < deadline, "still running after SIGTERM");
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    assert!(status.success(), "{status}");
+}
