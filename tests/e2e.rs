@@ -571,3 +571,31 @@ fn run_without_a_reachable_venue_rejects_orders_as_venue_down() {
     };
     assert!(status.success(), "{status}");
 }
+
+#[test]
+#[ignore = "the venue clock sync is not wired: Session::now stamps requests with the raw \
+            system clock and nothing calls BinanceSpot::take_time_samples, so a venue clock \
+            30 s off never gets a signed request through (and on_open signs the user-data \
+            subscription before the time answer could be used)"]
+fn sidecar_syncs_to_a_venue_clock_that_is_off() {
+    let h = Harness::with(Opts {
+        clock_offset_ms: 30_000,
+        ..Opts::default()
+    });
+    let mut s = h.connect(ALPHA.1);
+    // Whatever the start looks like, some order must get through in time.
+    let deadline = Instant::now() + WAIT;
+    for id in 1.. {
+        assert!(
+            Instant::now() < deadline,
+            "no order accepted; venue {:?}, last answer {:?}",
+            s.venue_states.last(),
+            s.tracks.get(&(id - 1))
+        );
+        s.send(s.limit(id, Side::Buy, "59000.00", "0.01"));
+        if s.first_answer(id).accepted.is_some() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}

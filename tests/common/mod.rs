@@ -37,6 +37,8 @@ pub struct Opts {
     /// The secret the sidecar signs with (the simulator knows the demo one).
     pub api_secret: String,
     pub recv_window_ms: u32,
+    /// The venue's clock offset from the real clock at start.
+    pub clock_offset_ms: i64,
 }
 
 impl Default for Opts {
@@ -45,6 +47,7 @@ impl Default for Opts {
             fill: FillModel::full(),
             api_secret: DEMO_API_SECRET.into(),
             recv_window_ms: 5000,
+            clock_offset_ms: 0,
         }
     }
 }
@@ -151,6 +154,7 @@ impl Harness {
         let sim = Simulator::start(
             SimConfig {
                 fill: opts.fill,
+                clock_offset_ms: opts.clock_offset_ms,
                 ..SimConfig::default()
             },
             "127.0.0.1:0".parse().unwrap(),
