@@ -250,7 +250,12 @@ impl Session {
                     for i in 0..specs.len() {
                         self.protocol.on_open(i, now, &mut self.out);
                     }
-                    self.status(VenueState::Up, format!("connected to {}", specs[0].url));
+                    // Up is the adapter's to say, once the venue is ready
+                    // (Binance: user data subscribed).
+                    self.status(
+                        VenueState::Connecting,
+                        format!("connected to {}; starting the session", specs[0].url),
+                    );
                     let r = self
                         .pump(&mut sinks, &mut streams, &bell, &mut shutdown)
                         .await;

@@ -162,6 +162,28 @@ fn feed(a: &mut BinanceSpot, frame: &Value) -> (Vec<VenueEvent>, Vec<Outgoing>) 
     (events, out)
 }
 
+/// Opens a connection the way the venue answers it: the adapter asks the
+/// server time first, and sends its signed requests (subscription,
+/// reconciliation) from the timer once the time has come back.
+fn open(a: &mut BinanceSpot, at: u64) -> Vec<Outgoing> {
+    let mut out = Vec::new();
+    a.on_open(0, now(at), &mut out);
+    let time: Value = serde_json::from_str(&out[0].text).unwrap();
+    assert_eq!(time["method"], "time");
+    let (_, more) = feed(
+        a,
+        &json!({"id": time["id"], "status": 200, "result": {"serverTime": at}}),
+    );
+    out.extend(more);
+    assert_eq!(
+        a.next_timer(),
+        Some(0),
+        "signed requests wait for the timer"
+    );
+    a.on_timer(now(at), &mut Vec::new(), &mut out);
+    out
+}
+
 fn feed_raw(a: &mut BinanceSpot, bytes: &[u8]) -> Result<Vec<VenueEvent>, VenueError> {
     let mut bytes = bytes.to_vec();
     let mut events = Vec::new();
@@ -326,14 +348,13 @@ fn open_syncs_clock_subscribes_and_reconciles_after_reconnect() {
     let mut a = adapter();
     let mut out = Vec::new();
     a.on_open(0, now(1_000), &mut out);
-    let reqs: Vec<Value> = out
+    let mut reqs: Vec<Value> = out
         .iter()
         .map(|o| serde_json::from_str(&o.text).unwrap())
         .collect();
     let methods: Vec<&str> = reqs.iter().map(|r| r["method"].as_str().unwrap()).collect();
-    assert_eq!(methods, ["time", "userDataStream.subscribe.signature"]);
-    assert_signed(&reqs[1]);
-    assert_eq!(reqs[1]["params"].as_object().unwrap().len(), 4);
+    // Nothing signed before the venue's time is known.
+    assert_eq!(methods, ["time"]);
     assert!(a.next_timer().is_some());
 
     // The documented time response, answering our request.
@@ -348,6 +369,16 @@ fn open_syncs_clock_subscribes_and_reconciles_after_reconnect() {
     assert_eq!(samples[0].server_ms, 1_656_400_526_260);
     assert_eq!(samples[0].offset_ms(), 1_656_400_526_260 - 1_020);
     assert!(a.take_time_samples().is_empty());
+    // Now the subscription goes out, from the timer (the driver syncs its
+    // clock from the sample in between).
+    assert_eq!(a.next_timer(), Some(0));
+    let mut o_sub = Vec::new();
+    a.on_timer(now(1_041), &mut Vec::new(), &mut o_sub);
+    assert_eq!(o_sub.len(), 1);
+    reqs.push(serde_json::from_str(&o_sub[0].text).unwrap());
+    assert_eq!(reqs[1]["method"], "userDataStream.subscribe.signature");
+    assert_signed(&reqs[1]);
+    assert_eq!(reqs[1]["params"].as_object().unwrap().len(), 4);
 
     let mut s = fixture("subscribed");
     s["id"] = reqs[1]["id"].clone();
@@ -381,8 +412,7 @@ fn open_syncs_clock_subscribes_and_reconciles_after_reconnect() {
         })
     ));
     assert_eq!(a.next_timer(), None);
-    let mut out = Vec::new();
-    a.on_open(0, now(3_000), &mut out);
+    let out = open(&mut a, 3_000);
     let open: Vec<Value> = out
         .iter()
         .map(|o| serde_json::from_str::<Value>(&o.text).unwrap())
@@ -397,12 +427,11 @@ fn open_syncs_clock_subscribes_and_reconciles_after_reconnect() {
 #[test]
 fn reconcile_accepts_open_orders_and_queries_the_rest() {
     let mut a = adapter();
-    a.on_open(0, now(1), &mut Vec::new());
+    open(&mut a, 1);
     place(&mut a, order(oid(1), BTC, Side::Buy, 100, 1_000));
     place(&mut a, order(oid(2), BTC, Side::Buy, 100, 1_000));
     a.on_close(0, now(2), &mut Vec::new());
-    let mut out = Vec::new();
-    a.on_open(0, now(3), &mut out);
+    let out = open(&mut a, 3);
     let reqs: Vec<Value> = out
         .iter()
         .map(|o| serde_json::from_str(&o.text).unwrap())

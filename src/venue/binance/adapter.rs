@@ -125,6 +125,11 @@ pub struct BinanceSpot {
     connected: bool,
     opens: u64,
     reconnect_wanted: bool,
+    /// This connection's first server time has arrived: the signed
+    /// subscription (and reconciliation) may go out on the next timer,
+    /// after the session has synced its clock from that answer.
+    start_due: bool,
+    awaiting_start: bool,
     next_clock_sync_ns: u64,
     time_samples: Vec<TimeSample>,
     /// Open-order listings still awaited after a reconnect, and the ids
@@ -232,6 +237,8 @@ impl BinanceSpot {
             connected: false,
             opens: 0,
             reconnect_wanted: false,
+            start_due: false,
+            awaiting_start: false,
             next_clock_sync_ns: 0,
             time_samples: Vec::new(),
             reconcile_left: 0,
@@ -501,6 +508,10 @@ impl BinanceSpot {
                     received: now,
                     server_ms,
                 });
+                if self.awaiting_start {
+                    self.awaiting_start = false;
+                    self.start_due = true;
+                }
             }
             (Pending::Subscribe, ResultBody::Object(_)) => events.push(Self::status_event(
                 VenueState::Up,
@@ -581,6 +592,12 @@ impl BinanceSpot {
                     format!("open orders reconciliation failed: {} {}", err.code, text),
                 ));
             }
+            // Without the venue's time, start with the local clock rather
+            // than never.
+            Pending::Time { .. } if self.awaiting_start => {
+                self.awaiting_start = false;
+                self.start_due = true;
+            }
             Pending::OrderStatus { .. } | Pending::Time { .. } => {}
         }
         Ok(())
@@ -610,6 +627,26 @@ impl BinanceSpot {
         };
         if self.orders.remove(&client_id).is_some() {
             events.push(end);
+        }
+    }
+
+    /// Subscribes to user data and, after a reconnect, reconciles.
+    fn start(&mut self, now: Now, out: &mut Vec<Outgoing>) {
+        // Subscribe before listing open orders, so nothing falls between.
+        self.subscribe(now, out);
+        if self.opens > 1 {
+            self.reconcile_left = self.instruments.len();
+            self.reconcile_open.clear();
+            for i in 0..self.instruments.len() {
+                let symbol = self.instruments[i].symbol.clone();
+                self.send_signed(
+                    "openOrders.status",
+                    Pending::OpenOrders,
+                    &[Param::str("symbol", &symbol)],
+                    now,
+                    out,
+                );
+            }
         }
     }
 
@@ -674,23 +711,11 @@ impl VenueProtocol for BinanceSpot {
         self.connected = true;
         self.reconnect_wanted = false;
         self.opens += 1;
+        self.start_due = false;
+        // Signed requests wait for the venue's time, so a skewed local
+        // clock cannot get the subscription refused (-1021).
         self.send_time(now, out);
-        // Subscribe before listing open orders, so nothing falls between.
-        self.subscribe(now, out);
-        if self.opens > 1 {
-            self.reconcile_left = self.instruments.len();
-            self.reconcile_open.clear();
-            for i in 0..self.instruments.len() {
-                let symbol = self.instruments[i].symbol.clone();
-                self.send_signed(
-                    "openOrders.status",
-                    Pending::OpenOrders,
-                    &[Param::str("symbol", &symbol)],
-                    now,
-                    out,
-                );
-            }
-        }
+        self.awaiting_start = true;
     }
 
     /// In-flight places stay tracked and are settled by the reconciliation
@@ -836,12 +861,20 @@ impl VenueProtocol for BinanceSpot {
     }
 
     fn on_timer(&mut self, now: Now, _events: &mut Vec<VenueEvent>, out: &mut Vec<Outgoing>) {
+        if self.connected && self.start_due {
+            self.start_due = false;
+            self.start(now, out);
+        }
         if self.connected && now.mono_ns >= self.next_clock_sync_ns {
             self.send_time(now, out);
         }
     }
 
     fn next_timer(&self) -> Option<u64> {
-        self.connected.then_some(self.next_clock_sync_ns)
+        match (self.connected, self.start_due) {
+            (false, _) => None,
+            (true, true) => Some(0),
+            (true, false) => Some(self.next_clock_sync_ns),
+        }
     }
 }
