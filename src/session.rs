@@ -165,6 +165,8 @@ pub struct Session {
     venue_clock: VenueClock,
     /// `now.wall_ms` minus the local wall clock, as last handed out.
     wall_adjust_ms: i64,
+    /// The venue state last reported to the gateway.
+    state: VenueState,
     events: Vec<VenueEvent>,
     out: Vec<Outgoing>,
 }
@@ -190,6 +192,7 @@ impl Session {
             clock: MonoClock::new(),
             venue_clock: VenueClock::new(crate::clock::DEFAULT_BIAS_MS),
             wall_adjust_ms: 0,
+            state: VenueState::Down,
             events: Vec::new(),
             out: Vec::new(),
         }
@@ -215,6 +218,16 @@ impl Session {
         }
     }
 
+    /// Hands the pending events to the gateway, noting the venue state.
+    fn forward(&mut self) {
+        for ev in &self.events {
+            if let VenueEvent::Status { state, .. } = ev {
+                self.state = *state;
+            }
+        }
+        self.output.push_all(&mut self.events);
+    }
+
     fn venue(&self) -> VenueId {
         self.protocol.venue()
     }
@@ -225,7 +238,7 @@ impl Session {
             state,
             text,
         });
-        self.output.push_all(&mut self.events);
+        self.forward();
     }
 
     /// Runs until `shutdown` is notified: connect, pump, reconnect.
@@ -317,7 +330,7 @@ impl Session {
                 },
             });
         }
-        self.output.push_all(&mut self.events);
+        self.forward();
     }
 
     /// The connected loop. `Ok(true)` = shutdown, `Ok(false)` = the adapter
@@ -337,7 +350,7 @@ impl Session {
                 }
             }
             self.send_out(sinks).await?;
-            self.output.push_all(&mut self.events);
+            self.forward();
             if self.wants_reconnect() {
                 return Ok(false);
             }
@@ -399,10 +412,11 @@ impl Session {
             self.protocol
                 .on_frame(conn, &mut bytes, now, &mut self.events, &mut self.out)
         {
-            // A frame we cannot read is reported, and harms nothing else.
+            // A frame we cannot read is reported, and harms nothing else:
+            // the venue's state stays what it was.
             self.events.push(VenueEvent::Status {
                 venue: self.venue(),
-                state: VenueState::Up,
+                state: self.state,
                 text: e.to_string(),
             });
         }
