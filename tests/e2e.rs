@@ -589,3 +589,36 @@ fn sidecar_syncs_to_a_venue_clock_that_is_off() {
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+#[test]
+fn venue_server_shutdown_reconnects_and_orders_survive() {
+    let h = Harness::start();
+    let mut s = h.trader(ALPHA.1);
+    let qty = s.qty("0.03");
+    // An order resting across the reconnect.
+    s.send(s.limit(1, Side::Buy, "59900.00", "0.03"));
+    assert_eq!(s.first_answer(1).state(), OrderState::New);
+
+    // The venue announces its shutdown: the session opens a fresh
+    // connection, and the strategy sees the venue leave and come back.
+    let before = s.venue_states.len();
+    h.sim.trigger_server_shutdown();
+    s.until("the venue went away", |s| {
+        s.venue_states[before..]
+            .iter()
+            .any(|v| v.0 != VenueState::Up)
+    });
+    s.wait_venue(VenueState::Up);
+
+    // The resting order is still tracked: a market move fills it, and the
+    // fill arrives on the new connection's user stream.
+    h.sim.set_reference_price(SYMBOL, "59850.00").unwrap();
+    let t = s.follow(1);
+    assert_eq!(t.state(), OrderState::Filled);
+    t.assert_fills_consistent(qty);
+    h.assert_matches_ledger(ALPHA.0, &t);
+
+    // New orders go through the new connection.
+    s.send(s.limit(2, Side::Buy, "59000.00", "0.01"));
+    assert_eq!(s.first_answer(2).state(), OrderState::New);
+}
