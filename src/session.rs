@@ -167,6 +167,8 @@ pub struct Session {
     wall_adjust_ms: i64,
     /// The venue state last reported to the gateway.
     state: VenueState,
+    /// Receive buffer for the adapter's in-place parser.
+    frame: Vec<u8>,
     events: Vec<VenueEvent>,
     out: Vec<Outgoing>,
 }
@@ -193,6 +195,7 @@ impl Session {
             venue_clock: VenueClock::new(crate::clock::DEFAULT_BIAS_MS),
             wall_adjust_ms: 0,
             state: VenueState::Down,
+            frame: Vec::with_capacity(4096),
             events: Vec::new(),
             out: Vec::new(),
         }
@@ -397,8 +400,12 @@ impl Session {
     }
 
     fn on_message(&mut self, conn: usize, msg: Message) -> Result<(), SessionError> {
-        let mut bytes = match msg {
-            Message::Text(t) => Vec::from(t.as_bytes()),
+        // The adapter parses in place (simd-json), so the frame is copied
+        // into a buffer this session reuses rather than a fresh allocation.
+        let mut bytes = std::mem::take(&mut self.frame);
+        bytes.clear();
+        match msg {
+            Message::Text(t) => bytes.extend_from_slice(t.as_bytes()),
             Message::Close(frame) => {
                 let why = frame.map(|f| f.reason.to_string()).unwrap_or_default();
                 return Err(SessionError::Closed(conn, format!("closed by venue {why}")));
@@ -406,12 +413,13 @@ impl Session {
             // Pings are answered by tungstenite; binary frames are not
             // part of the JSON APIs we speak.
             _ => return Ok(()),
-        };
+        }
         let now = self.now();
-        if let Err(e) =
-            self.protocol
-                .on_frame(conn, &mut bytes, now, &mut self.events, &mut self.out)
-        {
+        let result = self
+            .protocol
+            .on_frame(conn, &mut bytes, now, &mut self.events, &mut self.out);
+        self.frame = bytes;
+        if let Err(e) = result {
             // A frame we cannot read is reported, and harms nothing else:
             // the venue's state stays what it was.
             self.events.push(VenueEvent::Status {
