@@ -169,12 +169,18 @@ pub struct Session {
     state: VenueState,
     /// Receive buffer for the adapter's in-place parser.
     frame: Vec<u8>,
+    /// Bumped for every set of connections, so the end of a replaced one
+    /// is told apart from the end of the live one.
+    generation: u64,
     events: Vec<VenueEvent>,
     out: Vec<Outgoing>,
 }
 
 type Sinks = Vec<SplitSink<Ws, Message>>;
-type Streams = SelectAll<futures_util::stream::BoxStream<'static, (usize, Option<WsItem>)>>;
+/// Frames tagged with (connection generation, connection index); `None`
+/// marks the end of that connection's stream.
+type Tagged = futures_util::stream::BoxStream<'static, (u64, usize, Option<WsItem>)>;
+type Streams = SelectAll<Tagged>;
 type WsItem = Result<Message, tokio_tungstenite::tungstenite::Error>;
 
 impl Session {
@@ -196,6 +202,7 @@ impl Session {
             wall_adjust_ms: 0,
             state: VenueState::Down,
             frame: Vec::with_capacity(4096),
+            generation: 0,
             events: Vec::new(),
             out: Vec::new(),
         }
@@ -254,13 +261,15 @@ impl Session {
         loop {
             self.status(VenueState::Connecting, "connecting".into());
             let specs = self.protocol.connections();
+            let generation = self.next_generation();
             let attempt = tokio::select! {
-                r = connect_all(&specs, self.config.tls.as_ref()) => Some(r),
+                r = connect_all(&specs, self.config.tls.as_ref(), generation) => Some(r),
                 _ = crate::app::stopped(&mut shutdown) => None,
             };
             let reason = match attempt {
                 None => return Ok(()),
-                Some(Ok((mut sinks, mut streams))) => {
+                Some(Ok((mut sinks, tagged))) => {
+                    let mut streams: Streams = tagged.into_iter().collect();
                     backoff = self.config.reconnect_min;
                     let now = self.now();
                     for i in 0..specs.len() {
@@ -283,8 +292,7 @@ impl Session {
                         let _ = s.close().await;
                     }
                     match r {
-                        Ok(true) => return Ok(()),
-                        Ok(false) => "venue asked us to reconnect".to_string(),
+                        Ok(()) => return Ok(()),
                         Err(e) => e.to_string(),
                     }
                 }
@@ -336,15 +344,43 @@ impl Session {
         self.forward();
     }
 
-    /// The connected loop. `Ok(true)` = shutdown, `Ok(false)` = the adapter
-    /// asked for a fresh connection.
+    fn next_generation(&mut self) -> u64 {
+        self.generation += 1;
+        self.generation
+    }
+
+    /// The venue announced it will go away: open the new connections
+    /// before the old ones close (make before break). Frames still arriving
+    /// on the old ones are handled as usual; their end is not an error.
+    async fn replace_connections(
+        &mut self,
+        sinks: &mut Sinks,
+        streams: &mut Streams,
+    ) -> Result<(), SessionError> {
+        let specs = self.protocol.connections();
+        let generation = self.next_generation();
+        let (new_sinks, tagged) = connect_all(&specs, self.config.tls.as_ref(), generation).await?;
+        let now = self.now();
+        for i in 0..specs.len() {
+            self.protocol.on_open(i, now, &mut self.out);
+        }
+        // The old write halves are dropped without a close frame: the venue
+        // closes those connections itself, after answering what is in flight.
+        *sinks = new_sinks;
+        for t in tagged {
+            streams.push(t);
+        }
+        Ok(())
+    }
+
+    /// The connected loop; returns `Ok` on shutdown.
     async fn pump(
         &mut self,
         sinks: &mut Sinks,
         streams: &mut Streams,
         bell: &AsyncFd<OwnedFd>,
         shutdown: &mut tokio::sync::watch::Receiver<bool>,
-    ) -> Result<bool, SessionError> {
+    ) -> Result<(), SessionError> {
         loop {
             let now = self.now();
             while let Some(cmd) = self.inputs.pop() {
@@ -354,8 +390,9 @@ impl Session {
             }
             self.send_out(sinks).await?;
             self.forward();
-            if self.wants_reconnect() {
-                return Ok(false);
+            if self.protocol.wants_reconnect() {
+                self.replace_connections(sinks, streams).await?;
+                continue;
             }
 
             let spin = self.config.wait == WaitStrategy::Spin;
@@ -377,10 +414,13 @@ impl Session {
                 biased;
                 item = streams.next() => {
                     self.doorbell.cancel_sleep();
+                    let current = self.generation;
                     match item {
-                        Some((conn, Some(Ok(msg)))) => self.on_message(conn, msg)?,
-                        Some((conn, Some(Err(e)))) => return Err(SessionError::Closed(conn, e.to_string())),
-                        Some((conn, None)) => return Err(SessionError::Closed(conn, "end of stream".into())),
+                        Some((_, conn, Some(Ok(msg)))) => self.on_message(conn, msg)?,
+                        // A replaced connection ending is expected.
+                        Some((g, _, _)) if g != current => {}
+                        Some((_, conn, Some(Err(e)))) => return Err(SessionError::Closed(conn, e.to_string())),
+                        Some((_, conn, None)) => return Err(SessionError::Closed(conn, "end of stream".into())),
                         None => return Err(SessionError::Closed(0, "no connections".into())),
                     }
                 }
@@ -394,7 +434,7 @@ impl Session {
                     let now = self.now();
                     self.protocol.on_timer(now, &mut self.events, &mut self.out);
                 }
-                _ = crate::app::stopped(shutdown) => return Ok(true),
+                _ = crate::app::stopped(shutdown) => return Ok(()),
             }
         }
     }
@@ -430,10 +470,6 @@ impl Session {
         }
         self.sync_clock();
         Ok(())
-    }
-
-    fn wants_reconnect(&self) -> bool {
-        self.protocol.wants_reconnect()
     }
 
     async fn send_out(&mut self, sinks: &mut Sinks) -> Result<(), SessionError> {
@@ -484,17 +520,20 @@ fn refusal(cmd: &Command, text: String) -> VenueEvent {
 async fn connect_all(
     specs: &[ConnSpec],
     tls: Option<&Arc<rustls::ClientConfig>>,
-) -> Result<(Sinks, Streams), SessionError> {
+    generation: u64,
+) -> Result<(Sinks, Vec<Tagged>), SessionError> {
     let mut sinks = Vec::with_capacity(specs.len());
-    let mut streams = SelectAll::new();
+    let mut streams = Vec::with_capacity(specs.len());
     for (i, spec) in specs.iter().enumerate() {
         let ws = connect(&spec.url, tls).await?;
         let (sink, stream) = ws.split();
         sinks.push(sink);
-        // Tag each frame with its connection; `None` marks end of stream.
-        let tagged = stream
-            .map(move |m| (i, Some(m)))
-            .chain(futures_util::stream::once(async move { (i, None) }));
+        let tagged =
+            stream
+                .map(move |m| (generation, i, Some(m)))
+                .chain(futures_util::stream::once(
+                    async move { (generation, i, None) },
+                ));
         streams.push(tagged.boxed());
     }
     Ok((sinks, streams))

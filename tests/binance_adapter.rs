@@ -516,10 +516,11 @@ fn in_flight_cancel_on_close_is_reported_rejected_for_retry() {
 fn server_shutdown_asks_for_reconnect_and_termination_resubscribes() {
     let mut a = adapter();
     let (ev, _) = feed(&mut a, &fixture("shutdown"));
+    // Still up: the driver opens the new connection before this one closes.
     assert!(matches!(
         ev.as_slice(),
         [VenueEvent::Status {
-            state: VenueState::Connecting,
+            state: VenueState::Up,
             ..
         }]
     ));

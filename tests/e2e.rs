@@ -599,16 +599,26 @@ fn venue_server_shutdown_reconnects_and_orders_survive() {
     s.send(s.limit(1, Side::Buy, "59900.00", "0.03"));
     assert_eq!(s.first_answer(1).state(), OrderState::New);
 
-    // The venue announces its shutdown: the session opens a fresh
-    // connection, and the strategy sees the venue leave and come back.
+    // The venue announces its shutdown: the session opens the new
+    // connection before the old one closes, so the venue never stops being
+    // Up, and the new connection's user stream is subscribed.
     let before = s.venue_states.len();
     h.sim.trigger_server_shutdown();
-    s.until("the venue went away", |s| {
+    s.until("the new connection subscribed", |s| {
         s.venue_states[before..]
             .iter()
-            .any(|v| v.0 != VenueState::Up)
+            .any(|v| v.1.contains("subscribed"))
     });
-    s.wait_venue(VenueState::Up);
+    assert!(
+        s.venue_states[before..]
+            .iter()
+            .all(|v| v.0 == VenueState::Up),
+        "{:?}",
+        &s.venue_states[before..]
+    );
+    // Trading goes on while the old connection is still draining.
+    s.send(s.limit(3, Side::Buy, "59000.00", "0.01"));
+    assert_eq!(s.first_answer(3).state(), OrderState::New);
 
     // The resting order is still tracked: a market move fills it, and the
     // fill arrives on the new connection's user stream.

@@ -12,10 +12,10 @@
 //!   trade id, two of our orders) counts on both sides.
 //! - **Unknown outcomes** (5xx, -1006, -1007) on `order.place` are not
 //!   rejections: the adapter asks `order.status` and reports what it says.
-//! - **Reconnects.** `serverShutdown` sets [`BinanceSpot::wants_reconnect`]
-//!   and emits `Status{Connecting}`; the driver should open a new
-//!   connection. On every open the adapter syncs the clock (`time`, see
-//!   [`BinanceSpot::take_time_samples`]) and subscribes to user data; after
+//! - **Reconnects.** `serverShutdown` sets `wants_reconnect` and emits
+//!   `Status{Up}` saying so; the driver opens a new connection before the
+//!   old one closes (make before break). On every open the adapter syncs the clock (`time`, see
+//!   `take_time_samples`) and subscribes to user data; after
 //!   a reconnect it also lists open orders and queries every order it was
 //!   tracking that is no longer open. `eventStreamTerminated` resubscribes.
 //! - Events for client ids we did not generate, or from another sidecar
@@ -442,11 +442,13 @@ impl BinanceSpot {
         match &*ev.kind {
             "executionReport" => self.on_exec_report(ev, events)?,
             "serverShutdown" => {
+                // Still up: the driver opens a new connection before this
+                // one closes, and orders keep flowing meanwhile.
                 self.reconnect_wanted = true;
                 events.push(VenueEvent::Status {
                     venue: VenueId::BinanceSpot,
-                    state: VenueState::Connecting,
-                    text: "venue announced server shutdown; reconnecting".into(),
+                    state: VenueState::Up,
+                    text: "venue announced server shutdown; opening a new connection".into(),
                 });
             }
             "eventStreamTerminated" => self.subscribe(now, out),
