@@ -632,3 +632,24 @@ fn venue_server_shutdown_reconnects_and_orders_survive() {
     s.send(s.limit(2, Side::Buy, "59000.00", "0.01"));
     assert_eq!(s.first_answer(2).state(), OrderState::New);
 }
+
+/// The `pinned` layout: gateway and session each on their own thread,
+/// pinned to a core (the parking wait strategy: this machine has 2 cores).
+#[test]
+fn pinned_layout_trades_like_single() {
+    let h = Harness::with(Opts {
+        layout: "layout = \"pinned\"\nwait = \"park\"\n[cores]\ngateway = 0\nsessions = [1]\n",
+        ..Opts::default()
+    });
+    let mut s = h.trader(ALPHA.1);
+    let qty = s.qty("0.02");
+    s.send(s.limit(1, Side::Buy, "60100.00", "0.02"));
+    let t = s.follow(1);
+    assert_eq!(t.state(), OrderState::Filled);
+    t.assert_fills_consistent(qty);
+    h.assert_matches_ledger(ALPHA.0, &t);
+    s.send(s.limit(2, Side::Sell, "61000.00", "0.01"));
+    assert_eq!(s.first_answer(2).state(), OrderState::New);
+    s.cancel(2);
+    assert_eq!(s.follow(2).state(), OrderState::Canceled);
+}

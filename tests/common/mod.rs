@@ -39,6 +39,8 @@ pub struct Opts {
     pub recv_window_ms: u32,
     /// The venue's clock offset from the real clock at start.
     pub clock_offset_ms: i64,
+    /// The layout section of the config (`layout`, `wait`, `[cores]`).
+    pub layout: &'static str,
 }
 
 impl Default for Opts {
@@ -48,6 +50,7 @@ impl Default for Opts {
             api_secret: DEMO_API_SECRET.into(),
             recv_window_ms: 5000,
             clock_offset_ms: 0,
+            layout: "layout = \"single\"\nwait = \"park\"\n",
         }
     }
 }
@@ -83,9 +86,7 @@ pub fn write_config(dir: &Path, ws_url: &str, rest_url: &str, opts: &Opts) -> (S
     let text = format!(
         r#"state_dir = "{d}/state"
 socket = "{d}/s.sock"
-layout = "single"
-wait = "park"
-
+{layout}
 [[venue]]
 id = "binance-spot"
 ws_url = "{ws_url}"
@@ -113,6 +114,7 @@ min_qty = "0.00001000"
 min_notional = "5.00000000"
 "#,
         rw = opts.recv_window_ms,
+        layout = opts.layout,
         a_id = ALPHA.0,
         a_name = ALPHA.1,
         b_id = BETA.0,
