@@ -220,7 +220,10 @@ pub trait VenueProtocol: Send {
         events: &mut Vec<VenueEvent>,
         out: &mut Vec<Outgoing>,
     ) -> Result<(), VenueError>;
-    /// Called periodically: keep-alives, clock sync, request timeouts.
+    /// Called when `next_timer` is due: keep-alives, clock sync, request
+    /// timeouts, and dead-man heartbeats where a venue has them (Binance
+    /// USD-M `countdownCancelAll`, Bybit disconnection cancel-all), which an
+    /// adapter renews from here so a dead sidecar's orders get cancelled.
     fn on_timer(&mut self, now: Now, events: &mut Vec<VenueEvent>, out: &mut Vec<Outgoing>);
     /// The next time `on_timer` must run, in monotonic nanoseconds.
     fn next_timer(&self) -> Option<u64>;
