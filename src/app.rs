@@ -48,6 +48,8 @@ pub enum AppError {
         path: String,
         source: std::io::Error,
     },
+    #[error(transparent)]
+    Session(#[from] crate::session::SessionError),
     #[error("a {0} thread panicked")]
     Panicked(&'static str),
 }
@@ -437,7 +439,7 @@ fn spawn_single(
                 let mut tasks = tokio::task::JoinSet::new();
                 for s in sessions {
                     let n = shutdown.watch();
-                    tasks.spawn(async move { s.run(n).await.map_err(session_error) });
+                    tasks.spawn(async move { s.run(n).await.map_err(AppError::from) });
                 }
                 let gw = gateway.run_task(shutdown.watch());
                 tokio::pin!(gw);
@@ -480,7 +482,7 @@ fn spawn_pinned(
                     crate::affinity::pin_current_thread(c)?;
                 }
                 let rt = runtime()?;
-                let r = rt.block_on(s.run(sd.watch())).map_err(session_error);
+                let r = rt.block_on(s.run(sd.watch())).map_err(AppError::from);
                 sd.trigger();
                 r
             })?;
@@ -499,8 +501,4 @@ fn spawn_pinned(
         })?;
     threads.push(("gateway", h));
     Ok(threads)
-}
-
-fn session_error(e: crate::session::SessionError) -> AppError {
-    AppError::Io(std::io::Error::other(e.to_string()))
 }

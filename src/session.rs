@@ -326,20 +326,8 @@ impl Session {
     fn reject_pending(&mut self) {
         let text = format!("{} is not connected", self.venue());
         while let Some(cmd) = self.inputs.pop() {
-            self.events.push(match cmd {
-                Command::Place(o) => VenueEvent::Rejected {
-                    client_id: o.client_id,
-                    reason: Reason::VenueDown,
-                    code: 0,
-                    text: text.clone(),
-                },
-                Command::Cancel { orig, .. } => VenueEvent::CancelRejected {
-                    client_id: orig,
-                    reason: Reason::VenueDown,
-                    code: 0,
-                    text: text.clone(),
-                },
-            });
+            self.events
+                .push(refusal(&cmd, Reason::VenueDown, text.clone()));
         }
         self.forward();
     }
@@ -385,7 +373,8 @@ impl Session {
             let now = self.now();
             while let Some(cmd) = self.inputs.pop() {
                 if let Err(e) = self.protocol.submit(&cmd, now, &mut self.out) {
-                    self.events.push(refusal(&cmd, e.to_string()));
+                    self.events
+                        .push(refusal(&cmd, Reason::VenueRejected, e.to_string()));
                 }
             }
             self.send_out(sinks).await?;
@@ -499,18 +488,19 @@ impl Session {
     }
 }
 
-/// The command a failed `submit` answers: the strategy hears why.
-fn refusal(cmd: &Command, text: String) -> VenueEvent {
+/// The answer to a command that never reached the venue (venue down, or
+/// the adapter could not express it): the strategy hears why.
+fn refusal(cmd: &Command, reason: Reason, text: String) -> VenueEvent {
     match *cmd {
         Command::Place(o) => VenueEvent::Rejected {
             client_id: o.client_id,
-            reason: Reason::VenueRejected,
+            reason,
             code: 0,
             text,
         },
         Command::Cancel { orig, .. } => VenueEvent::CancelRejected {
             client_id: orig,
-            reason: Reason::VenueRejected,
+            reason,
             code: 0,
             text,
         },
