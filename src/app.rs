@@ -248,7 +248,7 @@ impl GatewayRole {
     /// The gateway as a task of a current-thread runtime: an `AsyncFd` over
     /// the poller's own fd wakes it when any gateway source is ready.
     async fn run_task(mut self, mut shutdown: watch::Receiver<bool>) -> Result<(), AppError> {
-        let poller = crate::doorbell::register_async(std::os::fd::AsFd::as_fd(&self.driver))?;
+        let poller = crate::asyncfd::register_async(std::os::fd::AsFd::as_fd(&self.driver))?;
         loop {
             if self.step()? {
                 tokio::task::yield_now().await;

@@ -37,7 +37,7 @@ enum Command {
         config: PathBuf,
     },
     /// Run the built-in exchange simulator.
-    Sim(ordergate::sim::SimArgs),
+    Sim(ordergate::sim_cli::SimArgs),
     /// Start the simulator, the sidecar and a demo strategy; send orders of
     /// every kind; check them against the simulator's ledger; report.
     Demo(ordergate::demo::DemoArgs),
@@ -51,7 +51,7 @@ pub fn main() -> ExitCode {
     let result = match cli.command {
         Command::CheckConfig { file, secrets } => check_config(&file, secrets),
         Command::Run { config } => run(&config),
-        Command::Sim(args) => ordergate::sim::run_cli(args).map_err(Into::into),
+        Command::Sim(args) => ordergate::sim_cli::run_cli(args).map_err(Into::into),
         Command::Demo(args) => ordergate::demo::run(args).map_err(Into::into),
         Command::DemoStrategy(args) => ordergate::demo::run_strategy(args).map_err(Into::into),
     };

@@ -256,7 +256,7 @@ impl Session {
         mut self,
         mut shutdown: tokio::sync::watch::Receiver<bool>,
     ) -> Result<(), SessionError> {
-        let bell = crate::doorbell::register_async(self.doorbell.as_fd())?;
+        let bell = crate::asyncfd::register_async(self.doorbell.as_fd())?;
         let mut backoff = self.config.reconnect_min;
         loop {
             self.status(VenueState::Connecting, "connecting".into());

@@ -1,6 +1,5 @@
 //! Ring and doorbell behaviour on the real (std) atomics and a real eventfd.
 // Under the loom feature the types only work inside a loom model.
-#![cfg(not(feature = "loom"))]
 
 use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicUsize, Ordering};

@@ -215,7 +215,7 @@ impl Core {
         }
         let mut scratch = std::mem::take(&mut self.scratch);
         self.lifecycle
-            .on_venue_event(ev, &mut |s, m| scratch.push((s, m)));
+            .on_venue_event(ev, &mut |s, m| scratch.push((s, m.into())));
         self.flush(&mut scratch, out);
         self.scratch = scratch;
     }
@@ -356,7 +356,7 @@ impl Core {
                 key,
                 Reason::QueueFull,
                 "order queue to the venue is full",
-                &mut |s, m| scratch.push((s, m)),
+                &mut |s, m| scratch.push((s, m.into())),
             );
             self.flush(&mut scratch, out);
             self.scratch = scratch;
@@ -387,7 +387,7 @@ impl Core {
                 key,
                 Reason::QueueFull,
                 "cancel queue to the venue is full",
-                &mut |s, m| scratch.push((s, m)),
+                &mut |s, m| scratch.push((s, m.into())),
             );
             self.flush(&mut scratch, out);
             self.scratch = scratch;

@@ -1,0 +1,797 @@
+//! The order lifecycle tracker: the one owner of every order's state.
+//!
+//! Pure and deterministic: events in, strategy-facing [`OrderUpdate`] messages
+//! out, no I/O and no clock. Every state change goes through one exhaustive
+//! `match (state, event)` table ([`transition`]); a pair the table does not
+//! list is an invalid transition, which is counted and returned to the
+//! caller as [`Outcome::Invalid`], never a panic.
+//!
+//! Decisions the table encodes:
+//! - **Cancel races.** `PendingCancel` is an overlay: it remembers the state
+//!   the order would be in without the cancel (`pre_cancel`). A fill while a
+//!   cancel is pending is reported and updates `pre_cancel`; a fill that
+//!   completes the order moves it to `Filled`. Every cancel request is
+//!   answered exactly once, so a venue `CancelRejected` that arrives after
+//!   the order ended (Binance `-2011 Unknown order sent.`) is *reported* to
+//!   the strategy as `CancelRejected`, consistently, rather than swallowed.
+//!   A `CancelRejected` with no cancel outstanding is invalid.
+//! - **Fills before the ack.** Binance can deliver the trade before the
+//!   order response; a fill on a `PendingNew` order is an implicit
+//!   acceptance: the strategy first gets `Accepted` (empty venue order id,
+//!   since fills do not carry it) and then the `Fill`. The late ack only
+//!   records the venue order id.
+//! - **Late events after the end.** A fill after `Canceled`/`Expired` (venues
+//!   with a separate execution stream can deliver it last) is applied and
+//!   reported: nothing is lost. Late acks and repeated terminal events are
+//!   ignored and counted.
+//! - **Overfill.** A fill taking the cumulative quantity past the order
+//!   quantity is applied (the venue traded it), reported, flagged on the
+//!   order and counted; leaves never go negative and nothing wraps (an
+//!   `i64` overflow is an invalid event instead).
+//! - **Trade ids.** A trade id already seen for the same order is ignored
+//!   and counted (replays after a reconnect).
+//!
+//! Memory: every order is kept for the life of the process, keyed by
+//! [`OrderKey`], so duplicate order ids and repeated trade ids are always
+//! caught. That costs a few hundred bytes per order (more with many fills);
+//! a million orders a day is a few hundred MB, which a restart (new epoch)
+//! resets. A set of open keys keeps `open_orders` cheap.
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+
+use crate::decimal::{self, WideDecimal};
+use crate::ids::{ClientId, InstrumentId, OrderKey, StrategyId};
+use crate::instrument::Instrument;
+use crate::model::{
+    flags, Fill, NewOrder, OrdType, OrderState, OrderStatus, OrderUpdate, Reason, Side,
+};
+use crate::venue::VenueEvent;
+
+/// What happened to an order, as the table sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum EventKind {
+    /// The strategy asked to cancel.
+    CancelRequested,
+    /// The gateway could not send the order (queue full).
+    GatewayRejected,
+    Accepted,
+    Rejected,
+    /// A fill; `completes` when the cumulative quantity reaches the order's.
+    Fill {
+        completes: bool,
+    },
+    Canceled,
+    CancelRejected,
+    Expired,
+}
+
+/// What the table decides for a (state, event) pair.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Action {
+    /// Move to this state and report the event.
+    Go(OrderState),
+    /// Enter `PendingCancel` (or stay in it for another attempt).
+    StartCancel,
+    /// Stay in `PendingCancel`; without the cancel the order would now be
+    /// in this state. Report the event.
+    BehindCancel(OrderState),
+    /// A cancel failed while pending: back to `pre_cancel` once no other
+    /// cancel is outstanding. Report `CancelRejected`.
+    Restore,
+    /// Keep the state, apply and report (late fill, overfill, the answer to
+    /// a cancel that lost the race).
+    Stay,
+    /// A duplicate or late event with nothing to change: count it, report
+    /// nothing (a late ack still records the venue order id).
+    Ignore,
+}
+
+/// The lifecycle table. `pre_cancel` matters only in `PendingCancel`, where
+/// events the cancel does not settle are decided as they would be without
+/// it. `None` is an invalid transition.
+pub fn transition(state: OrderState, pre_cancel: OrderState, ev: EventKind) -> Option<Action> {
+    use Action::*;
+    use EventKind as E;
+    use OrderState::*;
+    let fill_to = |completes| if completes { Filled } else { PartiallyFilled };
+    match (state, ev) {
+        (PendingNew, E::CancelRequested) => Some(StartCancel),
+        (PendingNew, E::GatewayRejected) => Some(Go(Rejected)),
+        (PendingNew, E::Accepted) => Some(Go(New)),
+        (PendingNew, E::Rejected) => Some(Go(Rejected)),
+        (PendingNew, E::Fill { completes }) => Some(Go(fill_to(completes))),
+        (PendingNew, E::Canceled) => Some(Go(Canceled)),
+        (PendingNew, E::CancelRejected) => None,
+        (PendingNew, E::Expired) => Some(Go(Expired)),
+
+        (New, E::CancelRequested) => Some(StartCancel),
+        (New, E::GatewayRejected) => None,
+        (New, E::Accepted) => Some(Ignore),
+        (New, E::Rejected) => None,
+        (New, E::Fill { completes }) => Some(Go(fill_to(completes))),
+        (New, E::Canceled) => Some(Go(Canceled)),
+        (New, E::CancelRejected) => None,
+        (New, E::Expired) => Some(Go(Expired)),
+
+        (PartiallyFilled, E::CancelRequested) => Some(StartCancel),
+        (PartiallyFilled, E::GatewayRejected) => None,
+        // The ack after an implicit acceptance by a fill.
+        (PartiallyFilled, E::Accepted) => Some(Ignore),
+        (PartiallyFilled, E::Rejected) => None,
+        (PartiallyFilled, E::Fill { completes }) => Some(Go(fill_to(completes))),
+        (PartiallyFilled, E::Canceled) => Some(Go(Canceled)),
+        (PartiallyFilled, E::CancelRejected) => None,
+        (PartiallyFilled, E::Expired) => Some(Go(Expired)),
+
+        (PendingCancel, E::CancelRequested) => Some(StartCancel),
+        (PendingCancel, E::GatewayRejected) => None,
+        (PendingCancel, E::Accepted | E::Rejected | E::Fill { .. }) => {
+            // Never recurse on PendingCancel itself: pre_cancel is never it.
+            if pre_cancel == PendingCancel {
+                return None;
+            }
+            match transition(pre_cancel, pre_cancel, ev)? {
+                Go(s) if s.is_terminal() => Some(Go(s)),
+                Go(s) => Some(BehindCancel(s)),
+                Ignore => Some(Ignore),
+                _ => None,
+            }
+        }
+        (PendingCancel, E::Canceled) => Some(Go(Canceled)),
+        (PendingCancel, E::CancelRejected) => Some(Restore),
+        (PendingCancel, E::Expired) => Some(Go(Expired)),
+
+        (Filled, E::CancelRequested) => None,
+        (Filled, E::GatewayRejected) => None,
+        // Binance's FULL response can follow the trades that filled it.
+        (Filled, E::Accepted) => Some(Ignore),
+        (Filled, E::Rejected) => None,
+        // Only reachable as an overfill: reported and flagged.
+        (Filled, E::Fill { .. }) => Some(Stay),
+        (Filled, E::Canceled) => None,
+        (Filled, E::CancelRejected) => Some(Stay),
+        (Filled, E::Expired) => None,
+
+        (Canceled, E::CancelRequested) => None,
+        (Canceled, E::GatewayRejected) => None,
+        (Canceled, E::Accepted) => Some(Ignore),
+        (Canceled, E::Rejected) => None,
+        (Canceled, E::Fill { .. }) => Some(Stay),
+        (Canceled, E::Canceled) => Some(Ignore),
+        (Canceled, E::CancelRejected) => Some(Stay),
+        (Canceled, E::Expired) => None,
+
+        (Rejected, E::CancelRequested) => None,
+        (Rejected, E::GatewayRejected) => None,
+        (Rejected, E::Accepted) => None,
+        (Rejected, E::Rejected) => Some(Ignore),
+        (Rejected, E::Fill { .. }) => None,
+        (Rejected, E::Canceled) => None,
+        (Rejected, E::CancelRejected) => Some(Stay),
+        (Rejected, E::Expired) => None,
+
+        (Expired, E::CancelRequested) => None,
+        (Expired, E::GatewayRejected) => None,
+        (Expired, E::Accepted) => Some(Ignore),
+        (Expired, E::Rejected) => None,
+        (Expired, E::Fill { .. }) => Some(Stay),
+        (Expired, E::Canceled) => None,
+        (Expired, E::CancelRejected) => Some(Stay),
+        (Expired, E::Expired) => Some(Ignore),
+
+        // The tracker never stores an order as Unknown: it is what
+        // strategies are told about orders it does not hold.
+        (Unknown, _) => None,
+    }
+}
+
+/// One order as the tracker holds it.
+#[derive(Debug, Clone)]
+pub struct Order {
+    pub key: OrderKey,
+    pub instrument: InstrumentId,
+    pub price_scale: u8,
+    pub qty_scale: u8,
+    pub side: Side,
+    /// MARKET order sized in quote units: `qty` is a notional mantissa and
+    /// completion is judged on the cumulative notional.
+    pub quote_qty: bool,
+    pub qty: i64,
+    pub state: OrderState,
+    /// Where the order would be without the pending cancel.
+    pub pre_cancel: OrderState,
+    pub cum_qty: i64,
+    /// At `price_scale + qty_scale`.
+    pub cum_notional: i128,
+    /// Fees summed per asset, exactly as the venue stated them.
+    pub fees: Vec<(String, WideDecimal)>,
+    pub trade_ids: HashSet<String>,
+    /// Empty until the venue's ack arrives.
+    pub venue_order_id: String,
+    /// Cancel requests sent so far (the `n` of the cancel client id).
+    pub cancel_attempts: u16,
+    /// Cancel requests not answered yet.
+    pub cancels_outstanding: u16,
+    pub overfilled: bool,
+    accepted_reported: bool,
+}
+
+impl Order {
+    pub fn avg_price(&self) -> i64 {
+        decimal::average_price(self.cum_notional, self.cum_qty)
+    }
+
+    /// Quantity still to trade, never negative (in quote units for
+    /// quote-sized orders).
+    pub fn leaves_qty(&self) -> i64 {
+        if self.state.is_terminal() {
+            return 0;
+        }
+        let done = if self.quote_qty {
+            self.cum_notional
+        } else {
+            self.cum_qty as i128
+        };
+        (self.qty as i128 - done).clamp(0, i64::MAX as i128) as i64
+    }
+
+    pub fn status(&self) -> OrderStatus {
+        OrderStatus {
+            order_id: self.key.order_id,
+            state: self.state,
+            cum_qty: self.cum_qty,
+            cum_notional: self.cum_notional,
+            avg_price: self.avg_price(),
+            leaves_qty: self.leaves_qty(),
+        }
+    }
+
+    fn add_fee(&mut self, asset: &str, fee: WideDecimal) -> bool {
+        if fee.is_zero() && asset.is_empty() {
+            return true;
+        }
+        match self.fees.iter_mut().find(|(a, _)| a == asset) {
+            Some((_, sum)) => match add_wide(*sum, fee) {
+                Some(s) => {
+                    *sum = s;
+                    true
+                }
+                None => false,
+            },
+            None => {
+                self.fees.push((asset.to_owned(), fee));
+                true
+            }
+        }
+    }
+}
+
+/// Exact sum of two venue decimals at the wider of their scales.
+pub fn add_wide(a: WideDecimal, b: WideDecimal) -> Option<WideDecimal> {
+    let scale = a.scale.max(b.scale);
+    let am = a.mantissa.checked_mul(decimal::pow10(scale - a.scale))?;
+    let bm = b.mantissa.checked_mul(decimal::pow10(scale - b.scale))?;
+    Some(WideDecimal::new(am.checked_add(bm)?, scale))
+}
+
+/// `submit` refused: the order id was used before; here is that order.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("order id {} already used (state {:?})", .0.order_id, .0.state)]
+pub struct Duplicate(pub OrderStatus);
+
+/// Why a cancel request is refused before anything is sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum CancelRejectReason {
+    #[error("no order with this id")]
+    UnknownOrder,
+    #[error("order is {0:?}, not open")]
+    NotOpen(OrderState),
+    #[error("too many cancel attempts for one order")]
+    TooManyAttempts,
+}
+
+impl CancelRejectReason {
+    pub fn reason(self) -> Reason {
+        match self {
+            CancelRejectReason::UnknownOrder => Reason::UnknownOrder,
+            CancelRejectReason::NotOpen(_) | CancelRejectReason::TooManyAttempts => {
+                Reason::OrderNotOpen
+            }
+        }
+    }
+}
+
+/// What `on_venue_event` did with an event, for the caller to log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    Applied,
+    /// Duplicate or late, nothing changed (see [`Action::Ignore`]).
+    Ignored,
+    DuplicateTrade,
+    /// No order with this key and epoch (another tool's order, an older
+    /// epoch), or not an order event at all.
+    UnknownOrder,
+    Invalid {
+        state: OrderState,
+        event: EventKind,
+        why: &'static str,
+    },
+}
+
+/// Event counts, for metrics.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counters {
+    pub invalid: u64,
+    pub unknown_order: u64,
+    pub duplicate_trade: u64,
+    pub ignored: u64,
+    pub overfill: u64,
+}
+
+/// The tracker. Lives on the gateway thread; see the module docs.
+#[derive(Debug)]
+pub struct Lifecycle {
+    epoch: u32,
+    orders: HashMap<OrderKey, Order>,
+    open: BTreeSet<OrderKey>,
+    counters: Counters,
+}
+
+impl Lifecycle {
+    /// `epoch` is this process's sidecar epoch: venue events for client ids
+    /// of another epoch are not ours (an earlier run used the same keys).
+    pub fn new(epoch: u32) -> Self {
+        Lifecycle {
+            epoch,
+            orders: HashMap::new(),
+            open: BTreeSet::new(),
+            counters: Counters::default(),
+        }
+    }
+
+    pub fn epoch(&self) -> u32 {
+        self.epoch
+    }
+
+    pub fn counters(&self) -> Counters {
+        self.counters
+    }
+
+    pub fn len(&self) -> usize {
+        self.orders.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.orders.is_empty()
+    }
+
+    /// Registers a validated order as `PendingNew`. A key seen before is
+    /// refused with that order's status, so nothing is sent twice.
+    pub fn submit(
+        &mut self,
+        key: OrderKey,
+        instrument: &Instrument,
+        req: &NewOrder,
+    ) -> Result<(), Duplicate> {
+        if let Some(o) = self.orders.get(&key) {
+            return Err(Duplicate(o.status()));
+        }
+        let quote_qty = req.ord_type == OrdType::Market && req.flags & flags::QUOTE_QTY != 0;
+        self.orders.insert(
+            key,
+            Order {
+                key,
+                instrument: instrument.id,
+                price_scale: instrument.price_scale,
+                qty_scale: instrument.qty_scale,
+                side: req.side,
+                quote_qty,
+                qty: req.qty,
+                state: OrderState::PendingNew,
+                pre_cancel: OrderState::PendingNew,
+                cum_qty: 0,
+                cum_notional: 0,
+                fees: Vec::new(),
+                trade_ids: HashSet::new(),
+                venue_order_id: String::new(),
+                cancel_attempts: 0,
+                cancels_outstanding: 0,
+                overfilled: false,
+                accepted_reported: false,
+            },
+        );
+        self.open.insert(key);
+        Ok(())
+    }
+
+    /// Moves an open order to `PendingCancel` and returns the attempt number
+    /// `n` for `ClientId::cancel(epoch, key, n)` (1 for the first).
+    pub fn request_cancel(&mut self, key: OrderKey) -> Result<u16, CancelRejectReason> {
+        let o = self
+            .orders
+            .get_mut(&key)
+            .ok_or(CancelRejectReason::UnknownOrder)?;
+        match transition(o.state, o.pre_cancel, EventKind::CancelRequested) {
+            Some(Action::StartCancel) => {
+                let n = o
+                    .cancel_attempts
+                    .checked_add(1)
+                    .ok_or(CancelRejectReason::TooManyAttempts)?;
+                o.cancel_attempts = n;
+                o.cancels_outstanding += 1;
+                if o.state != OrderState::PendingCancel {
+                    o.pre_cancel = o.state;
+                    o.state = OrderState::PendingCancel;
+                }
+                Ok(n)
+            }
+            _ => Err(CancelRejectReason::NotOpen(o.state)),
+        }
+    }
+
+    /// The gateway could not hand the order to its venue (ring full): the
+    /// order ends `Rejected` and the strategy is told why.
+    pub fn gateway_reject(
+        &mut self,
+        key: OrderKey,
+        reason: Reason,
+        text: &str,
+        out: &mut impl FnMut(StrategyId, OrderUpdate),
+    ) -> Outcome {
+        self.apply(
+            key,
+            EventKind::GatewayRejected,
+            Payload::Reject { reason, text },
+            out,
+        )
+    }
+
+    /// A cancel the gateway could not send: answered like a venue refusal.
+    pub fn cancel_failed(
+        &mut self,
+        key: OrderKey,
+        reason: Reason,
+        text: &str,
+        out: &mut impl FnMut(StrategyId, OrderUpdate),
+    ) -> Outcome {
+        self.apply(
+            key,
+            EventKind::CancelRejected,
+            Payload::Reject { reason, text },
+            out,
+        )
+    }
+
+    /// Feeds one venue event; messages for strategies go to `out`.
+    pub fn on_venue_event(
+        &mut self,
+        ev: &VenueEvent,
+        out: &mut impl FnMut(StrategyId, OrderUpdate),
+    ) -> Outcome {
+        let (cid, kind, payload) = match ev {
+            VenueEvent::Accepted {
+                client_id,
+                venue_order_id,
+                ..
+            } => (client_id, EventKind::Accepted, Payload::Ack(venue_order_id)),
+            VenueEvent::Rejected {
+                client_id,
+                reason,
+                text,
+                ..
+            } => (
+                client_id,
+                EventKind::Rejected,
+                Payload::Reject {
+                    reason: *reason,
+                    text,
+                },
+            ),
+            VenueEvent::Fill {
+                client_id,
+                trade_id,
+                last_qty,
+                last_price,
+                fee,
+                fee_asset,
+                time_ms,
+                is_maker,
+            } => {
+                return self.on_fill(
+                    client_id,
+                    FillIn {
+                        trade_id,
+                        last_qty: *last_qty,
+                        last_price: *last_price,
+                        fee: *fee,
+                        fee_asset,
+                        time_ms: *time_ms,
+                        is_maker: *is_maker,
+                    },
+                    out,
+                )
+            }
+            VenueEvent::Canceled { client_id, .. } => {
+                (client_id, EventKind::Canceled, Payload::None)
+            }
+            VenueEvent::CancelRejected {
+                client_id,
+                reason,
+                text,
+                ..
+            } => (
+                client_id,
+                EventKind::CancelRejected,
+                Payload::Reject {
+                    reason: *reason,
+                    text,
+                },
+            ),
+            VenueEvent::Expired { client_id, .. } => (client_id, EventKind::Expired, Payload::None),
+            VenueEvent::Status { .. } => return self.unknown(),
+        };
+        match self.key_of(cid) {
+            Some(key) => self.apply(key, kind, payload, out),
+            None => self.unknown(),
+        }
+    }
+
+    pub fn status(&self, key: OrderKey) -> Option<OrderStatus> {
+        self.orders.get(&key).map(Order::status)
+    }
+
+    pub fn order(&self, key: OrderKey) -> Option<&Order> {
+        self.orders.get(&key)
+    }
+
+    /// A strategy's orders that are not terminal, in order id order (what
+    /// CancelAll cancels).
+    pub fn open_orders(&self, strategy: StrategyId) -> impl Iterator<Item = &Order> + '_ {
+        let lo = OrderKey {
+            strategy,
+            order_id: 0,
+        };
+        let hi = OrderKey {
+            strategy,
+            order_id: u64::MAX,
+        };
+        self.open
+            .range(lo..=hi)
+            .filter_map(move |k| self.orders.get(k))
+    }
+
+    fn key_of(&self, cid: &ClientId) -> Option<OrderKey> {
+        (cid.epoch == self.epoch && self.orders.contains_key(&cid.key)).then_some(cid.key)
+    }
+
+    fn unknown(&mut self) -> Outcome {
+        self.counters.unknown_order += 1;
+        Outcome::UnknownOrder
+    }
+
+    fn invalid(&mut self, state: OrderState, event: EventKind, why: &'static str) -> Outcome {
+        self.counters.invalid += 1;
+        Outcome::Invalid { state, event, why }
+    }
+
+    fn on_fill(
+        &mut self,
+        cid: &ClientId,
+        f: FillIn<'_>,
+        out: &mut impl FnMut(StrategyId, OrderUpdate),
+    ) -> Outcome {
+        let Some(key) = self.key_of(cid) else {
+            return self.unknown();
+        };
+        let o = &self.orders[&key];
+        let (state, pre) = (o.state, o.pre_cancel);
+        let probe = EventKind::Fill { completes: false };
+        if o.trade_ids.contains(f.trade_id) {
+            self.counters.duplicate_trade += 1;
+            return Outcome::DuplicateTrade;
+        }
+        if f.last_qty <= 0 || f.last_price < 0 {
+            return self.invalid(state, probe, "fill quantity not positive or price negative");
+        }
+        let (Some(cum_qty), Some(cum_notional)) = (
+            o.cum_qty.checked_add(f.last_qty),
+            o.cum_notional
+                .checked_add(decimal::notional(f.last_price, f.last_qty)),
+        ) else {
+            return self.invalid(state, probe, "cumulative quantity would overflow");
+        };
+        let done = if o.quote_qty {
+            cum_notional
+        } else {
+            cum_qty as i128
+        };
+        let completes = done >= o.qty as i128;
+        let overfill = done > o.qty as i128;
+        self.apply(
+            key,
+            EventKind::Fill { completes },
+            Payload::Fill {
+                f,
+                cum_qty,
+                cum_notional,
+                overfill,
+                implicit_ack: state == OrderState::PendingNew
+                    || (state == OrderState::PendingCancel && pre == OrderState::PendingNew),
+            },
+            out,
+        )
+    }
+
+    fn apply(
+        &mut self,
+        key: OrderKey,
+        kind: EventKind,
+        payload: Payload<'_>,
+        out: &mut impl FnMut(StrategyId, OrderUpdate),
+    ) -> Outcome {
+        let Some(o) = self.orders.get(&key) else {
+            return self.unknown();
+        };
+        let (state, pre) = (o.state, o.pre_cancel);
+        let Some(action) = transition(state, pre, kind) else {
+            return self.invalid(state, kind, "not in the lifecycle table");
+        };
+        let answers_cancel =
+            matches!(action, Action::Restore | Action::Stay) && kind == EventKind::CancelRejected;
+        if answers_cancel && o.cancels_outstanding == 0 {
+            return self.invalid(state, kind, "cancel rejected with no cancel outstanding");
+        }
+        let o = self.orders.get_mut(&key).expect("checked above");
+        let strategy = key.strategy;
+        let order_id = key.order_id;
+        if let Payload::Ack(v) = payload {
+            if o.venue_order_id.is_empty() {
+                v.clone_into(&mut o.venue_order_id);
+            }
+        }
+        match action {
+            Action::Ignore => {
+                self.counters.ignored += 1;
+                return Outcome::Ignored;
+            }
+            Action::StartCancel => {
+                return self.invalid(state, kind, "cancels go through request_cancel")
+            }
+            Action::Go(s) => o.state = s,
+            Action::BehindCancel(s) => o.pre_cancel = s,
+            Action::Restore => {
+                if o.cancels_outstanding == 1 {
+                    o.state = o.pre_cancel;
+                }
+            }
+            Action::Stay => {}
+        }
+        if matches!(kind, EventKind::CancelRejected | EventKind::Canceled) {
+            o.cancels_outstanding = o.cancels_outstanding.saturating_sub(1);
+        }
+        if o.state.is_terminal() {
+            self.open.remove(&key);
+        }
+        match payload {
+            Payload::Ack(v) => {
+                o.accepted_reported = true;
+                out(
+                    strategy,
+                    OrderUpdate::Accepted {
+                        order_id,
+                        venue_order_id: v.to_owned(),
+                    },
+                );
+            }
+            Payload::Reject { reason, text } => {
+                let text = text.to_owned();
+                out(
+                    strategy,
+                    if kind == EventKind::CancelRejected {
+                        OrderUpdate::CancelRejected {
+                            order_id,
+                            reason,
+                            text,
+                        }
+                    } else {
+                        OrderUpdate::Rejected {
+                            order_id,
+                            reason,
+                            text,
+                        }
+                    },
+                );
+            }
+            Payload::Fill {
+                f,
+                cum_qty,
+                cum_notional,
+                overfill,
+                implicit_ack,
+            } => {
+                o.trade_ids.insert(f.trade_id.to_owned());
+                o.cum_qty = cum_qty;
+                o.cum_notional = cum_notional;
+                if overfill && !o.overfilled {
+                    o.overfilled = true;
+                    self.counters.overfill += 1;
+                }
+                let fee_ok = o.add_fee(f.fee_asset, f.fee);
+                if implicit_ack && !o.accepted_reported {
+                    o.accepted_reported = true;
+                    out(
+                        strategy,
+                        OrderUpdate::Accepted {
+                            order_id,
+                            venue_order_id: String::new(),
+                        },
+                    );
+                }
+                out(
+                    strategy,
+                    OrderUpdate::Fill(Fill {
+                        order_id,
+                        last_qty: f.last_qty,
+                        last_price: f.last_price,
+                        cum_qty,
+                        cum_notional,
+                        avg_price: o.avg_price(),
+                        leaves_qty: o.leaves_qty(),
+                        fee: f.fee,
+                        fee_asset: f.fee_asset.to_owned(),
+                        trade_id: f.trade_id.to_owned(),
+                        venue_time_ms: f.time_ms,
+                        is_maker: f.is_maker,
+                    }),
+                );
+                if !fee_ok {
+                    // The fill itself is applied and reported; only the
+                    // running fee sum could not hold it.
+                    let st = o.state;
+                    return self.invalid(st, kind, "fee sum overflow");
+                }
+            }
+            Payload::None => {
+                let cum_qty = o.cum_qty;
+                out(
+                    strategy,
+                    if kind == EventKind::Expired {
+                        OrderUpdate::Expired { order_id, cum_qty }
+                    } else {
+                        OrderUpdate::Canceled { order_id, cum_qty }
+                    },
+                );
+            }
+        }
+        Outcome::Applied
+    }
+}
+
+/// A venue fill's fields, borrowed.
+#[derive(Debug, Clone, Copy)]
+struct FillIn<'a> {
+    trade_id: &'a str,
+    last_qty: i64,
+    last_price: i64,
+    fee: WideDecimal,
+    fee_asset: &'a str,
+    time_ms: u64,
+    is_maker: bool,
+}
+
+/// The data an event carries besides its kind.
+enum Payload<'a> {
+    None,
+    Ack(&'a str),
+    Reject {
+        reason: Reason,
+        text: &'a str,
+    },
+    Fill {
+        f: FillIn<'a>,
+        cum_qty: i64,
+        cum_notional: i128,
+        overfill: bool,
+        implicit_ack: bool,
+    },
+}

@@ -1,0 +1,678 @@
+//! What the WebSocket API and REST share: the simulator's state behind one
+//! lock, request authentication (the documented timing and signature
+//! rules), parameter parsing with the documented error codes, and the
+//! methods themselves. Transports only move bytes and wrap results.
+
+use std::collections::HashMap;
+
+use tokio::sync::mpsc::UnboundedSender;
+
+use super::amount::Amount;
+use super::engine::{Engine, ExecEvent, NewOrder, OrderType, Reject, Side, TimeInForce};
+use super::json::{self, Limiter};
+use super::sign;
+
+/// The simulated server clock: `real + offset + drift_ppm * elapsed / 1e6`,
+/// elapsed counted from `anchor_ms`. Pure: the caller passes the real time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct SimClock {
+    pub offset_ms: i64,
+    pub drift_ppm: i64,
+    pub anchor_ms: u64,
+}
+
+impl SimClock {
+    pub fn server_time(&self, real_ms: u64) -> u64 {
+        let elapsed = real_ms as i128 - self.anchor_ms as i128;
+        let t =
+            real_ms as i128 + self.offset_ms as i128 + elapsed * self.drift_ppm as i128 / 1_000_000;
+        t.max(0) as u64
+    }
+}
+
+/// The limiters the simulator announces (the values of the WebSocket API
+/// samples). Counts are reported, not enforced.
+pub const LIMITERS: [Limiter; 4] = [
+    Limiter {
+        kind: "REQUEST_WEIGHT",
+        interval: "MINUTE",
+        interval_num: 1,
+        limit: 6000,
+    },
+    Limiter {
+        kind: "ORDERS",
+        interval: "SECOND",
+        interval_num: 10,
+        limit: 50,
+    },
+    Limiter {
+        kind: "ORDERS",
+        interval: "DAY",
+        interval_num: 1,
+        limit: 160_000,
+    },
+    Limiter {
+        kind: "RAW_REQUESTS",
+        interval: "MINUTE",
+        interval_num: 5,
+        limit: 61_000,
+    },
+];
+
+/// A calendar-aligned counter (a 10-second window resets at :00, :10, …).
+#[derive(Debug, Clone, Copy, Default)]
+struct Window {
+    start: u64,
+    count: u64,
+}
+
+impl Window {
+    fn at(&mut self, now: u64, len_ms: u64) -> &mut u64 {
+        let start = now - now % len_ms;
+        if start != self.start {
+            *self = Window { start, count: 0 };
+        }
+        &mut self.count
+    }
+}
+
+/// Request weight and order counts, one account and one IP in the sim.
+#[derive(Debug, Clone, Default)]
+pub struct Usage {
+    weight_1m: Window,
+    orders_10s: Window,
+    orders_1d: Window,
+}
+
+/// Usage as of one response.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UsageSnapshot {
+    pub weight_1m: u64,
+    pub orders_10s: u64,
+    pub orders_1d: u64,
+}
+
+impl Usage {
+    fn add(&mut self, now: u64, weight: u64, orders: u64) -> UsageSnapshot {
+        *self.weight_1m.at(now, 60_000) += weight;
+        *self.orders_10s.at(now, 10_000) += orders;
+        *self.orders_1d.at(now, 86_400_000) += orders;
+        UsageSnapshot {
+            weight_1m: *self.weight_1m.at(now, 60_000),
+            orders_10s: *self.orders_10s.at(now, 10_000),
+            orders_1d: *self.orders_1d.at(now, 86_400_000),
+        }
+    }
+}
+
+/// What a connection task is told from outside its own request loop.
+#[derive(Debug)]
+pub enum ConnMsg {
+    /// A text frame to send (user data events).
+    Text(String),
+    /// Send `serverShutdown`, then close after the grace period.
+    Shutdown,
+}
+
+struct Subscription {
+    conn: u64,
+    id: u64,
+    account: String,
+}
+
+/// Everything the simulator's connections share, behind one mutex that is
+/// never held across an await.
+pub struct Shared {
+    pub engine: Engine,
+    pub accounts: HashMap<String, String>,
+    pub clock: SimClock,
+    usage: Usage,
+    conns: HashMap<u64, UnboundedSender<ConnMsg>>,
+    next_conn: u64,
+    subs: Vec<Subscription>,
+}
+
+impl Shared {
+    pub fn new(engine: Engine, accounts: HashMap<String, String>, clock: SimClock) -> Shared {
+        Shared {
+            engine,
+            accounts,
+            clock,
+            usage: Usage::default(),
+            conns: HashMap::new(),
+            next_conn: 1,
+            subs: Vec::new(),
+        }
+    }
+
+    pub fn register_conn(&mut self, tx: UnboundedSender<ConnMsg>) -> u64 {
+        let id = self.next_conn;
+        self.next_conn += 1;
+        self.conns.insert(id, tx);
+        id
+    }
+
+    pub fn drop_conn(&mut self, conn: u64) {
+        self.conns.remove(&conn);
+        self.subs.retain(|s| s.conn != conn);
+    }
+
+    pub fn subscribe(&mut self, conn: u64, id: u64, account: &str) {
+        self.subs.push(Subscription {
+            conn,
+            id,
+            account: account.to_owned(),
+        });
+    }
+
+    /// Removes one subscription of `conn`, or all of them; returns how many.
+    pub fn unsubscribe(&mut self, conn: u64, id: Option<u64>) -> usize {
+        let before = self.subs.len();
+        self.subs
+            .retain(|s| s.conn != conn || id.is_some_and(|id| s.id != id));
+        before - self.subs.len()
+    }
+
+    pub fn has_subscription(&self, conn: u64, account: &str) -> bool {
+        self.subs
+            .iter()
+            .any(|s| s.conn == conn && s.account == account)
+    }
+
+    /// Tells every connection to announce `serverShutdown` and close.
+    pub fn shutdown_all(&self) {
+        for tx in self.conns.values() {
+            let _ = tx.send(ConnMsg::Shutdown);
+        }
+    }
+
+    /// Sends each event to the subscriptions of its account.
+    pub fn publish(&self, events: &[ExecEvent], now: u64) {
+        for ev in events {
+            let report = json::execution_report(ev, now);
+            for s in self.subs.iter().filter(|s| s.account == ev.order.account) {
+                if let Some(tx) = self.conns.get(&s.conn) {
+                    let _ = tx.send(ConnMsg::Text(json::subscription_event(s.id, &report)));
+                }
+            }
+        }
+    }
+
+    pub fn server_time(&self, real_ms: u64) -> u64 {
+        self.clock.server_time(real_ms)
+    }
+
+    /// Counts a request the shared methods do not cover (session, user
+    /// data stream).
+    pub fn add_weight(&mut self, now: u64, weight: u64) -> UsageSnapshot {
+        self.usage.add(now, weight, 0)
+    }
+}
+
+/// A Binance error: HTTP status (also the WebSocket `status`), code, text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiError {
+    pub http: u16,
+    pub code: i64,
+    pub msg: String,
+}
+
+impl ApiError {
+    pub fn new(code: i64, msg: impl Into<String>) -> ApiError {
+        ApiError {
+            http: 400,
+            code,
+            msg: msg.into(),
+        }
+    }
+    pub fn mandatory(name: &str) -> ApiError {
+        ApiError::new(
+            -1102,
+            format!("Mandatory parameter '{name}' was not sent, was empty/null, or malformed."),
+        )
+    }
+    pub fn invalid_key() -> ApiError {
+        ApiError {
+            http: 401,
+            code: -2015,
+            msg: "Invalid API-key, IP, or permissions for action.".into(),
+        }
+    }
+    pub fn key_format() -> ApiError {
+        ApiError {
+            http: 401,
+            code: -2014,
+            msg: "API-key format invalid.".into(),
+        }
+    }
+    fn illegal(name: &str, range: &str) -> ApiError {
+        ApiError::new(
+            -1100,
+            format!("Illegal characters found in parameter '{name}'; legal range is '{range}'."),
+        )
+    }
+    fn not_required(name: &str) -> ApiError {
+        ApiError::new(-1106, format!("Parameter '{name}' sent when not required."))
+    }
+    pub fn body(&self) -> String {
+        json::error(self.code, &self.msg)
+    }
+}
+
+impl From<Reject> for ApiError {
+    fn from(r: Reject) -> ApiError {
+        ApiError::new(r.code(), r.to_string())
+    }
+}
+
+/// Request parameters as received: names and their text (JSON strings as
+/// sent, numbers and booleans as their JSON text). The first occurrence of
+/// a name wins (REST puts the query string first).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Params(pub Vec<(String, String)>);
+
+impl Params {
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+    /// A value that was sent and is not empty.
+    pub fn value(&self, name: &str) -> Option<&str> {
+        self.get(name).filter(|v| !v.is_empty())
+    }
+    pub fn require(&self, name: &str) -> Result<&str, ApiError> {
+        self.value(name).ok_or_else(|| ApiError::mandatory(name))
+    }
+}
+
+/// How a signed request proves who sent it.
+pub enum Auth<'a> {
+    /// HMAC over `payload` (built by the transport from the request as
+    /// sent); `api_key` from the params or the header.
+    Signed {
+        api_key: &'a str,
+        signature: Option<&'a str>,
+        payload: String,
+    },
+    /// A WebSocket session authenticated with `session.logon`.
+    Session(&'a str),
+}
+
+/// Checks key, signature and the timing rule; returns the account.
+pub fn authenticate(
+    shared: &Shared,
+    params: &Params,
+    auth: Auth<'_>,
+    now: u64,
+) -> Result<String, ApiError> {
+    let account = match auth {
+        Auth::Session(key) => key,
+        Auth::Signed {
+            api_key,
+            signature,
+            payload,
+        } => {
+            let secret = shared
+                .accounts
+                .get(api_key)
+                .ok_or_else(ApiError::invalid_key)?;
+            let signature = signature
+                .filter(|s| !s.is_empty())
+                .ok_or_else(|| ApiError::mandatory("signature"))?;
+            if !sign::verify_hex(secret.as_bytes(), payload.as_bytes(), signature) {
+                return Err(ApiError::new(
+                    -1022,
+                    "Signature for this request is not valid.",
+                ));
+            }
+            api_key
+        }
+    };
+    check_timestamp(params, now)?;
+    Ok(account.to_owned())
+}
+
+/// The documented rule, in microseconds so µs timestamps and fractional
+/// recvWindows compare exactly:
+/// `timestamp < serverTime + 1000 && serverTime - timestamp <= recvWindow`.
+pub fn check_timestamp(params: &Params, now_ms: u64) -> Result<(), ApiError> {
+    let ts = params.require("timestamp")?;
+    let ts: u64 = ts.parse().map_err(|_| ApiError::mandatory("timestamp"))?;
+    // 16-digit timestamps are microseconds.
+    let ts_us = if ts >= 1_000_000_000_000_000 {
+        ts as i128
+    } else {
+        ts as i128 * 1000
+    };
+    let recv_us = match params.value("recvWindow") {
+        None => 5_000_000,
+        Some(w) => {
+            let w = Amount::parse(w)
+                .ok()
+                .filter(|d| d.digits >= 0)
+                .and_then(|d| d.at(3))
+                .ok_or_else(|| ApiError::mandatory("recvWindow"))?;
+            if w > 60_000_000 {
+                return Err(ApiError::new(-1131, "recvWindow must be less than 60000"));
+            }
+            w
+        }
+    };
+    let server_us = now_ms as i128 * 1000;
+    if ts_us >= server_us + 1_000_000 {
+        return Err(ApiError::new(
+            -1021,
+            "Timestamp for this request was 1000ms ahead of the server's time.",
+        ));
+    }
+    if server_us - ts_us > recv_us {
+        return Err(ApiError::new(
+            -1021,
+            "Timestamp for this request is outside of the recvWindow.",
+        ));
+    }
+    Ok(())
+}
+
+/// The methods both transports serve.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Op {
+    Ping,
+    Time,
+    ExchangeInfo,
+    OrderPlace,
+    OrderCancel,
+    OrderStatus,
+    OpenOrders,
+}
+
+impl Op {
+    /// Request weight, per the docs.
+    pub fn weight(self, params: &Params) -> u64 {
+        match self {
+            Op::Ping | Op::Time | Op::OrderPlace | Op::OrderCancel => 1,
+            Op::ExchangeInfo => 20,
+            Op::OrderStatus => 4,
+            Op::OpenOrders if params.value("symbol").is_some() => 6,
+            Op::OpenOrders => 80,
+        }
+    }
+    pub fn signed(self) -> bool {
+        matches!(
+            self,
+            Op::OrderPlace | Op::OrderCancel | Op::OrderStatus | Op::OpenOrders
+        )
+    }
+}
+
+/// The result of one request, with the usage to report beside it.
+pub struct Handled {
+    pub result: Result<String, ApiError>,
+    pub usage: UsageSnapshot,
+}
+
+/// Runs one request: weight, authentication, the method, and delivery of
+/// the user data events it caused.
+///
+/// `auth` is ignored by unsigned methods; transports pass the error they
+/// report when a signed request carries no API key.
+pub fn handle(
+    shared: &mut Shared,
+    op: Op,
+    params: &Params,
+    auth: Result<Auth<'_>, ApiError>,
+    now: u64,
+) -> Handled {
+    let weight = op.weight(params);
+    let mut orders = 0;
+    let result = (|| {
+        let account = if op.signed() {
+            Some(authenticate(shared, params, auth?, now)?)
+        } else {
+            None
+        };
+        if op == Op::OrderPlace {
+            orders = 1;
+        }
+        let (body, events) = execute(shared, op, params, account.as_deref(), now)?;
+        shared.publish(&events, now);
+        Ok(body)
+    })();
+    let usage = shared.usage.add(now, weight, orders);
+    Handled { result, usage }
+}
+
+fn execute(
+    shared: &mut Shared,
+    op: Op,
+    params: &Params,
+    account: Option<&str>,
+    now: u64,
+) -> Result<(String, Vec<ExecEvent>), ApiError> {
+    let account = account.unwrap_or_default();
+    match op {
+        Op::Ping => Ok(("{}".into(), Vec::new())),
+        Op::Time => Ok((json::server_time(now), Vec::new())),
+        Op::ExchangeInfo => Ok((exchange_info(&shared.engine, params, now)?, Vec::new())),
+        Op::OrderPlace => place(&mut shared.engine, params, account, now),
+        Op::OrderCancel => {
+            let symbol = params.require("symbol")?;
+            let (order_id, orig) = order_ref(params)?;
+            let new_id = client_id(params, "newClientOrderId")?;
+            let c = shared
+                .engine
+                .cancel(account, symbol, order_id, orig, new_id, now)?;
+            let body = json::cancel_response(&c.order, &c.cancel_client_id, c.transact_time);
+            Ok((body, c.events))
+        }
+        Op::OrderStatus => {
+            let symbol = params.require("symbol")?;
+            let (order_id, orig) = order_ref(params)?;
+            let e = shared
+                .engine
+                .order_status(account, symbol, order_id, orig)?;
+            Ok((json::order_query(&e.order), Vec::new()))
+        }
+        Op::OpenOrders => {
+            let orders = shared.engine.open_orders(account, params.value("symbol"))?;
+            Ok((
+                json::array(orders.into_iter().map(json::order_query)),
+                Vec::new(),
+            ))
+        }
+    }
+}
+
+fn exchange_info(engine: &Engine, params: &Params, now: u64) -> Result<String, ApiError> {
+    let mut names: Vec<String> = Vec::new();
+    if let Some(s) = params.value("symbol") {
+        names.push(s.to_owned());
+    }
+    if let Some(list) = params.value("symbols") {
+        let list: Vec<String> =
+            serde_json::from_str(list).map_err(|_| ApiError::mandatory("symbols"))?;
+        names.extend(list);
+    }
+    if names.is_empty() {
+        return Ok(json::exchange_info(now, &LIMITERS, engine.specs()));
+    }
+    let specs = names
+        .iter()
+        .map(|n| engine.spec(n).ok_or(Reject::InvalidSymbol))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(json::exchange_info(now, &LIMITERS, specs))
+}
+
+/// `orderId` and/or `origClientOrderId`, at least one.
+fn order_ref(params: &Params) -> Result<(Option<u64>, Option<&str>), ApiError> {
+    let order_id = match params.value("orderId") {
+        Some(v) => Some(
+            v.parse::<u64>()
+                .map_err(|_| ApiError::illegal("orderId", "^[0-9]{1,20}$"))?,
+        ),
+        None => None,
+    };
+    if params.get("origClientOrderId") == Some("") {
+        return Err(ApiError::new(-1119, "Original client order ID was empty."));
+    }
+    let orig = params.value("origClientOrderId");
+    if order_id.is_none() && orig.is_none() {
+        return Err(ApiError::new(
+            -1102,
+            "Param 'origClientOrderId' or 'orderId' must be sent, but both were empty/null!",
+        ));
+    }
+    Ok((order_id, orig))
+}
+
+fn client_id(params: &Params, name: &str) -> Result<Option<String>, ApiError> {
+    match params.get(name) {
+        None => Ok(None),
+        Some("") => Err(ApiError::new(-1118, "New client order ID was empty.")),
+        Some(v) => Ok(Some(v.to_owned())),
+    }
+}
+
+/// A decimal parameter at `scale`: illegal text is -1100; a value finer
+/// than the scale fails the filter that owns that scale.
+fn decimal_param(
+    params: &Params,
+    name: &str,
+    scale: u8,
+    too_fine: Reject,
+) -> Result<Option<i128>, ApiError> {
+    let Some(v) = params.value(name) else {
+        return Ok(None);
+    };
+    let legal = v.bytes().all(|b| b.is_ascii_digit() || b == b'.');
+    let d = Amount::parse(v)
+        .ok()
+        .filter(|_| legal)
+        .ok_or_else(|| ApiError::illegal(name, "^([0-9]{1,20})(\\.[0-9]{1,20})?$"))?;
+    let m = d.at(scale).ok_or(too_fine)?;
+    Ok(Some(m))
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum RespType {
+    Ack,
+    Result,
+    Full,
+}
+
+fn place(
+    engine: &mut Engine,
+    params: &Params,
+    account: &str,
+    now: u64,
+) -> Result<(String, Vec<ExecEvent>), ApiError> {
+    let symbol = params.require("symbol")?;
+    let side = params.require("side")?;
+    let kind = params.require("type")?;
+    let side = Side::parse(side).ok_or_else(|| ApiError::new(-1117, "Invalid side."))?;
+    let order_type = match kind {
+        "LIMIT" => OrderType::Limit,
+        "MARKET" => OrderType::Market,
+        "LIMIT_MAKER" => OrderType::LimitMaker,
+        "STOP_LOSS" | "STOP_LOSS_LIMIT" | "TAKE_PROFIT" | "TAKE_PROFIT_LIMIT" => {
+            return Err(ApiError::new(-1014, "Unsupported order combination."))
+        }
+        _ => return Err(ApiError::new(-1116, "Invalid orderType.")),
+    };
+    let tif = match params.value("timeInForce") {
+        Some(t) => Some(
+            TimeInForce::parse(t).ok_or_else(|| ApiError::new(-1115, "Invalid timeInForce."))?,
+        ),
+        None => None,
+    };
+    let resp = match params.value("newOrderRespType") {
+        None if order_type == OrderType::LimitMaker => RespType::Ack,
+        None => RespType::Full,
+        Some("ACK") => RespType::Ack,
+        Some("RESULT") => RespType::Result,
+        Some("FULL") => RespType::Full,
+        Some(_) => return Err(ApiError::new(-1136, "Invalid newOrderRespType.")),
+    };
+    let spec = engine.spec(symbol).ok_or(Reject::InvalidSymbol)?;
+    let sc = spec.scales;
+    let price = decimal_param(
+        params,
+        "price",
+        sc.price_scale,
+        Reject::Filter("PRICE_FILTER"),
+    )?;
+    let qty = decimal_param(params, "quantity", sc.qty_scale, Reject::Filter("LOT_SIZE"))?;
+    let quote_qty = match params.value("quoteOrderQty") {
+        Some(_) => decimal_param(
+            params,
+            "quoteOrderQty",
+            sc.notional_scale(),
+            Reject::Filter("NOTIONAL"),
+        )
+        .map_err(|e| {
+            if e.code == -1013 {
+                ApiError::new(-1111, "Parameter 'quoteOrderQty' has too much precision.")
+            } else {
+                e
+            }
+        })?,
+        None => None,
+    };
+    let time_in_force = match order_type {
+        OrderType::Limit => {
+            let tif = tif.ok_or_else(|| ApiError::mandatory("timeInForce"))?;
+            qty.ok_or_else(|| ApiError::mandatory("quantity"))?;
+            price.ok_or_else(|| ApiError::mandatory("price"))?;
+            if quote_qty.is_some() {
+                return Err(ApiError::not_required("quoteOrderQty"));
+            }
+            tif
+        }
+        OrderType::LimitMaker => {
+            qty.ok_or_else(|| ApiError::mandatory("quantity"))?;
+            price.ok_or_else(|| ApiError::mandatory("price"))?;
+            if tif.is_some() {
+                return Err(ApiError::not_required("timeInForce"));
+            }
+            TimeInForce::Gtc
+        }
+        OrderType::Market => {
+            match (qty, quote_qty) {
+                (None, None) => return Err(ApiError::new(
+                    -1102,
+                    "Param 'quantity' or 'quoteOrderQty' must be sent, but both were empty/null!",
+                )),
+                (Some(_), Some(_)) => return Err(ApiError::not_required("quoteOrderQty")),
+                _ => {}
+            }
+            if price.is_some() {
+                return Err(ApiError::not_required("price"));
+            }
+            if tif.is_some() {
+                return Err(ApiError::not_required("timeInForce"));
+            }
+            TimeInForce::Gtc
+        }
+    };
+    let narrow = |v: Option<i128>| v.map(|m| i64::try_from(m).unwrap_or(i64::MAX));
+    let req = NewOrder {
+        account: account.to_owned(),
+        symbol: symbol.to_owned(),
+        side,
+        order_type,
+        time_in_force,
+        price: narrow(price),
+        qty: narrow(qty),
+        quote_qty,
+        client_order_id: client_id(params, "newClientOrderId")?,
+    };
+    let placed = engine.place(req, now)?;
+    let body = match resp {
+        RespType::Ack => json::order_ack(&placed.order, now),
+        RespType::Result => json::order_result(&placed.order, now),
+        RespType::Full => json::order_full(&placed.order, now, &placed.fills),
+    };
+    Ok((body, placed.events))
+}

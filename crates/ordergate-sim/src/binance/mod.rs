@@ -1,0 +1,251 @@
+//! A Binance Spot simulator that speaks the documented WebSocket API and
+//! REST on one port, for testing the adapter and third-party clients
+//! without the real venue.
+//!
+//! [`Simulator::start`] runs it on its own thread with its own tokio
+//! runtime, so callers need none; the returned [`SimHandle`] moves the
+//! market, injects faults and reads the ledger.
+
+pub mod amount;
+pub mod api;
+pub mod engine;
+pub mod json;
+pub mod rest;
+pub mod server;
+pub mod sign;
+pub mod ws;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use tokio::sync::watch;
+
+pub use api::SimClock;
+pub use engine::{
+    ExecEvent, FillModel, LedgerEntry, Order, OrderStatus, OrderType, Side, SpecError,
+    SymbolConfig, TimeInForce, Trade,
+};
+
+use api::Shared;
+use server::{lock, real_ms};
+
+/// The built-in demo account's API key. Test-only: it guards nothing.
+pub const DEMO_API_KEY: &str = "ordergateSimDemoKey0000000000000000000000000000000000000000000000";
+/// The built-in demo account's secret. Test-only: it guards nothing.
+pub const DEMO_API_SECRET: &str = "ordergateSimDemoSecret00000000000000000000000000000000000000000";
+
+/// How the simulator is set up.
+#[derive(Debug, Clone)]
+pub struct SimConfig {
+    pub symbols: Vec<SymbolConfig>,
+    /// API key → HMAC secret.
+    pub accounts: Vec<(String, String)>,
+    pub fill: FillModel,
+    /// Commission in millionths of the quote amount (1000 = 0.1 %).
+    pub commission_ppm: i64,
+    /// Server clock offset from the real clock, in milliseconds.
+    pub clock_offset_ms: i64,
+    /// Server ping period (the docs say 20 s).
+    pub ping_interval: Duration,
+    /// Time between `serverShutdown` and the close.
+    pub shutdown_grace: Duration,
+}
+
+impl Default for SimConfig {
+    fn default() -> Self {
+        SimConfig {
+            symbols: SymbolConfig::defaults(),
+            accounts: vec![(DEMO_API_KEY.into(), DEMO_API_SECRET.into())],
+            fill: FillModel::default(),
+            commission_ppm: 1000,
+            clock_offset_ms: 0,
+            ping_interval: Duration::from_secs(20),
+            shutdown_grace: Duration::from_secs(1),
+        }
+    }
+}
+
+/// Why the simulator could not start or a handle call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum SimError {
+    #[error("simulator configuration: {0}")]
+    Config(#[from] SpecError),
+    #[error("simulator listener: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("unknown symbol {0}")]
+    UnknownSymbol(String),
+    #[error("price {price:?} for {symbol}: {detail}")]
+    BadPrice {
+        symbol: String,
+        price: String,
+        detail: String,
+    },
+}
+
+/// Entry point for in-process use.
+pub struct Simulator;
+
+impl Simulator {
+    /// Binds `addr` (use `127.0.0.1:0` for a free port) and serves on a
+    /// background thread until [`SimHandle::shutdown`] or drop.
+    pub fn start(config: SimConfig, addr: SocketAddr) -> Result<SimHandle, SimError> {
+        let engine = engine::Engine::new(&config.symbols, config.fill, config.commission_ppm)?;
+        let accounts: HashMap<String, String> = config.accounts.iter().cloned().collect();
+        let clock = SimClock {
+            offset_ms: config.clock_offset_ms,
+            drift_ppm: 0,
+            anchor_ms: real_ms(),
+        };
+        let shared = Arc::new(Mutex::new(Shared::new(engine, accounts, clock)));
+        let listener = std::net::TcpListener::bind(addr)?;
+        listener.set_nonblocking(true)?;
+        let addr = listener.local_addr()?;
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let opts = ws::WsOptions {
+            ping_interval: config.ping_interval,
+            shutdown_grace: config.shutdown_grace,
+            return_rate_limits: true,
+        };
+        let sh = shared.clone();
+        let thread = std::thread::Builder::new()
+            .name("ordergate-sim".into())
+            .spawn(move || {
+                rt.block_on(async move {
+                    match tokio::net::TcpListener::from_std(listener) {
+                        Ok(l) => server::accept_loop(l, sh, opts, stop_rx).await,
+                        Err(e) => eprintln!("ordergate sim: listener: {e}"),
+                    }
+                });
+            })?;
+        Ok(SimHandle {
+            addr,
+            shared,
+            stop: stop_tx,
+            thread: Some(thread),
+        })
+    }
+}
+
+/// Controls a running simulator. Dropping it stops the simulator.
+pub struct SimHandle {
+    addr: SocketAddr,
+    shared: Arc<Mutex<Shared>>,
+    stop: watch::Sender<bool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl SimHandle {
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `ws://host:port/ws-api/v3`.
+    pub fn ws_url(&self) -> String {
+        format!("ws://{}{}", self.addr, server::WS_PATH)
+    }
+
+    /// `http://host:port`, the REST base URL.
+    pub fn rest_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// The simulated server's current time in milliseconds.
+    pub fn server_time_ms(&self) -> u64 {
+        lock(&self.shared).server_time(real_ms())
+    }
+
+    /// Moves the market of `symbol` to `price` (a decimal on the tick);
+    /// resting orders it crosses fill, and their events are pushed. Returns
+    /// those events.
+    pub fn set_reference_price(
+        &self,
+        symbol: &str,
+        price: &str,
+    ) -> Result<Vec<ExecEvent>, SimError> {
+        let mut sh = lock(&self.shared);
+        let spec = sh
+            .engine
+            .spec(symbol)
+            .ok_or_else(|| SimError::UnknownSymbol(symbol.into()))?;
+        let bad = |detail: String| SimError::BadPrice {
+            symbol: symbol.into(),
+            price: price.into(),
+            detail,
+        };
+        let m = amount::parse_at(price, spec.scales.price_scale).map_err(|e| bad(e.to_string()))?;
+        let now = sh.server_time(real_ms());
+        let events = sh
+            .engine
+            .set_reference_price(symbol, m, now)
+            .map_err(|e| bad(e.to_string()))?;
+        sh.publish(&events, now);
+        Ok(events)
+    }
+
+    /// The current reference price of `symbol`, formatted on its tick.
+    pub fn reference_price(&self, symbol: &str) -> Option<String> {
+        let sh = lock(&self.shared);
+        let spec = sh.engine.spec(symbol)?;
+        let scale = spec.scales.price_scale;
+        let m = sh.engine.reference_price(symbol)?;
+        Some(amount::write(m as i128, scale))
+    }
+
+    /// Every order placed so far, with its trades.
+    pub fn ledger(&self) -> Vec<LedgerEntry> {
+        lock(&self.shared).engine.ledger()
+    }
+
+    /// Sends `serverShutdown` on every WebSocket connection; each closes
+    /// after the configured grace period. New connections still work.
+    pub fn trigger_server_shutdown(&self) {
+        lock(&self.shared).shutdown_all();
+    }
+
+    /// Sets the server clock's offset from the real clock.
+    pub fn set_clock_offset_ms(&self, offset_ms: i64) {
+        lock(&self.shared).clock.offset_ms = offset_ms;
+    }
+
+    /// Makes the server clock run fast (positive) or slow by `ppm`
+    /// millionths from now on.
+    pub fn set_clock_drift_ppm(&self, ppm: i64) {
+        let mut sh = lock(&self.shared);
+        let real = real_ms();
+        let now = sh.clock.server_time(real) as i64;
+        sh.clock.offset_ms = now - real as i64;
+        sh.clock.anchor_ms = real;
+        sh.clock.drift_ppm = ppm;
+    }
+
+    /// Stops the simulator and waits for its thread.
+    pub fn shutdown(mut self) {
+        self.stop_and_join();
+    }
+
+    /// Blocks until the simulator stops (for the CLI).
+    pub fn wait(mut self) {
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+
+    fn stop_and_join(&mut self) {
+        let _ = self.stop.send(true);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for SimHandle {
+    fn drop(&mut self) {
+        self.stop_and_join();
+    }
+}

@@ -1,0 +1,133 @@
+//! `ordergate sim`: the command-line face of the built-in simulator
+//! (`ordergate-sim`).
+//!
+//! Only Binance Spot for now ((`ordergate_sim::binance`)). [`run_cli`] is what the
+//! `ordergate sim` subcommand calls.
+
+use std::net::SocketAddr;
+
+use ordergate_sim::binance::{
+    FillModel, SimConfig, SimError, Simulator, DEMO_API_KEY, DEMO_API_SECRET,
+};
+
+/// Arguments of `ordergate sim`.
+///
+/// Without `--api-key`, the demo account is served: key
+/// [`DEMO_API_KEY`], secret [`DEMO_API_SECRET`] (test-only values).
+#[derive(Debug, Clone, clap::Args)]
+pub struct SimArgs {
+    /// Which venue to simulate (only `binance-spot`).
+    #[arg(long, default_value = "binance-spot")]
+    pub venue: String,
+    /// Address for REST and the WebSocket API (`/ws-api/v3`).
+    #[arg(long, default_value = "127.0.0.1:9443")]
+    pub listen: SocketAddr,
+    /// Seed of the fill model: the same seed replays the same fills.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Chance, in per mille, that an order finds only part of its liquidity.
+    #[arg(long, default_value_t = 250)]
+    pub partial_per_mille: u16,
+    /// API key of the simulated account (default: the demo key).
+    #[arg(long)]
+    pub api_key: Option<String>,
+    /// Environment variable holding the account's HMAC secret (required
+    /// with `--api-key`).
+    #[arg(long)]
+    pub api_secret_env: Option<String>,
+    /// Offset of the simulated server clock, in milliseconds.
+    #[arg(long, default_value_t = 0, allow_hyphen_values = true)]
+    pub clock_offset_ms: i64,
+}
+
+/// Why `ordergate sim` could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    #[error("unsupported venue {0:?} (supported: binance-spot)")]
+    Venue(String),
+    #[error("--api-key needs --api-secret-env naming a variable that holds the secret")]
+    MissingSecretEnv,
+    #[error("environment variable {0} (from --api-secret-env) is not set")]
+    SecretNotSet(String),
+    #[error(transparent)]
+    Sim(#[from] SimError),
+}
+
+/// Runs the simulator in the foreground until the process is stopped.
+pub fn run_cli(args: SimArgs) -> Result<(), CliError> {
+    if args.venue != "binance-spot" {
+        return Err(CliError::Venue(args.venue));
+    }
+    let account = match (&args.api_key, &args.api_secret_env) {
+        (None, None) => (DEMO_API_KEY.to_owned(), DEMO_API_SECRET.to_owned()),
+        (Some(_), None) => return Err(CliError::MissingSecretEnv),
+        (key, Some(var)) => {
+            let secret = std::env::var(var).map_err(|_| CliError::SecretNotSet(var.clone()))?;
+            (
+                key.clone().unwrap_or_else(|| DEMO_API_KEY.to_owned()),
+                secret,
+            )
+        }
+    };
+    let config = SimConfig {
+        accounts: vec![account.clone()],
+        fill: FillModel {
+            seed: args.seed,
+            taker_partial_per_mille: args.partial_per_mille.min(1000),
+            maker_partial_per_mille: args.partial_per_mille.min(1000),
+            ..FillModel::default()
+        },
+        clock_offset_ms: args.clock_offset_ms,
+        ..SimConfig::default()
+    };
+    let handle = Simulator::start(config, args.listen)?;
+    println!("ordergate sim: binance-spot on {}", handle.addr());
+    println!("  WebSocket API: {}", handle.ws_url());
+    println!("  REST:          {}", handle.rest_url());
+    println!("  api key:       {}", account.0);
+    handle.wait();
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        sim: SimArgs,
+    }
+
+    fn args(extra: &[&str]) -> SimArgs {
+        let mut argv = vec!["sim"];
+        argv.extend_from_slice(extra);
+        Cli::parse_from(argv).sim
+    }
+
+    #[test]
+    fn defaults_and_refusals() {
+        let a = args(&[]);
+        assert_eq!(a.venue, "binance-spot");
+        assert_eq!(a.listen.to_string(), "127.0.0.1:9443");
+        assert_eq!(args(&["--clock-offset-ms", "-1500"]).clock_offset_ms, -1500);
+        assert!(matches!(
+            run_cli(args(&["--venue", "bybit-spot"])),
+            Err(CliError::Venue(_))
+        ));
+        assert!(matches!(
+            run_cli(args(&["--api-key", "k"])),
+            Err(CliError::MissingSecretEnv)
+        ));
+        assert!(matches!(
+            run_cli(args(&[
+                "--api-key",
+                "k",
+                "--api-secret-env",
+                "ORDERGATE_SIM_TEST_UNSET_VAR"
+            ])),
+            Err(CliError::SecretNotSet(_))
+        ));
+    }
+}
