@@ -2,7 +2,7 @@
 //!
 //! Each candidate turns the documented `executionReport` samples (NEW and
 //! TRADE, as they arrive on the WebSocket API inside
-//! `{"subscriptionId":0,"event":{…}}`) into the normalized `VenueEvent`.
+//! `{"subscriptionId":0,"event":{…}}`) into the normalized `Report`.
 //! Every iteration starts from a fresh copy of the frame, as the adapter
 //! gets one per WebSocket message (simd-json parses in place). Before
 //! timing, all candidates must produce the same events, so only correct
@@ -17,7 +17,7 @@ use ordergate::ids::VenueId;
 use ordergate::instrument::{Category, Instrument};
 use ordergate::venue::binance::exec::{self, ExecOutcome};
 use ordergate::venue::binance::parse::{self, Event, Frame};
-use ordergate::venue::VenueEvent;
+use ordergate::venue::Report;
 use simd_json::prelude::*;
 
 fn fixture_frame(text: &str) -> Vec<u8> {
@@ -47,11 +47,11 @@ fn instrument(symbol: &str) -> Instrument {
     .expect("valid instrument")
 }
 
-fn event_of(frame: Frame<'_>, inst: &Instrument) -> Option<VenueEvent> {
+fn event_of(frame: Frame<'_>, inst: &Instrument) -> Option<Report> {
     normalize(&frame.event?, inst)
 }
 
-fn normalize(ev: &Event<'_>, inst: &Instrument) -> Option<VenueEvent> {
+fn normalize(ev: &Event<'_>, inst: &Instrument) -> Option<Report> {
     match exec::normalize(ev, inst) {
         Ok(ExecOutcome::Event(e)) => Some(e.event),
         _ => None,
@@ -67,29 +67,29 @@ struct Scratch {
 
 type Candidate = (
     &'static str,
-    fn(&[u8], &mut Scratch, &Instrument) -> Option<VenueEvent>,
+    fn(&[u8], &mut Scratch, &Instrument) -> Option<Report>,
 );
 
-fn simd_serde(frame: &[u8], s: &mut Scratch, inst: &Instrument) -> Option<VenueEvent> {
+fn simd_serde(frame: &[u8], s: &mut Scratch, inst: &Instrument) -> Option<Report> {
     s.buf.clear();
     s.buf.extend_from_slice(frame);
     event_of(parse::parse_frame(&mut s.buf, &mut s.buffers).ok()?, inst)
 }
 
-fn serde_json_derive(frame: &[u8], s: &mut Scratch, inst: &Instrument) -> Option<VenueEvent> {
+fn serde_json_derive(frame: &[u8], s: &mut Scratch, inst: &Instrument) -> Option<Report> {
     s.buf.clear();
     s.buf.extend_from_slice(frame);
     event_of(serde_json::from_slice(&s.buf).ok()?, inst)
 }
 
-fn sonic_derive(frame: &[u8], s: &mut Scratch, inst: &Instrument) -> Option<VenueEvent> {
+fn sonic_derive(frame: &[u8], s: &mut Scratch, inst: &Instrument) -> Option<Report> {
     s.buf.clear();
     s.buf.extend_from_slice(frame);
     event_of(sonic_rs::from_slice(&s.buf).ok()?, inst)
 }
 
 /// simd-json's DOM (`BorrowedValue`) walked by hand into the same `Event`.
-fn simd_value(frame: &[u8], s: &mut Scratch, inst: &Instrument) -> Option<VenueEvent> {
+fn simd_value(frame: &[u8], s: &mut Scratch, inst: &Instrument) -> Option<Report> {
     s.buf.clear();
     s.buf.extend_from_slice(frame);
     let v = simd_json::to_borrowed_value_with_buffers(&mut s.buf, &mut s.buffers).ok()?;

@@ -27,7 +27,7 @@ use crate::ring::{self, Consumer, Producer};
 use crate::session::{CommandInputs, EventOutput, Session, SessionConfig};
 use crate::state::StateDir;
 use crate::venue::binance::{BinanceSpot, BinanceSpotConfig};
-use crate::venue::{Command, Lane, VenueEvent, VenueProtocol};
+use crate::venue::{Command, Lane, Report, VenueProtocol};
 
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
@@ -178,7 +178,7 @@ impl CommandSink for RingSink {
 
 /// Drains the sessions' event rings; the gateway's doorbell wakes it.
 struct RingSource {
-    rings: Vec<Consumer<VenueEvent>>,
+    rings: Vec<Consumer<Report>>,
     bell: Doorbell,
 }
 
@@ -189,7 +189,7 @@ impl RingSource {
 }
 
 impl EventSource for RingSource {
-    fn drain(&mut self, out: &mut Vec<VenueEvent>) {
+    fn drain(&mut self, out: &mut Vec<Report>) {
         let _ = self.bell.drain();
         for r in &mut self.rings {
             while let Some(ev) = r.pop() {

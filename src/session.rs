@@ -29,7 +29,9 @@ use crate::doorbell::{Doorbell, Ringer, WaitStrategy};
 use crate::ids::VenueId;
 use crate::protocol::{Reason, VenueState};
 use crate::ring::{Consumer, Producer};
-use crate::venue::{Command, ConnSpec, Lane, Now, Outgoing, VenueEvent, VenueProtocol};
+use crate::venue::{
+    Command, ConnSpec, ExecEvent, Lane, Now, Outgoing, Report, VenueProtocol, VenueStatus,
+};
 
 /// Any byte stream a WebSocket can run over (TCP, or TLS over TCP).
 pub trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
@@ -106,13 +108,13 @@ impl CommandInputs {
 /// The ring back to the gateway. A full ring never drops an event: the
 /// overflow waits here and is retried, because a lost fill is a lost trade.
 pub struct EventOutput {
-    ring: Producer<VenueEvent>,
+    ring: Producer<Report>,
     ringer: Ringer,
-    overflow: VecDeque<VenueEvent>,
+    overflow: VecDeque<Report>,
 }
 
 impl EventOutput {
-    pub fn new(ring: Producer<VenueEvent>, ringer: Ringer) -> Self {
+    pub fn new(ring: Producer<Report>, ringer: Ringer) -> Self {
         EventOutput {
             ring,
             ringer,
@@ -120,7 +122,7 @@ impl EventOutput {
         }
     }
 
-    fn push_all(&mut self, events: &mut Vec<VenueEvent>) {
+    fn push_all(&mut self, events: &mut Vec<Report>) {
         self.overflow.extend(events.drain(..));
         self.flush();
     }
@@ -172,7 +174,7 @@ pub struct Session {
     /// Bumped for every set of connections, so the end of a replaced one
     /// is told apart from the end of the live one.
     generation: u64,
-    events: Vec<VenueEvent>,
+    events: Vec<Report>,
     out: Vec<Outgoing>,
 }
 
@@ -231,7 +233,7 @@ impl Session {
     /// Hands the pending events to the gateway, noting the venue state.
     fn forward(&mut self) {
         for ev in &self.events {
-            if let VenueEvent::Status { state, .. } = ev {
+            if let Report::Venue(VenueStatus { state, .. }) = ev {
                 self.state = *state;
             }
         }
@@ -243,11 +245,11 @@ impl Session {
     }
 
     fn status(&mut self, state: VenueState, text: String) {
-        self.events.push(VenueEvent::Status {
+        self.events.push(Report::Venue(VenueStatus {
             venue: self.venue(),
             state,
             text,
-        });
+        }));
         self.forward();
     }
 
@@ -451,11 +453,11 @@ impl Session {
         if let Err(e) = result {
             // A frame we cannot read is reported, and harms nothing else:
             // the venue's state stays what it was.
-            self.events.push(VenueEvent::Status {
+            self.events.push(Report::Venue(VenueStatus {
                 venue: self.venue(),
                 state: self.state,
                 text: e.to_string(),
-            });
+            }));
         }
         self.sync_clock();
         Ok(())
@@ -490,20 +492,20 @@ impl Session {
 
 /// The answer to a command that never reached the venue (venue down, or
 /// the adapter could not express it): the strategy hears why.
-fn refusal(cmd: &Command, reason: Reason, text: String) -> VenueEvent {
+fn refusal(cmd: &Command, reason: Reason, text: String) -> Report {
     match *cmd {
-        Command::Place(o) => VenueEvent::Rejected {
+        Command::Place(o) => Report::Exec(ExecEvent::Rejected {
             client_id: o.client_id,
             reason,
             code: 0,
             text,
-        },
-        Command::Cancel { orig, .. } => VenueEvent::CancelRejected {
+        }),
+        Command::Cancel { orig, .. } => Report::Exec(ExecEvent::CancelRejected {
             client_id: orig,
             reason,
             code: 0,
             text,
-        },
+        }),
     }
 }
 

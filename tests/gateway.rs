@@ -19,7 +19,7 @@ use ordergate::protocol::{
     decode_outbound, encode_inbound, msg_type, FrameReader, Inbound, NewOrder, OrdType, OrderState,
     Outbound, Reason, Side, TimeInForce, VenueState,
 };
-use ordergate::venue::{Command, Lane, VenueEvent};
+use ordergate::venue::{Command, ExecEvent, Lane, Report, VenueStatus};
 
 const EPOCH: u32 = 42;
 const TIMEOUT: Duration = Duration::from_secs(10);
@@ -42,10 +42,10 @@ impl CommandSink for VecSink {
     }
 }
 
-struct ChannelSource(mpsc::Receiver<VenueEvent>);
+struct ChannelSource(mpsc::Receiver<Report>);
 
 impl EventSource for ChannelSource {
-    fn drain(&mut self, out: &mut Vec<VenueEvent>) {
+    fn drain(&mut self, out: &mut Vec<Report>) {
         out.extend(self.0.try_iter());
     }
 }
@@ -69,7 +69,7 @@ struct Gateway {
     _dir: tempfile::TempDir,
     path: PathBuf,
     cmds: Commands,
-    events: mpsc::Sender<VenueEvent>,
+    events: mpsc::Sender<Report>,
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
 }
@@ -119,7 +119,7 @@ impl Gateway {
         }
     }
 
-    fn inject(&self, ev: VenueEvent) {
+    fn inject(&self, ev: Report) {
         self.events.send(ev).unwrap();
     }
 
@@ -256,16 +256,16 @@ fn cid(strategy: StrategyId, order_id: u64) -> ClientId {
     ClientId::order(EPOCH, OrderKey { strategy, order_id })
 }
 
-fn accepted(strategy: StrategyId, order_id: u64) -> VenueEvent {
-    VenueEvent::Accepted {
+fn accepted(strategy: StrategyId, order_id: u64) -> Report {
+    Report::Exec(ExecEvent::Accepted {
         client_id: cid(strategy, order_id),
         venue_order_id: format!("V{order_id}"),
         time_ms: 1,
-    }
+    })
 }
 
-fn fill(strategy: StrategyId, order_id: u64, trade: u64, qty: i64) -> VenueEvent {
-    VenueEvent::Fill {
+fn fill(strategy: StrategyId, order_id: u64, trade: u64, qty: i64) -> Report {
+    Report::Exec(ExecEvent::Fill {
         client_id: cid(strategy, order_id),
         trade_id: trade.to_string(),
         last_qty: qty,
@@ -274,14 +274,14 @@ fn fill(strategy: StrategyId, order_id: u64, trade: u64, qty: i64) -> VenueEvent
         fee_asset: "BTC".into(),
         time_ms: 2,
         is_maker: true,
-    }
+    })
 }
 
-fn canceled(strategy: StrategyId, order_id: u64) -> VenueEvent {
-    VenueEvent::Canceled {
+fn canceled(strategy: StrategyId, order_id: u64) -> Report {
+    Report::Exec(ExecEvent::Canceled {
         client_id: cid(strategy, order_id),
         time_ms: 3,
-    }
+    })
 }
 
 fn gateway() -> Gateway {
@@ -707,11 +707,11 @@ fn slow_reader_is_disconnected_others_keep_working() {
 fn venue_down_rejects_and_reports() {
     let gw = gateway();
     let (mut a, _) = gw.login("alpha");
-    gw.inject(VenueEvent::Status {
+    gw.inject(Report::Venue(VenueStatus {
         venue: VenueId::BinanceSpot,
         state: VenueState::Down,
         text: "reconnecting".into(),
-    });
+    }));
     assert!(matches!(
         a.recv(),
         (

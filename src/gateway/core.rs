@@ -11,7 +11,7 @@ use crate::protocol::{
     decode_inbound, flags, Inbound, InstrumentInfo, NewOrder, OrdType, OrderState, Outbound,
     ProtocolError, Reason, VenueState, MAX_FRAME, VERSION_MAX, VERSION_MIN,
 };
-use crate::venue::{Command, Lane, OrderRequest, VenueEvent};
+use crate::venue::{Command, Lane, OrderRequest, Report, VenueStatus};
 
 /// A connection, as the driver names it.
 pub type ConnId = usize;
@@ -209,10 +209,13 @@ impl Core {
 
     /// A venue event from a session: order events go through the
     /// lifecycle to their strategy; status events to every strategy.
-    pub fn on_venue_event(&mut self, ev: &VenueEvent, out: &mut Vec<Effect>) {
-        if let VenueEvent::Status { venue, state, text } = ev {
-            return self.set_venue_state(*venue, *state, text, out);
-        }
+    pub fn on_venue_event(&mut self, ev: &Report, out: &mut Vec<Effect>) {
+        let ev = match ev {
+            Report::Venue(VenueStatus { venue, state, text }) => {
+                return self.set_venue_state(*venue, *state, text, out)
+            }
+            Report::Exec(e) => e,
+        };
         let mut scratch = std::mem::take(&mut self.scratch);
         self.lifecycle
             .on_venue_event(ev, &mut |s, m| scratch.push((s, m.into())));

@@ -20,7 +20,7 @@ use super::core::{ConnId, Core, Effect};
 use super::{CommandSink, EventSource};
 use crate::ids::VenueId;
 use crate::protocol::{encode_outbound, FrameReader, VenueState};
-use crate::venue::VenueEvent;
+use crate::venue::Report;
 
 const LISTENER: Token = Token(0);
 /// Tokens at and above this are the app's wake-up sources.
@@ -72,7 +72,7 @@ pub struct Driver {
     next_wakeup: usize,
     core: Core,
     effects: Vec<Effect>,
-    venue_events: Vec<VenueEvent>,
+    venue_events: Vec<Report>,
     frame: Vec<u8>,
 }
 

@@ -15,7 +15,7 @@ pub use self::driver::Driver;
 
 use crate::ids::StrategyId;
 use crate::instrument::Instrument;
-use crate::venue::{Command, Lane, VenueEvent};
+use crate::venue::{Command, Lane, Report};
 
 /// A strategy the sidecar accepts, from the config.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -66,5 +66,5 @@ pub trait CommandSink {
 /// Where venue events come from (the session→gateway rings).
 pub trait EventSource {
     /// Move every event available now into `out`.
-    fn drain(&mut self, out: &mut Vec<VenueEvent>);
+    fn drain(&mut self, out: &mut Vec<Report>);
 }

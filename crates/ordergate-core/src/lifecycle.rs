@@ -42,10 +42,10 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 use crate::decimal::{self, WideDecimal};
 use crate::ids::{ClientId, InstrumentId, OrderKey, StrategyId};
 use crate::instrument::Instrument;
+use crate::model::ExecEvent;
 use crate::model::{
     flags, Fill, NewOrder, OrdType, OrderState, OrderStatus, OrderUpdate, Reason, Side,
 };
-use crate::venue::VenueEvent;
 
 /// What happened to an order, as the table sees it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -465,16 +465,16 @@ impl Lifecycle {
     /// Feeds one venue event; messages for strategies go to `out`.
     pub fn on_venue_event(
         &mut self,
-        ev: &VenueEvent,
+        ev: &ExecEvent,
         out: &mut impl FnMut(StrategyId, OrderUpdate),
     ) -> Outcome {
         let (cid, kind, payload) = match ev {
-            VenueEvent::Accepted {
+            ExecEvent::Accepted {
                 client_id,
                 venue_order_id,
                 ..
             } => (client_id, EventKind::Accepted, Payload::Ack(venue_order_id)),
-            VenueEvent::Rejected {
+            ExecEvent::Rejected {
                 client_id,
                 reason,
                 text,
@@ -487,7 +487,7 @@ impl Lifecycle {
                     text,
                 },
             ),
-            VenueEvent::Fill {
+            ExecEvent::Fill {
                 client_id,
                 trade_id,
                 last_qty,
@@ -511,10 +511,10 @@ impl Lifecycle {
                     out,
                 )
             }
-            VenueEvent::Canceled { client_id, .. } => {
+            ExecEvent::Canceled { client_id, .. } => {
                 (client_id, EventKind::Canceled, Payload::None)
             }
-            VenueEvent::CancelRejected {
+            ExecEvent::CancelRejected {
                 client_id,
                 reason,
                 text,
@@ -527,8 +527,7 @@ impl Lifecycle {
                     text,
                 },
             ),
-            VenueEvent::Expired { client_id, .. } => (client_id, EventKind::Expired, Payload::None),
-            VenueEvent::Status { .. } => return self.unknown(),
+            ExecEvent::Expired { client_id, .. } => (client_id, EventKind::Expired, Payload::None),
         };
         match self.key_of(cid) {
             Some(key) => self.apply(key, kind, payload, out),

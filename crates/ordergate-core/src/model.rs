@@ -7,7 +7,7 @@
 //! here so every codec agrees on them.
 
 use crate::decimal::WideDecimal;
-use crate::ids::{InstrumentId, StrategyOrderId};
+use crate::ids::{ClientId, InstrumentId, StrategyOrderId, VenueId};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[repr(u8)]
@@ -198,6 +198,76 @@ pub enum OrderUpdate {
     },
     /// The order's current state, answering a repeated order id.
     Status(OrderStatus),
+}
+
+/// A new order, validated by the desk, ready for a venue. Prices and
+/// quantities are mantissas at the instrument's scales.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OrderRequest {
+    pub client_id: ClientId,
+    pub instrument: InstrumentId,
+    pub side: Side,
+    pub ord_type: OrdType,
+    pub tif: TimeInForce,
+    pub flags: u8,
+    pub price: i64,
+    pub qty: i64,
+}
+
+/// A venue-neutral execution event: what adapters make of the venue's
+/// order responses and user-data events. Every event names the order by
+/// the client id we gave it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ExecEvent {
+    /// The venue has the order (Binance `NEW`).
+    Accepted {
+        client_id: ClientId,
+        venue_order_id: String,
+        time_ms: u64,
+    },
+    /// The venue refused the order.
+    Rejected {
+        client_id: ClientId,
+        reason: Reason,
+        /// The venue's own error code and message, passed on verbatim.
+        code: i64,
+        text: String,
+    },
+    /// One execution. `last_qty`/`last_price` are at the instrument's
+    /// scales; the fee is whatever the venue said, exactly.
+    Fill {
+        client_id: ClientId,
+        trade_id: String,
+        last_qty: i64,
+        last_price: i64,
+        fee: WideDecimal,
+        fee_asset: String,
+        time_ms: u64,
+        is_maker: bool,
+    },
+    Canceled {
+        client_id: ClientId,
+        time_ms: u64,
+    },
+    CancelRejected {
+        client_id: ClientId,
+        reason: Reason,
+        code: i64,
+        text: String,
+    },
+    /// Ended by the venue: IOC remainder, MARKET cut short by liquidity.
+    Expired {
+        client_id: ClientId,
+        time_ms: u64,
+    },
+}
+
+/// A venue's state as its session sees it, with the reason in words.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VenueStatus {
+    pub venue: VenueId,
+    pub state: VenueState,
+    pub text: String,
 }
 
 impl Side {

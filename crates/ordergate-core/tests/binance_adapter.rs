@@ -7,7 +7,8 @@ use ordergate_core::instrument::{Category, Instrument};
 use ordergate_core::model::{flags, OrdType, Reason, Side, TimeInForce, VenueState};
 use ordergate_core::venue::binance::{sign, BinanceSpot, BinanceSpotConfig};
 use ordergate_core::venue::{
-    Command, ConnRole, Cost, Now, OrderRequest, Outgoing, VenueError, VenueEvent, VenueProtocol,
+    Command, ConnRole, Cost, ExecEvent, Now, OrderRequest, Outgoing, Report, VenueError,
+    VenueProtocol, VenueStatus,
 };
 use serde_json::{json, Value};
 
@@ -161,7 +162,7 @@ fn wrap(event: Value) -> Value {
     }
 }
 
-fn feed(a: &mut BinanceSpot, frame: &Value) -> (Vec<VenueEvent>, Vec<Outgoing>) {
+fn feed(a: &mut BinanceSpot, frame: &Value) -> (Vec<Report>, Vec<Outgoing>) {
     let mut bytes = serde_json::to_vec(frame).expect("serialize");
     let mut events = Vec::new();
     let mut out = Vec::new();
@@ -192,7 +193,7 @@ fn open(a: &mut BinanceSpot, at: u64) -> Vec<Outgoing> {
     out
 }
 
-fn feed_raw(a: &mut BinanceSpot, bytes: &[u8]) -> Result<Vec<VenueEvent>, VenueError> {
+fn feed_raw(a: &mut BinanceSpot, bytes: &[u8]) -> Result<Vec<Report>, VenueError> {
     let mut bytes = bytes.to_vec();
     let mut events = Vec::new();
     let mut out = Vec::new();
@@ -393,10 +394,10 @@ fn open_syncs_clock_subscribes_and_reconciles_after_reconnect() {
     let (ev, _) = feed(&mut a, &s);
     assert!(matches!(
         ev.as_slice(),
-        [VenueEvent::Status {
+        [Report::Venue(VenueStatus {
             state: VenueState::Up,
             ..
-        }]
+        })]
     ));
 
     // Timer: clock resync once the interval has passed.
@@ -414,10 +415,10 @@ fn open_syncs_clock_subscribes_and_reconciles_after_reconnect() {
     a.on_close(0, now(2_000), &mut closed);
     assert!(matches!(
         closed.last(),
-        Some(VenueEvent::Status {
+        Some(Report::Venue(VenueStatus {
             state: VenueState::Down,
             ..
-        })
+        }))
     ));
     assert_eq!(a.next_timer(), None);
     let out = open(&mut a, 3_000);
@@ -464,11 +465,11 @@ fn reconcile_accepts_open_orders_and_queries_the_rest() {
     }
     assert_eq!(
         events,
-        [VenueEvent::Accepted {
+        [Report::Exec(ExecEvent::Accepted {
             client_id: oid(1),
             venue_order_id: "11".into(),
             time_ms: 5
-        }]
+        })]
     );
     // Order 2 is not open any more: ask what became of it.
     assert_eq!(queries.len(), 1);
@@ -484,15 +485,15 @@ fn reconcile_accepts_open_orders_and_queries_the_rest() {
     assert_eq!(
         ev,
         [
-            VenueEvent::Accepted {
+            Report::Exec(ExecEvent::Accepted {
                 client_id: oid(2),
                 venue_order_id: "12".into(),
                 time_ms: 9
-            },
-            VenueEvent::Canceled {
+            }),
+            Report::Exec(ExecEvent::Canceled {
                 client_id: oid(2),
                 time_ms: 9
-            }
+            })
         ]
     );
     assert_eq!(a.stats().foreign_events, 1);
@@ -513,10 +514,10 @@ fn in_flight_cancel_on_close_is_reported_rejected_for_retry() {
     a.on_close(0, now(1), &mut ev);
     assert!(matches!(
         ev[0],
-        VenueEvent::CancelRejected {
+        Report::Exec(ExecEvent::CancelRejected {
             reason: Reason::VenueDown,
             ..
-        }
+        })
     ));
 }
 
@@ -527,10 +528,10 @@ fn server_shutdown_asks_for_reconnect_and_termination_resubscribes() {
     // Still up: the driver opens the new connection before this one closes.
     assert!(matches!(
         ev.as_slice(),
-        [VenueEvent::Status {
+        [Report::Venue(VenueStatus {
             state: VenueState::Up,
             ..
-        }]
+        })]
     ));
     assert!(a.wants_reconnect());
     a.on_open(0, now(1), &mut Vec::new());
@@ -550,7 +551,7 @@ fn revoked_key_halts() {
     let (ev, _) = feed(&mut a, &fixture("revoked"));
     assert!(matches!(
         ev.as_slice(),
-        [VenueEvent::Status { state: VenueState::Halted, text, .. }] if text.contains("-2015")
+        [Report::Venue(VenueStatus { state: VenueState::Halted, text, .. })] if text.contains("-2015")
     ));
 }
 
@@ -565,11 +566,11 @@ fn new_report_and_ack_give_one_accepted() {
     let (ev, _) = feed(&mut a, &wrap(new));
     assert_eq!(
         ev,
-        [VenueEvent::Accepted {
+        [Report::Exec(ExecEvent::Accepted {
             client_id: oid(1),
             venue_order_id: "4293153".into(),
             time_ms: 1_499_405_658_657
-        }]
+        })]
     );
     let mut ack = fixture("ack");
     ack["id"] = req["id"].clone();
@@ -584,11 +585,11 @@ fn new_report_and_ack_give_one_accepted() {
     let (ev, _) = feed(&mut a, &ack);
     assert_eq!(
         ev,
-        [VenueEvent::Accepted {
+        [Report::Exec(ExecEvent::Accepted {
             client_id: oid(1),
             venue_order_id: "12569099453".into(),
             time_ms: 1_660_801_715_639
-        }]
+        })]
     );
     let new = with_ids(fixture("new")["event"].clone(), &oid(1).encode(), "");
     let (ev, _) = feed(&mut a, &wrap(new));
@@ -607,12 +608,12 @@ fn trade_report_is_a_fill_at_instrument_scales() {
         ev,
         [
             // No NEW or ACK seen yet: Accepted precedes the first fill.
-            VenueEvent::Accepted {
+            Report::Exec(ExecEvent::Accepted {
                 client_id: oid(1),
                 venue_order_id: "32".into(),
                 time_ms: 1_719_467_634_105
-            },
-            VenueEvent::Fill {
+            }),
+            Report::Exec(ExecEvent::Fill {
                 client_id: oid(1),
                 trade_id: "7".into(),
                 last_qty: 2_000,
@@ -621,7 +622,7 @@ fn trade_report_is_a_fill_at_instrument_scales() {
                 fee_asset: "BNB".into(),
                 time_ms: 1_719_467_634_105,
                 is_maker: false,
-            }
+            })
         ]
     );
 }
@@ -644,22 +645,25 @@ fn documented_market_order_sequence() {
     let fills: Vec<(String, i64)> = events
         .iter()
         .filter_map(|e| match e {
-            VenueEvent::Fill {
+            Report::Exec(ExecEvent::Fill {
                 trade_id, last_qty, ..
-            } => Some((trade_id.clone(), *last_qty)),
+            }) => Some((trade_id.clone(), *last_qty)),
             _ => None,
         })
         .collect();
     assert_eq!(fills, [("7".to_string(), 2_000), ("8".to_string(), 2_000)]);
-    assert!(matches!(events[0], VenueEvent::Accepted { .. }));
-    assert!(matches!(events[1], VenueEvent::Fill { .. }));
-    assert!(matches!(events[2], VenueEvent::Fill { .. }));
+    assert!(matches!(
+        events[0],
+        Report::Exec(ExecEvent::Accepted { .. })
+    ));
+    assert!(matches!(events[1], Report::Exec(ExecEvent::Fill { .. })));
+    assert!(matches!(events[2], Report::Exec(ExecEvent::Fill { .. })));
     assert_eq!(
         events[3],
-        VenueEvent::Expired {
+        Report::Exec(ExecEvent::Expired {
             client_id: oid(9),
             time_ms: 1_719_467_634_105
-        }
+        })
     );
     assert_eq!(events.len(), 4);
     // The order is finished: a late ACK or a replayed EXPIRED adds nothing.
@@ -682,10 +686,10 @@ fn canceled_report_maps_back_through_orig_id() {
     let (ev, _) = feed(&mut a, &wrap(e.clone()));
     assert_eq!(
         ev,
-        [VenueEvent::Canceled {
+        [Report::Exec(ExecEvent::Canceled {
             client_id: oid(1),
             time_ms: 1_499_405_658_657
-        }]
+        })]
     );
     // A replay of the same cancel is stale.
     assert!(feed(&mut a, &wrap(e)).0.is_empty());
@@ -717,20 +721,20 @@ fn expired_and_rejected_reports() {
     assert_eq!(
         events,
         [
-            VenueEvent::Expired {
+            Report::Exec(ExecEvent::Expired {
                 client_id: oid(1),
                 time_ms: t
-            },
-            VenueEvent::Rejected {
+            }),
+            Report::Exec(ExecEvent::Rejected {
                 client_id: oid(2),
                 reason: Reason::WouldTakeLiquidity,
                 code: 0,
                 text: "WOULD_MATCH_IMMEDIATELY".into()
-            },
-            VenueEvent::Expired {
+            }),
+            Report::Exec(ExecEvent::Expired {
                 client_id: oid(3),
                 time_ms: t
-            },
+            }),
         ]
     );
 }
@@ -762,12 +766,12 @@ fn self_trade_counts_on_both_sides() {
             feed(&mut a, &wrap(e))
                 .0
                 .into_iter()
-                .filter(|e| matches!(e, VenueEvent::Fill { .. })),
+                .filter(|e| matches!(e, Report::Exec(ExecEvent::Fill { .. }))),
         );
     }
     assert_eq!(fills.len(), 2);
     assert!(
-        matches!(&fills[1], VenueEvent::Fill { client_id, is_maker: true, trade_id, .. }
+        matches!(&fills[1], Report::Exec(ExecEvent::Fill { client_id, is_maker: true, trade_id, .. })
         if *client_id == oid(2) && trade_id == "7")
     );
     assert_eq!(a.stats().duplicate_fills, 0);
@@ -783,11 +787,11 @@ fn off_scale_fill_is_kept_rounded_and_counted() {
     let ev = feed(&mut a, &wrap(t)).0;
     assert!(matches!(
         ev.last(),
-        Some(VenueEvent::Fill {
+        Some(Report::Exec(ExecEvent::Fill {
             last_price: 1_000_000,
             last_qty: 2_002,
             ..
-        })
+        }))
     ));
     assert_eq!(a.stats().off_scale_fills, 1);
 }
@@ -853,12 +857,12 @@ fn place_errors_map_to_reasons_with_venue_text_verbatim() {
         let (ev, out) = feed(&mut a, &error_response(&req, status, code, msg));
         assert_eq!(
             ev,
-            [VenueEvent::Rejected {
+            [Report::Exec(ExecEvent::Rejected {
                 client_id: id,
                 reason,
                 code,
                 text: msg.into()
-            }],
+            })],
             "{code} {msg}"
         );
         // A timestamp rejection resyncs the clock at once.
@@ -878,12 +882,12 @@ fn place_errors_map_to_reasons_with_venue_text_verbatim() {
         let (ev, _) = feed(&mut a, &f);
         assert_eq!(
             ev,
-            [VenueEvent::Rejected {
+            [Report::Exec(ExecEvent::Rejected {
                 client_id: oid(1),
                 reason,
                 code: err["code"].as_i64().unwrap(),
                 text: err["msg"].as_str().unwrap().into()
-            }]
+            })]
         );
     }
 }
@@ -912,7 +916,7 @@ fn unknown_outcome_is_queried_not_rejected() {
     );
     assert!(matches!(
         ev.as_slice(),
-        [VenueEvent::Rejected { client_id, code: -2013, .. }] if *client_id == oid(1)
+        [Report::Exec(ExecEvent::Rejected { client_id, code: -2013, .. })] if *client_id == oid(1)
     ));
 
     // A 5xx likewise; here the order turns out to be live.
@@ -930,7 +934,7 @@ fn unknown_outcome_is_queried_not_rejected() {
     );
     assert!(matches!(
         ev.as_slice(),
-        [VenueEvent::Accepted { client_id, .. }] if *client_id == oid(2)
+        [Report::Exec(ExecEvent::Accepted { client_id, .. })] if *client_id == oid(2)
     ));
 }
 
@@ -949,12 +953,12 @@ fn cancel_errors_are_cancel_rejected_and_success_waits_for_the_stream() {
     );
     assert_eq!(
         ev,
-        [VenueEvent::CancelRejected {
+        [Report::Exec(ExecEvent::CancelRejected {
             client_id: oid(1),
             reason: Reason::VenueUnknownOrder,
             code: -2011,
             text: "Unknown order sent.".into()
-        }]
+        })]
     );
     let req = submit(&mut a, cancel);
     let mut ok = fixture("cancel_ok");

@@ -7,10 +7,10 @@ use ordergate_core::instrument::{Category, Instrument};
 use ordergate_core::lifecycle::{
     transition, Action, CancelRejectReason, Duplicate, EventKind, Lifecycle, Outcome,
 };
+use ordergate_core::model::ExecEvent;
 use ordergate_core::model::{
-    flags, NewOrder, OrdType, OrderState, OrderUpdate, Reason, Side, TimeInForce, VenueState,
+    flags, NewOrder, OrdType, OrderState, OrderUpdate, Reason, Side, TimeInForce,
 };
-use ordergate_core::venue::VenueEvent;
 
 const EPOCH: u32 = 7;
 
@@ -52,16 +52,16 @@ fn limit(order_id: u64, qty: i64) -> NewOrder {
     }
 }
 
-fn accepted(id: u64) -> VenueEvent {
-    VenueEvent::Accepted {
+fn accepted(id: u64) -> ExecEvent {
+    ExecEvent::Accepted {
         client_id: cid(id),
         venue_order_id: format!("V{id}"),
         time_ms: 1,
     }
 }
 
-fn fill(id: u64, trade: &str, qty: i64, price: i64) -> VenueEvent {
-    VenueEvent::Fill {
+fn fill(id: u64, trade: &str, qty: i64, price: i64) -> ExecEvent {
+    ExecEvent::Fill {
         client_id: cid(id),
         trade_id: trade.to_owned(),
         last_qty: qty,
@@ -73,22 +73,22 @@ fn fill(id: u64, trade: &str, qty: i64, price: i64) -> VenueEvent {
     }
 }
 
-fn canceled(id: u64) -> VenueEvent {
-    VenueEvent::Canceled {
+fn canceled(id: u64) -> ExecEvent {
+    ExecEvent::Canceled {
         client_id: cid(id),
         time_ms: 3,
     }
 }
 
-fn expired(id: u64) -> VenueEvent {
-    VenueEvent::Expired {
+fn expired(id: u64) -> ExecEvent {
+    ExecEvent::Expired {
         client_id: cid(id),
         time_ms: 3,
     }
 }
 
-fn rejected(id: u64) -> VenueEvent {
-    VenueEvent::Rejected {
+fn rejected(id: u64) -> ExecEvent {
+    ExecEvent::Rejected {
         client_id: cid(id),
         reason: Reason::VenueInsufficientBalance,
         code: -2010,
@@ -96,8 +96,8 @@ fn rejected(id: u64) -> VenueEvent {
     }
 }
 
-fn cancel_rejected(id: u64) -> VenueEvent {
-    VenueEvent::CancelRejected {
+fn cancel_rejected(id: u64) -> ExecEvent {
+    ExecEvent::CancelRejected {
         client_id: ClientId::cancel(EPOCH, key(id), 1),
         reason: Reason::VenueUnknownOrder,
         code: -2011,
@@ -121,7 +121,7 @@ impl T {
     fn submit(&mut self, id: u64, qty: i64) {
         self.lc.submit(key(id), &btc(), &limit(id, qty)).unwrap();
     }
-    fn ev(&mut self, e: VenueEvent) -> Outcome {
+    fn ev(&mut self, e: ExecEvent) -> Outcome {
         let out = &mut self.out;
         self.lc.on_venue_event(&e, &mut |s, m| out.push((s, m)))
     }
@@ -383,7 +383,7 @@ fn accept_partial_then_full_fill() {
 fn fees_sum_per_asset_exactly() {
     let mut t = T::new();
     t.submit(1, 100_000);
-    let f = |trade: &str, fee: &str, asset: &str| VenueEvent::Fill {
+    let f = |trade: &str, fee: &str, asset: &str| ExecEvent::Fill {
         client_id: cid(1),
         trade_id: trade.into(),
         last_qty: 10_000,
@@ -718,19 +718,13 @@ fn duplicate_trade_ids_and_unknown_orders_are_counted() {
         t.ev(fill(2, "t1", 10_000, 5_000_000)),
         Outcome::UnknownOrder
     );
-    let other_epoch = VenueEvent::Canceled {
+    let other_epoch = ExecEvent::Canceled {
         client_id: ClientId::order(EPOCH - 1, key(1)),
         time_ms: 0,
     };
     assert_eq!(t.ev(other_epoch), Outcome::UnknownOrder);
-    let status = VenueEvent::Status {
-        venue: VenueId::BinanceSpot,
-        state: VenueState::Up,
-        text: String::new(),
-    };
-    assert_eq!(t.ev(status), Outcome::UnknownOrder);
     let c = t.lc.counters();
-    assert_eq!((c.duplicate_trade, c.unknown_order), (1, 3));
+    assert_eq!((c.duplicate_trade, c.unknown_order), (1, 2));
     assert_eq!(t.state(1), OrderState::PartiallyFilled);
 }
 
@@ -790,7 +784,7 @@ fn random_sequences_keep_the_invariants() {
                 }
                 2 => accepted(id),
                 3 => rejected(id),
-                4 | 5 => VenueEvent::Fill {
+                4 | 5 => ExecEvent::Fill {
                     client_id: c,
                     trade_id: format!("{}", rng.below(40)),
                     last_qty: rng.below(20_000) as i64 - 100,

@@ -1,13 +1,12 @@
 //! The venue interface: what every exchange adapter implements.
 //!
 //! An adapter is a sans-IO state machine (the quinn-proto style): it turns
-//! [`Command`]s into frames, and received frames into [`VenueEvent`]s, and
+//! [`Command`]s into frames, and received frames into [`Report`]s (order events and venue status), and
 //! never touches a socket or reads a clock itself: `now` is an argument.
 //! The session driver (`crate::session`) owns the sockets and the timers.
 
-use crate::decimal::WideDecimal;
 use crate::ids::{ClientId, InstrumentId, VenueId};
-use crate::model::{OrdType, Reason, Side, TimeInForce, VenueState};
+pub use crate::model::{ExecEvent, OrderRequest, VenueStatus};
 
 pub mod binance;
 
@@ -57,20 +56,6 @@ impl Lane {
     pub const ALL: [Lane; 3] = [Lane::Critical, Lane::Normal, Lane::Bulk];
 }
 
-/// A new order, validated by the gateway, ready for a venue. Prices and
-/// quantities are mantissas at the instrument's scales.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct OrderRequest {
-    pub client_id: ClientId,
-    pub instrument: InstrumentId,
-    pub side: Side,
-    pub ord_type: OrdType,
-    pub tif: TimeInForce,
-    pub flags: u8,
-    pub price: i64,
-    pub qty: i64,
-}
-
 /// What travels from the gateway to a venue session on the rings. `Copy`
 /// and allocation-free so the hot path moves plain bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -94,57 +79,13 @@ impl Command {
     }
 }
 
-/// What a venue session reports to the lifecycle tracker. Every order
-/// event names the order by the client id we gave it.
+/// What a venue session hands the desk, on its ring: order events and
+/// the venue's own state are separate streams that share the ring, so
+/// their relative order is kept.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum VenueEvent {
-    /// The venue has the order (Binance `NEW`).
-    Accepted {
-        client_id: ClientId,
-        venue_order_id: String,
-        time_ms: u64,
-    },
-    /// The venue refused the order.
-    Rejected {
-        client_id: ClientId,
-        reason: Reason,
-        /// The venue's own error code and message, passed on verbatim.
-        code: i64,
-        text: String,
-    },
-    /// One execution. `last_qty`/`last_price` are at the instrument's
-    /// scales; the fee is whatever the venue said, exactly.
-    Fill {
-        client_id: ClientId,
-        trade_id: String,
-        last_qty: i64,
-        last_price: i64,
-        fee: WideDecimal,
-        fee_asset: String,
-        time_ms: u64,
-        is_maker: bool,
-    },
-    Canceled {
-        client_id: ClientId,
-        time_ms: u64,
-    },
-    CancelRejected {
-        client_id: ClientId,
-        reason: Reason,
-        code: i64,
-        text: String,
-    },
-    /// Ended by the venue: IOC remainder, MARKET cut short by liquidity.
-    Expired {
-        client_id: ClientId,
-        time_ms: u64,
-    },
-    /// The venue's state as the session sees it.
-    Status {
-        venue: VenueId,
-        state: VenueState,
-        text: String,
-    },
+pub enum Report {
+    Exec(ExecEvent),
+    Venue(VenueStatus),
 }
 
 /// A frame an adapter wants sent, on which of its connections.
@@ -180,7 +121,7 @@ pub struct Cost {
 }
 
 /// Errors an adapter raises on its own input (a command it cannot express,
-/// a frame it cannot read). Venue-side errors become [`VenueEvent`]s.
+/// a frame it cannot read). Venue-side errors become [`Report`]s.
 #[derive(Debug, thiserror::Error)]
 pub enum VenueError {
     #[error("unknown instrument {0}")]
@@ -199,7 +140,7 @@ pub trait VenueProtocol: Send {
     fn on_open(&mut self, conn: usize, now: Now, out: &mut Vec<Outgoing>);
     /// A connection closed or failed; in-flight requests on it are now of
     /// unknown outcome.
-    fn on_close(&mut self, conn: usize, now: Now, events: &mut Vec<VenueEvent>);
+    fn on_close(&mut self, conn: usize, now: Now, events: &mut Vec<Report>);
     /// The cost of `cmd`, for the rate limiter.
     fn cost(&self, cmd: &Command) -> Cost;
     /// Encode `cmd` into frames.
@@ -215,14 +156,14 @@ pub trait VenueProtocol: Send {
         conn: usize,
         frame: &mut [u8],
         now: Now,
-        events: &mut Vec<VenueEvent>,
+        events: &mut Vec<Report>,
         out: &mut Vec<Outgoing>,
     ) -> Result<(), VenueError>;
     /// Called when `next_timer` is due: keep-alives, clock sync, request
     /// timeouts, and dead-man heartbeats where a venue has them (Binance
     /// USD-M `countdownCancelAll`, Bybit disconnection cancel-all), which an
     /// adapter renews from here so a dead sidecar's orders get cancelled.
-    fn on_timer(&mut self, now: Now, events: &mut Vec<VenueEvent>, out: &mut Vec<Outgoing>);
+    fn on_timer(&mut self, now: Now, events: &mut Vec<Report>, out: &mut Vec<Outgoing>);
     /// The next time `on_timer` must run, in monotonic nanoseconds.
     fn next_timer(&self) -> Option<u64>;
     /// The venue announced it will close this connection (Binance

@@ -33,8 +33,8 @@ use crate::ids::{ClientId, ClientIdKind, InstrumentId, VenueId};
 use crate::instrument::Instrument;
 use crate::model::{flags, OrdType, Reason, Side, TimeInForce, VenueState};
 use crate::venue::{
-    Command, ConnRole, ConnSpec, Cost, Now, Outgoing, TimeSample, VenueError, VenueEvent,
-    VenueProtocol,
+    Command, ConnRole, ConnSpec, Cost, ExecEvent, Now, Outgoing, Report, TimeSample, VenueError,
+    VenueProtocol, VenueStatus,
 };
 
 /// How often the server time is re-sampled while connected.
@@ -341,22 +341,17 @@ impl BinanceSpot {
     }
 
     /// Accepted, unless already reported or the order is already done.
-    fn accept(
-        &mut self,
-        client_id: ClientId,
-        venue_order_id: u64,
-        time_ms: u64,
-    ) -> Option<VenueEvent> {
+    fn accept(&mut self, client_id: ClientId, venue_order_id: u64, time_ms: u64) -> Option<Report> {
         let t = self.orders.get_mut(&client_id)?;
         if t.accepted {
             return None;
         }
         t.accepted = true;
-        Some(VenueEvent::Accepted {
+        Some(Report::Exec(ExecEvent::Accepted {
             client_id,
             venue_order_id: venue_order_id.to_string(),
             time_ms,
-        })
+        }))
     }
 
     fn remember_fill(&mut self, key: (usize, i64, u64)) -> bool {
@@ -375,7 +370,7 @@ impl BinanceSpot {
     fn on_exec_report(
         &mut self,
         ev: &Event<'_>,
-        events: &mut Vec<VenueEvent>,
+        events: &mut Vec<Report>,
     ) -> Result<(), VenueError> {
         let symbol = ev
             .symbol
@@ -399,14 +394,14 @@ impl BinanceSpot {
             return Ok(());
         }
         match exec.event {
-            VenueEvent::Accepted { time_ms, .. } => {
+            Report::Exec(ExecEvent::Accepted { time_ms, .. }) => {
                 match self.accept(client_id, exec.order_id, time_ms) {
                     Some(a) => events.push(a),
                     None if !self.orders.contains_key(&client_id) => self.stats.stale_events += 1,
                     None => {}
                 }
             }
-            VenueEvent::Fill { time_ms, .. } => {
+            Report::Exec(ExecEvent::Fill { time_ms, .. }) => {
                 if !self.remember_fill((inst, exec.trade_id, exec.order_id)) {
                     self.stats.duplicate_fills += 1;
                     return Ok(());
@@ -436,7 +431,7 @@ impl BinanceSpot {
         &mut self,
         ev: &Event<'_>,
         now: Now,
-        events: &mut Vec<VenueEvent>,
+        events: &mut Vec<Report>,
         out: &mut Vec<Outgoing>,
     ) -> Result<(), VenueError> {
         match &*ev.kind {
@@ -445,11 +440,11 @@ impl BinanceSpot {
                 // Still up: the driver opens a new connection before this
                 // one closes, and orders keep flowing meanwhile.
                 self.reconnect_wanted = true;
-                events.push(VenueEvent::Status {
+                events.push(Report::Venue(VenueStatus {
                     venue: VenueId::BinanceSpot,
                     state: VenueState::Up,
                     text: "venue announced server shutdown; opening a new connection".into(),
-                });
+                }));
             }
             "eventStreamTerminated" => self.subscribe(now, out),
             // Balances and order lists are not the lifecycle's concern.
@@ -458,19 +453,19 @@ impl BinanceSpot {
         Ok(())
     }
 
-    fn status_event(state: VenueState, text: String) -> VenueEvent {
-        VenueEvent::Status {
+    fn status_event(state: VenueState, text: String) -> Report {
+        Report::Venue(VenueStatus {
             venue: VenueId::BinanceSpot,
             state,
             text,
-        }
+        })
     }
 
     fn on_response(
         &mut self,
         frame: Frame<'_>,
         now: Now,
-        events: &mut Vec<VenueEvent>,
+        events: &mut Vec<Report>,
         out: &mut Vec<Outgoing>,
     ) -> Result<(), VenueError> {
         let status = frame.status.unwrap_or(0);
@@ -549,7 +544,7 @@ impl BinanceSpot {
         status: u16,
         err: &ApiError<'_>,
         now: Now,
-        events: &mut Vec<VenueEvent>,
+        events: &mut Vec<Report>,
         out: &mut Vec<Outgoing>,
     ) -> Result<(), VenueError> {
         let text = err.msg.to_string();
@@ -559,28 +554,28 @@ impl BinanceSpot {
             }
             Pending::Place { client_id } => {
                 self.orders.remove(&client_id);
-                events.push(VenueEvent::Rejected {
+                events.push(Report::Exec(ExecEvent::Rejected {
                     client_id,
                     reason: reason_for(status, err.code, &text, false),
                     code: err.code,
                     text,
-                });
+                }));
             }
-            Pending::Cancel { orig } => events.push(VenueEvent::CancelRejected {
+            Pending::Cancel { orig } => events.push(Report::Exec(ExecEvent::CancelRejected {
                 client_id: orig,
                 reason: reason_for(status, err.code, &text, true),
                 code: err.code,
                 text,
-            }),
+            })),
             // The order never reached the venue: the place was lost.
             Pending::OrderStatus { client_id } if err.code == -2013 => {
                 if self.orders.remove(&client_id).is_some() {
-                    events.push(VenueEvent::Rejected {
+                    events.push(Report::Exec(ExecEvent::Rejected {
                         client_id,
                         reason: Reason::VenueRejected,
                         code: err.code,
                         text,
-                    });
+                    }));
                 }
             }
             Pending::Subscribe => events.push(Self::status_event(
@@ -609,7 +604,7 @@ impl BinanceSpot {
         &mut self,
         client_id: ClientId,
         r: &OrderResult<'_>,
-        events: &mut Vec<VenueEvent>,
+        events: &mut Vec<Report>,
     ) {
         let time_ms = r.update_time.or(r.transact_time).unwrap_or(0);
         let status = r.status.as_deref().unwrap_or("");
@@ -617,14 +612,16 @@ impl BinanceSpot {
             events.extend(self.accept(client_id, order_id, time_ms));
         }
         let end = match status {
-            "CANCELED" => VenueEvent::Canceled { client_id, time_ms },
-            "EXPIRED" | "EXPIRED_IN_MATCH" => VenueEvent::Expired { client_id, time_ms },
-            "REJECTED" => VenueEvent::Rejected {
+            "CANCELED" => Report::Exec(ExecEvent::Canceled { client_id, time_ms }),
+            "EXPIRED" | "EXPIRED_IN_MATCH" => {
+                Report::Exec(ExecEvent::Expired { client_id, time_ms })
+            }
+            "REJECTED" => Report::Exec(ExecEvent::Rejected {
                 client_id,
                 reason: Reason::VenueRejected,
                 code: 0,
                 text: "REJECTED".into(),
-            },
+            }),
             _ => return,
         };
         if self.orders.remove(&client_id).is_some() {
@@ -656,7 +653,7 @@ impl BinanceSpot {
         &mut self,
         rows: &[OrderResult<'_>],
         now: Now,
-        events: &mut Vec<VenueEvent>,
+        events: &mut Vec<Report>,
         out: &mut Vec<Outgoing>,
     ) {
         for r in rows {
@@ -724,7 +721,7 @@ impl VenueProtocol for BinanceSpot {
     /// after the reconnect; in-flight cancels are reported CancelRejected
     /// (`VenueDown`) so the strategy can retry, and a cancel that did go
     /// through still shows up as Canceled then.
-    fn on_close(&mut self, _conn: usize, _now: Now, events: &mut Vec<VenueEvent>) {
+    fn on_close(&mut self, _conn: usize, _now: Now, events: &mut Vec<Report>) {
         self.connected = false;
         let mut cancels: Vec<ClientId> = self
             .pending
@@ -736,12 +733,12 @@ impl VenueProtocol for BinanceSpot {
             .collect();
         cancels.sort_by_key(|c| (c.key, c.epoch));
         for orig in cancels {
-            events.push(VenueEvent::CancelRejected {
+            events.push(Report::Exec(ExecEvent::CancelRejected {
                 client_id: orig,
                 reason: Reason::VenueDown,
                 code: 0,
                 text: "connection closed before the cancel was answered".into(),
-            });
+            }));
         }
         self.pending.clear();
         self.reconcile_left = 0;
@@ -843,7 +840,7 @@ impl VenueProtocol for BinanceSpot {
         _conn: usize,
         frame: &mut [u8],
         now: Now,
-        events: &mut Vec<VenueEvent>,
+        events: &mut Vec<Report>,
         out: &mut Vec<Outgoing>,
     ) -> Result<(), VenueError> {
         let mut buffers = std::mem::take(&mut self.buffers);
@@ -862,7 +859,7 @@ impl VenueProtocol for BinanceSpot {
         res
     }
 
-    fn on_timer(&mut self, now: Now, _events: &mut Vec<VenueEvent>, out: &mut Vec<Outgoing>) {
+    fn on_timer(&mut self, now: Now, _events: &mut Vec<Report>, out: &mut Vec<Outgoing>) {
         if self.connected && self.start_due {
             self.start_due = false;
             self.start(now, out);

@@ -1,11 +1,11 @@
-//! `executionReport` → [`VenueEvent`], statelessly. The adapter adds what
+//! `executionReport` → [`Report`], statelessly. The adapter adds what
 //! needs state: Accepted once per order, fill de-duplication, epochs.
 
 use crate::decimal::{pow10, WideDecimal};
 use crate::ids::{ClientId, ClientIdKind};
 use crate::instrument::Instrument;
 use crate::model::Reason;
-use crate::venue::VenueEvent;
+use crate::venue::{ExecEvent, Report};
 
 use super::parse::Event;
 
@@ -18,7 +18,7 @@ pub struct Exec {
     pub order_id: u64,
     /// `t`: -1 unless the report is a trade.
     pub trade_id: i64,
-    pub event: VenueEvent,
+    pub event: Report,
     /// The order is done at the venue (`X` is final).
     pub terminal: bool,
     /// A fill value was not on the instrument's scale and was rounded to
@@ -99,11 +99,11 @@ pub fn normalize(ev: &Event<'_>, inst: &Instrument) -> Result<ExecOutcome, Strin
     );
     let mut off_scale = false;
     let event = match x {
-        "NEW" => VenueEvent::Accepted {
+        "NEW" => Report::Exec(ExecEvent::Accepted {
             client_id,
             venue_order_id: order_id.to_string(),
             time_ms,
-        },
+        }),
         "TRADE" => {
             let (last_qty, q_off) =
                 to_scale_nearest(field(&ev.last_qty, "l")?, inst.qty_scale, "l")?;
@@ -112,7 +112,7 @@ pub fn normalize(ev: &Event<'_>, inst: &Instrument) -> Result<ExecOutcome, Strin
             off_scale = q_off || p_off;
             let fee = WideDecimal::parse(field(&ev.fee, "n")?)
                 .map_err(|e| format!("executionReport `n`: {e}"))?;
-            VenueEvent::Fill {
+            Report::Exec(ExecEvent::Fill {
                 client_id,
                 trade_id: num(ev.trade_id, "t")?.to_string(),
                 last_qty,
@@ -121,20 +121,20 @@ pub fn normalize(ev: &Event<'_>, inst: &Instrument) -> Result<ExecOutcome, Strin
                 fee_asset: ev.fee_asset.as_deref().unwrap_or("").to_owned(),
                 time_ms,
                 is_maker: num(ev.is_maker, "m")?,
-            }
+            })
         }
-        "CANCELED" => VenueEvent::Canceled { client_id, time_ms },
-        "EXPIRED" => VenueEvent::Expired { client_id, time_ms },
+        "CANCELED" => Report::Exec(ExecEvent::Canceled { client_id, time_ms }),
+        "EXPIRED" => Report::Exec(ExecEvent::Expired { client_id, time_ms }),
         // Self-trade prevention ends the order only when it says so.
-        "TRADE_PREVENTION" if terminal => VenueEvent::Expired { client_id, time_ms },
+        "TRADE_PREVENTION" if terminal => Report::Exec(ExecEvent::Expired { client_id, time_ms }),
         "REJECTED" => {
             let r = ev.reject_reason.as_deref().unwrap_or("NONE");
-            VenueEvent::Rejected {
+            Report::Exec(ExecEvent::Rejected {
                 client_id,
                 reason: reject_reason(r),
                 code: 0,
                 text: r.to_owned(),
-            }
+            })
         }
         _ => return Ok(ExecOutcome::Nothing),
     };
