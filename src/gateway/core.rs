@@ -410,7 +410,7 @@ impl Core {
             .lifecycle
             .open_orders(strategy)
             .filter(|o| instrument == 0 || o.instrument == instrument)
-            .filter(|o| o.state != OrderState::PendingCancel)
+            .filter(|o| o.state() != OrderState::PendingCancel)
             .map(|o| o.key)
             .collect();
         for key in keys {

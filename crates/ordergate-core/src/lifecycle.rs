@@ -2,14 +2,14 @@
 //!
 //! Pure and deterministic: events in, strategy-facing [`OrderUpdate`] messages
 //! out, no I/O and no clock. Every state change goes through one exhaustive
-//! `match (state, event)` table ([`transition`]); a pair the table does not
+//! `match (phase, event)` table ([`transition`]); a pair the table does not
 //! list is an invalid transition, which is counted and returned to the
 //! caller as [`Outcome::Invalid`], never a panic.
 //!
 //! Decisions the table encodes:
-//! - **Cancel races.** `PendingCancel` is an overlay: it remembers the state
-//!   the order would be in without the cancel (`pre_cancel`). A fill while a
-//!   cancel is pending is reported and updates `pre_cancel`; a fill that
+//! - **Cancel races.** [`Phase::PendingCancel`] carries the state the order
+//!   would be in without the cancel (`from`). A fill while a cancel is
+//!   pending is reported and updates `from`; a fill that
 //!   completes the order moves it to `Filled`. Every cancel request is
 //!   answered exactly once, so a venue `CancelRejected` that arrives after
 //!   the order ended (Binance `-2011 Unknown order sent.`) is *reported* to
@@ -28,16 +28,16 @@
 //!   quantity is applied (the venue traded it), reported, flagged on the
 //!   order and counted; leaves never go negative and nothing wraps (an
 //!   `i64` overflow is an invalid event instead).
-//! - **Trade ids.** A trade id already seen for the same order is ignored
-//!   and counted (replays after a reconnect).
+//! - **Trade ids** are the venue adapter's to de-duplicate (it knows what
+//!   identifies a trade on its venue, and sees replays after a reconnect);
+//!   the tracker applies every fill it is given.
 //!
 //! Memory: every order is kept for the life of the process, keyed by
-//! [`OrderKey`], so duplicate order ids and repeated trade ids are always
-//! caught. That costs a few hundred bytes per order (more with many fills);
+//! [`OrderKey`], so a duplicate order id is always caught. That costs a few hundred bytes per order (more with many fills);
 //! a million orders a day is a few hundred MB, which a restart (new epoch)
 //! resets. A set of open keys keeps `open_orders` cheap.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap};
 
 use crate::decimal::{self, WideDecimal};
 use crate::ids::{ClientId, InstrumentId, OrderKey, StrategyId};
@@ -65,81 +65,137 @@ pub enum EventKind {
     Expired,
 }
 
-/// What the table decides for a (state, event) pair.
+/// Where an order stands at the venue while no cancel is pending: the
+/// states a pending cancel can come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Working {
+    PendingNew,
+    New,
+    PartiallyFilled,
+}
+
+impl Working {
+    pub fn state(self) -> OrderState {
+        match self {
+            Working::PendingNew => OrderState::PendingNew,
+            Working::New => OrderState::New,
+            Working::PartiallyFilled => OrderState::PartiallyFilled,
+        }
+    }
+}
+
+/// The tracker's state of an order. A pending cancel carries the state it
+/// came from as data, so "pending cancel of a filled order" cannot be
+/// written down. Strategies see [`Phase::state`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Phase {
+    Working(Working),
+    /// A cancel is outstanding; without it the order would be in `from`.
+    PendingCancel {
+        from: Working,
+    },
+    Filled,
+    Canceled,
+    Rejected,
+    Expired,
+}
+
+impl Phase {
+    pub const PENDING_NEW: Phase = Phase::Working(Working::PendingNew);
+
+    /// The state as strategies are told it.
+    pub fn state(self) -> OrderState {
+        match self {
+            Phase::Working(w) => w.state(),
+            Phase::PendingCancel { .. } => OrderState::PendingCancel,
+            Phase::Filled => OrderState::Filled,
+            Phase::Canceled => OrderState::Canceled,
+            Phase::Rejected => OrderState::Rejected,
+            Phase::Expired => OrderState::Expired,
+        }
+    }
+
+    pub fn is_terminal(self) -> bool {
+        self.state().is_terminal()
+    }
+}
+
+/// What the table decides for a (phase, event) pair.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Action {
-    /// Move to this state and report the event.
-    Go(OrderState),
+    /// Move to this phase and report the event (inside a pending cancel,
+    /// `PendingCancel { from }` records where the order would now be).
+    Go(Phase),
     /// Enter `PendingCancel` (or stay in it for another attempt).
     StartCancel,
-    /// Stay in `PendingCancel`; without the cancel the order would now be
-    /// in this state. Report the event.
-    BehindCancel(OrderState),
-    /// A cancel failed while pending: back to `pre_cancel` once no other
-    /// cancel is outstanding. Report `CancelRejected`.
+    /// A cancel failed while pending: back to the state it came from once
+    /// no other cancel is outstanding. Report `CancelRejected`.
     Restore,
-    /// Keep the state, apply and report (late fill, overfill, the answer to
-    /// a cancel that lost the race).
+    /// Keep the phase, apply and report (late fill, overfill, the answer
+    /// to a cancel that lost the race).
     Stay,
     /// A duplicate or late event with nothing to change: count it, report
     /// nothing (a late ack still records the venue order id).
     Ignore,
 }
 
-/// The lifecycle table. `pre_cancel` matters only in `PendingCancel`, where
-/// events the cancel does not settle are decided as they would be without
-/// it. `None` is an invalid transition.
-pub fn transition(state: OrderState, pre_cancel: OrderState, ev: EventKind) -> Option<Action> {
+/// The lifecycle table. Inside `PendingCancel`, events the cancel does not
+/// settle are decided as they would be without it. `None` is an invalid
+/// transition.
+pub fn transition(phase: Phase, ev: EventKind) -> Option<Action> {
     use Action::*;
     use EventKind as E;
-    use OrderState::*;
-    let fill_to = |completes| if completes { Filled } else { PartiallyFilled };
-    match (state, ev) {
-        (PendingNew, E::CancelRequested) => Some(StartCancel),
-        (PendingNew, E::GatewayRejected) => Some(Go(Rejected)),
-        (PendingNew, E::Accepted) => Some(Go(New)),
-        (PendingNew, E::Rejected) => Some(Go(Rejected)),
-        (PendingNew, E::Fill { completes }) => Some(Go(fill_to(completes))),
-        (PendingNew, E::Canceled) => Some(Go(Canceled)),
-        (PendingNew, E::CancelRejected) => None,
-        (PendingNew, E::Expired) => Some(Go(Expired)),
+    use Phase::{Canceled, Expired, Filled, PendingCancel, Rejected};
+    use Working::{New, PartiallyFilled, PendingNew};
+    let fill_to = |completes| {
+        if completes {
+            Filled
+        } else {
+            Phase::Working(PartiallyFilled)
+        }
+    };
+    match (phase, ev) {
+        (Phase::Working(PendingNew), E::CancelRequested) => Some(StartCancel),
+        (Phase::Working(PendingNew), E::GatewayRejected) => Some(Go(Rejected)),
+        (Phase::Working(PendingNew), E::Accepted) => Some(Go(Phase::Working(New))),
+        (Phase::Working(PendingNew), E::Rejected) => Some(Go(Rejected)),
+        (Phase::Working(PendingNew), E::Fill { completes }) => Some(Go(fill_to(completes))),
+        (Phase::Working(PendingNew), E::Canceled) => Some(Go(Canceled)),
+        (Phase::Working(PendingNew), E::CancelRejected) => None,
+        (Phase::Working(PendingNew), E::Expired) => Some(Go(Expired)),
 
-        (New, E::CancelRequested) => Some(StartCancel),
-        (New, E::GatewayRejected) => None,
-        (New, E::Accepted) => Some(Ignore),
-        (New, E::Rejected) => None,
-        (New, E::Fill { completes }) => Some(Go(fill_to(completes))),
-        (New, E::Canceled) => Some(Go(Canceled)),
-        (New, E::CancelRejected) => None,
-        (New, E::Expired) => Some(Go(Expired)),
+        (Phase::Working(New), E::CancelRequested) => Some(StartCancel),
+        (Phase::Working(New), E::GatewayRejected) => None,
+        (Phase::Working(New), E::Accepted) => Some(Ignore),
+        (Phase::Working(New), E::Rejected) => None,
+        (Phase::Working(New), E::Fill { completes }) => Some(Go(fill_to(completes))),
+        (Phase::Working(New), E::Canceled) => Some(Go(Canceled)),
+        (Phase::Working(New), E::CancelRejected) => None,
+        (Phase::Working(New), E::Expired) => Some(Go(Expired)),
 
-        (PartiallyFilled, E::CancelRequested) => Some(StartCancel),
-        (PartiallyFilled, E::GatewayRejected) => None,
+        (Phase::Working(PartiallyFilled), E::CancelRequested) => Some(StartCancel),
+        (Phase::Working(PartiallyFilled), E::GatewayRejected) => None,
         // The ack after an implicit acceptance by a fill.
-        (PartiallyFilled, E::Accepted) => Some(Ignore),
-        (PartiallyFilled, E::Rejected) => None,
-        (PartiallyFilled, E::Fill { completes }) => Some(Go(fill_to(completes))),
-        (PartiallyFilled, E::Canceled) => Some(Go(Canceled)),
-        (PartiallyFilled, E::CancelRejected) => None,
-        (PartiallyFilled, E::Expired) => Some(Go(Expired)),
+        (Phase::Working(PartiallyFilled), E::Accepted) => Some(Ignore),
+        (Phase::Working(PartiallyFilled), E::Rejected) => None,
+        (Phase::Working(PartiallyFilled), E::Fill { completes }) => Some(Go(fill_to(completes))),
+        (Phase::Working(PartiallyFilled), E::Canceled) => Some(Go(Canceled)),
+        (Phase::Working(PartiallyFilled), E::CancelRejected) => None,
+        (Phase::Working(PartiallyFilled), E::Expired) => Some(Go(Expired)),
 
-        (PendingCancel, E::CancelRequested) => Some(StartCancel),
-        (PendingCancel, E::GatewayRejected) => None,
-        (PendingCancel, E::Accepted | E::Rejected | E::Fill { .. }) => {
-            // Never recurse on PendingCancel itself: pre_cancel is never it.
-            if pre_cancel == PendingCancel {
-                return None;
-            }
-            match transition(pre_cancel, pre_cancel, ev)? {
-                Go(s) if s.is_terminal() => Some(Go(s)),
-                Go(s) => Some(BehindCancel(s)),
+        (PendingCancel { .. }, E::CancelRequested) => Some(StartCancel),
+        (PendingCancel { .. }, E::GatewayRejected) => None,
+        (PendingCancel { from }, E::Accepted | E::Rejected | E::Fill { .. }) => {
+            match transition(Phase::Working(from), ev)? {
+                Go(Phase::Working(w)) => Some(Go(PendingCancel { from: w })),
+                Go(end) => Some(Go(end)),
                 Ignore => Some(Ignore),
                 _ => None,
             }
         }
-        (PendingCancel, E::Canceled) => Some(Go(Canceled)),
-        (PendingCancel, E::CancelRejected) => Some(Restore),
-        (PendingCancel, E::Expired) => Some(Go(Expired)),
+        (PendingCancel { .. }, E::Canceled) => Some(Go(Canceled)),
+        (PendingCancel { .. }, E::CancelRejected) => Some(Restore),
+        (PendingCancel { .. }, E::Expired) => Some(Go(Expired)),
 
         (Filled, E::CancelRequested) => None,
         (Filled, E::GatewayRejected) => None,
@@ -178,10 +234,6 @@ pub fn transition(state: OrderState, pre_cancel: OrderState, ev: EventKind) -> O
         (Expired, E::Canceled) => None,
         (Expired, E::CancelRejected) => Some(Stay),
         (Expired, E::Expired) => Some(Ignore),
-
-        // The tracker never stores an order as Unknown: it is what
-        // strategies are told about orders it does not hold.
-        (Unknown, _) => None,
     }
 }
 
@@ -197,15 +249,12 @@ pub struct Order {
     /// completion is judged on the cumulative notional.
     pub quote_qty: bool,
     pub qty: i64,
-    pub state: OrderState,
-    /// Where the order would be without the pending cancel.
-    pub pre_cancel: OrderState,
+    pub phase: Phase,
     pub cum_qty: i64,
     /// At `price_scale + qty_scale`.
     pub cum_notional: i128,
     /// Fees summed per asset, exactly as the venue stated them.
     pub fees: Vec<(String, WideDecimal)>,
-    pub trade_ids: HashSet<String>,
     /// Empty until the venue's ack arrives.
     pub venue_order_id: String,
     /// Cancel requests sent so far (the `n` of the cancel client id).
@@ -217,6 +266,11 @@ pub struct Order {
 }
 
 impl Order {
+    /// The state as strategies are told it.
+    pub fn state(&self) -> OrderState {
+        self.phase.state()
+    }
+
     pub fn avg_price(&self) -> i64 {
         decimal::average_price(self.cum_notional, self.cum_qty)
     }
@@ -224,7 +278,7 @@ impl Order {
     /// Quantity still to trade, never negative (in quote units for
     /// quote-sized orders).
     pub fn leaves_qty(&self) -> i64 {
-        if self.state.is_terminal() {
+        if self.phase.is_terminal() {
             return 0;
         }
         let done = if self.quote_qty {
@@ -238,7 +292,7 @@ impl Order {
     pub fn status(&self) -> OrderStatus {
         OrderStatus {
             order_id: self.key.order_id,
-            state: self.state,
+            state: self.state(),
             cum_qty: self.cum_qty,
             cum_notional: self.cum_notional,
             avg_price: self.avg_price(),
@@ -307,12 +361,11 @@ pub enum Outcome {
     Applied,
     /// Duplicate or late, nothing changed (see [`Action::Ignore`]).
     Ignored,
-    DuplicateTrade,
     /// No order with this key and epoch (another tool's order, an older
     /// epoch), or not an order event at all.
     UnknownOrder,
     Invalid {
-        state: OrderState,
+        state: Phase,
         event: EventKind,
         why: &'static str,
     },
@@ -323,7 +376,6 @@ pub enum Outcome {
 pub struct Counters {
     pub invalid: u64,
     pub unknown_order: u64,
-    pub duplicate_trade: u64,
     pub ignored: u64,
     pub overfill: u64,
 }
@@ -387,12 +439,10 @@ impl Lifecycle {
                 side: req.side,
                 quote_qty,
                 qty: req.qty,
-                state: OrderState::PendingNew,
-                pre_cancel: OrderState::PendingNew,
+                phase: Phase::PENDING_NEW,
                 cum_qty: 0,
                 cum_notional: 0,
                 fees: Vec::new(),
-                trade_ids: HashSet::new(),
                 venue_order_id: String::new(),
                 cancel_attempts: 0,
                 cancels_outstanding: 0,
@@ -411,21 +461,20 @@ impl Lifecycle {
             .orders
             .get_mut(&key)
             .ok_or(CancelRejectReason::UnknownOrder)?;
-        match transition(o.state, o.pre_cancel, EventKind::CancelRequested) {
-            Some(Action::StartCancel) => {
+        match (transition(o.phase, EventKind::CancelRequested), o.phase) {
+            (Some(Action::StartCancel), phase) => {
                 let n = o
                     .cancel_attempts
                     .checked_add(1)
                     .ok_or(CancelRejectReason::TooManyAttempts)?;
                 o.cancel_attempts = n;
                 o.cancels_outstanding += 1;
-                if o.state != OrderState::PendingCancel {
-                    o.pre_cancel = o.state;
-                    o.state = OrderState::PendingCancel;
+                if let Phase::Working(from) = phase {
+                    o.phase = Phase::PendingCancel { from };
                 }
                 Ok(n)
             }
-            _ => Err(CancelRejectReason::NotOpen(o.state)),
+            _ => Err(CancelRejectReason::NotOpen(o.state())),
         }
     }
 
@@ -568,7 +617,7 @@ impl Lifecycle {
         Outcome::UnknownOrder
     }
 
-    fn invalid(&mut self, state: OrderState, event: EventKind, why: &'static str) -> Outcome {
+    fn invalid(&mut self, state: Phase, event: EventKind, why: &'static str) -> Outcome {
         self.counters.invalid += 1;
         Outcome::Invalid { state, event, why }
     }
@@ -583,12 +632,8 @@ impl Lifecycle {
             return self.unknown();
         };
         let o = &self.orders[&key];
-        let (state, pre) = (o.state, o.pre_cancel);
+        let state = o.phase;
         let probe = EventKind::Fill { completes: false };
-        if o.trade_ids.contains(f.trade_id) {
-            self.counters.duplicate_trade += 1;
-            return Outcome::DuplicateTrade;
-        }
         if f.last_qty <= 0 || f.last_price < 0 {
             return self.invalid(state, probe, "fill quantity not positive or price negative");
         }
@@ -614,8 +659,13 @@ impl Lifecycle {
                 cum_qty,
                 cum_notional,
                 overfill,
-                implicit_ack: state == OrderState::PendingNew
-                    || (state == OrderState::PendingCancel && pre == OrderState::PendingNew),
+                implicit_ack: matches!(
+                    state,
+                    Phase::Working(Working::PendingNew)
+                        | Phase::PendingCancel {
+                            from: Working::PendingNew
+                        }
+                ),
             },
             out,
         )
@@ -631,8 +681,8 @@ impl Lifecycle {
         let Some(o) = self.orders.get(&key) else {
             return self.unknown();
         };
-        let (state, pre) = (o.state, o.pre_cancel);
-        let Some(action) = transition(state, pre, kind) else {
+        let state = o.phase;
+        let Some(action) = transition(state, kind) else {
             return self.invalid(state, kind, "not in the lifecycle table");
         };
         let answers_cancel =
@@ -656,11 +706,10 @@ impl Lifecycle {
             Action::StartCancel => {
                 return self.invalid(state, kind, "cancels go through request_cancel")
             }
-            Action::Go(s) => o.state = s,
-            Action::BehindCancel(s) => o.pre_cancel = s,
+            Action::Go(p) => o.phase = p,
             Action::Restore => {
-                if o.cancels_outstanding == 1 {
-                    o.state = o.pre_cancel;
+                if let (1, Phase::PendingCancel { from }) = (o.cancels_outstanding, o.phase) {
+                    o.phase = Phase::Working(from);
                 }
             }
             Action::Stay => {}
@@ -668,7 +717,7 @@ impl Lifecycle {
         if matches!(kind, EventKind::CancelRejected | EventKind::Canceled) {
             o.cancels_outstanding = o.cancels_outstanding.saturating_sub(1);
         }
-        if o.state.is_terminal() {
+        if o.phase.is_terminal() {
             self.open.remove(&key);
         }
         match payload {
@@ -708,7 +757,6 @@ impl Lifecycle {
                 overfill,
                 implicit_ack,
             } => {
-                o.trade_ids.insert(f.trade_id.to_owned());
                 o.cum_qty = cum_qty;
                 o.cum_notional = cum_notional;
                 if overfill && !o.overfilled {
@@ -746,7 +794,7 @@ impl Lifecycle {
                 if !fee_ok {
                     // The fill itself is applied and reported; only the
                     // running fee sum could not hold it.
-                    let st = o.state;
+                    let st = o.phase;
                     return self.invalid(st, kind, "fee sum overflow");
                 }
             }
