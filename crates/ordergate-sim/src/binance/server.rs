@@ -1,17 +1,25 @@
-//! The listener: one port for both REST and the WebSocket API, as the
-//! request head decides (`Upgrade: websocket` or plain HTTP/1.1).
+//! The listener: one port for both REST and the WebSocket API. hyper
+//! (HTTP/1.1, keep-alive) reads every request; a WebSocket upgrade to
+//! [`WS_PATH`] is answered `101 Switching Protocols` and the upgraded
+//! connection becomes a tungstenite stream, anything else is REST.
 
-use std::io;
-use std::pin::Pin;
+use std::convert::Infallible;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::task::{Context, Poll};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::header::{self, HeaderMap, HeaderValue};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
-use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
-use tokio_tungstenite::tungstenite::http::StatusCode;
+use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
+use tokio_tungstenite::tungstenite::protocol::Role;
+use tokio_tungstenite::WebSocketStream;
 
 use super::api::Shared;
 use super::rest;
@@ -20,8 +28,8 @@ use super::ws::{self, WsOptions};
 /// The WebSocket API path.
 pub const WS_PATH: &str = "/ws-api/v3";
 
-/// The largest request head we read.
-const MAX_HEAD: usize = 64 * 1024;
+/// Largest REST body we accept.
+const MAX_BODY: usize = 1 << 20;
 
 /// Locks the shared state; a panicked holder leaves plain data behind, so
 /// the state is still usable.
@@ -56,119 +64,118 @@ pub async fn accept_loop(
     }
 }
 
-async fn connection(mut s: TcpStream, shared: Arc<Mutex<Shared>>, opts: WsOptions) {
+/// Serves one TCP connection: HTTP/1.1 requests until the client closes,
+/// or until a WebSocket upgrade hands the connection over.
+async fn connection(s: TcpStream, shared: Arc<Mutex<Shared>>, opts: WsOptions) {
     let _ = s.set_nodelay(true);
-    let mut buf = Vec::with_capacity(4096);
-    let Some(head_end) = read_head(&mut s, &mut buf).await else {
-        return;
-    };
-    if !is_websocket_upgrade(&buf[..head_end]) {
-        rest::serve(s, buf, shared).await;
-        return;
+    let service = service_fn(move |req| {
+        let shared = shared.clone();
+        async move { Ok::<_, Infallible>(route(req, shared, opts).await) }
+    });
+    let _ = http1::Builder::new()
+        .timer(TokioTimer::new())
+        .serve_connection(TokioIo::new(s), service)
+        .with_upgrades()
+        .await;
+}
+
+type Reply = Response<Full<Bytes>>;
+
+async fn route(req: Request<Incoming>, shared: Arc<Mutex<Shared>>, opts: WsOptions) -> Reply {
+    if has_token(req.headers(), header::UPGRADE, "websocket") {
+        return upgrade(req, shared, opts);
     }
-    let stream = Prefixed {
-        pre: buf,
-        pos: 0,
-        inner: s,
+    let (parts, body) = req.into_parts();
+    let body = match Limited::new(body, MAX_BODY).collect().await {
+        Ok(b) => b.to_bytes(),
+        Err(_) => return plain(StatusCode::PAYLOAD_TOO_LARGE),
     };
-    let mut return_rate_limits = true;
-    // tungstenite fixes the callback's error type.
-    #[allow(clippy::result_large_err)]
-    let check = |req: &Request, resp: Response| -> Result<Response, ErrorResponse> {
-        if req.uri().path() != WS_PATH {
-            let mut e = ErrorResponse::new(Some(format!(
-                "no WebSocket endpoint at {}",
-                req.uri().path()
-            )));
-            *e.status_mut() = StatusCode::NOT_FOUND;
-            return Err(e);
+    let api_key = parts
+        .headers
+        .get("x-mbx-apikey")
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
+    let r = rest::respond(
+        &shared,
+        parts.method.as_str(),
+        parts.uri.path(),
+        parts.uri.query().unwrap_or(""),
+        api_key.as_deref(),
+        &String::from_utf8_lossy(&body),
+    );
+    let mut resp = Response::new(Full::new(Bytes::from(r.body)));
+    *resp.status_mut() = StatusCode::from_u16(r.status).unwrap_or(StatusCode::BAD_REQUEST);
+    let headers = resp.headers_mut();
+    for (name, value) in r.headers {
+        if let Ok(v) = HeaderValue::from_str(&value) {
+            headers.insert(name, v);
         }
-        if req
-            .uri()
-            .query()
-            .is_some_and(|q| q.split('&').any(|p| p == "returnRateLimits=false"))
-        {
-            return_rate_limits = false;
-        }
-        Ok(resp)
+    }
+    resp
+}
+
+/// Answers a WebSocket handshake (RFC 6455 §4.2) and, once hyper hands
+/// over the connection, serves the WebSocket API on it.
+fn upgrade(mut req: Request<Incoming>, shared: Arc<Mutex<Shared>>, opts: WsOptions) -> Reply {
+    if req.uri().path() != WS_PATH {
+        return plain(StatusCode::NOT_FOUND);
+    }
+    let h = req.headers();
+    if req.method() != Method::GET || !has_token(h, header::CONNECTION, "upgrade") {
+        return plain(StatusCode::BAD_REQUEST);
+    }
+    if h.get(header::SEC_WEBSOCKET_VERSION)
+        .map(HeaderValue::as_bytes)
+        != Some(b"13")
+    {
+        let mut r = plain(StatusCode::UPGRADE_REQUIRED);
+        r.headers_mut().insert(
+            header::SEC_WEBSOCKET_VERSION,
+            HeaderValue::from_static("13"),
+        );
+        return r;
+    }
+    let Some(key) = h.get(header::SEC_WEBSOCKET_KEY) else {
+        return plain(StatusCode::BAD_REQUEST);
     };
-    if let Ok(wss) = tokio_tungstenite::accept_hdr_async(stream, check).await {
+    let Ok(accept) = HeaderValue::from_str(&derive_accept_key(key.as_bytes())) else {
+        return plain(StatusCode::BAD_REQUEST);
+    };
+    let return_rate_limits = !req
+        .uri()
+        .query()
+        .is_some_and(|q| q.split('&').any(|p| p == "returnRateLimits=false"));
+    let on_upgrade = hyper::upgrade::on(&mut req);
+    tokio::spawn(async move {
+        let Ok(upgraded) = on_upgrade.await else {
+            return;
+        };
+        let wss =
+            WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, None).await;
         let opts = WsOptions {
             return_rate_limits,
             ..opts
         };
         ws::serve(wss, shared, opts).await;
-    }
+    });
+    let mut r = plain(StatusCode::SWITCHING_PROTOCOLS);
+    let headers = r.headers_mut();
+    headers.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
+    headers.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+    headers.insert(header::SEC_WEBSOCKET_ACCEPT, accept);
+    r
 }
 
-/// Reads until `buf` holds a complete request head; returns its length.
-pub async fn read_head(s: &mut TcpStream, buf: &mut Vec<u8>) -> Option<usize> {
-    loop {
-        if let Some(end) = head_end(buf) {
-            return Some(end);
-        }
-        if buf.len() > MAX_HEAD {
-            return None;
-        }
-        let mut chunk = [0u8; 4096];
-        let n = s.read(&mut chunk).await.ok()?;
-        if n == 0 {
-            return None;
-        }
-        buf.extend_from_slice(&chunk[..n]);
-    }
+/// An empty response with `status`.
+fn plain(status: StatusCode) -> Reply {
+    let mut r = Response::new(Full::new(Bytes::new()));
+    *r.status_mut() = status;
+    r
 }
 
-/// Length of the head (through the blank line), if complete.
-pub fn head_end(buf: &[u8]) -> Option<usize> {
-    buf.windows(4).position(|w| w == b"\r\n\r\n").map(|p| p + 4)
-}
-
-fn is_websocket_upgrade(head: &[u8]) -> bool {
-    String::from_utf8_lossy(head).lines().skip(1).any(|l| {
-        l.split_once(':').is_some_and(|(k, v)| {
-            k.trim().eq_ignore_ascii_case("upgrade") && v.trim().eq_ignore_ascii_case("websocket")
-        })
+/// True when the comma-separated header `name` holds `token` (any case).
+fn has_token(h: &HeaderMap, name: header::HeaderName, token: &str) -> bool {
+    h.get_all(name).iter().any(|v| {
+        v.to_str()
+            .is_ok_and(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case(token)))
     })
-}
-
-/// A stream that first replays the bytes already read while peeking at the
-/// request head, so the WebSocket handshake sees the whole request.
-struct Prefixed {
-    pre: Vec<u8>,
-    pos: usize,
-    inner: TcpStream,
-}
-
-impl AsyncRead for Prefixed {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        if self.pos < self.pre.len() {
-            let n = buf.remaining().min(self.pre.len() - self.pos);
-            let start = self.pos;
-            buf.put_slice(&self.pre[start..start + n]);
-            self.pos += n;
-            return Poll::Ready(Ok(()));
-        }
-        Pin::new(&mut self.inner).poll_read(cx, buf)
-    }
-}
-
-impl AsyncWrite for Prefixed {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write(cx, buf)
-    }
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_flush(cx)
-    }
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_shutdown(cx)
-    }
 }
