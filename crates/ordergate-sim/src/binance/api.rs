@@ -9,7 +9,7 @@ use tokio::sync::mpsc::UnboundedSender;
 
 use super::amount::Amount;
 use super::engine::{Engine, ExecEvent, NewOrder, OrderType, Reject, Side, TimeInForce};
-use super::json::{self, Limiter};
+use super::json::{self, Body, Limiter};
 use super::sign;
 
 /// The simulated server clock: `real + offset + drift_ppm * elapsed / 1e6`,
@@ -38,24 +38,28 @@ pub const LIMITERS: [Limiter; 4] = [
         interval: "MINUTE",
         interval_num: 1,
         limit: 6000,
+        count: None,
     },
     Limiter {
         kind: "ORDERS",
         interval: "SECOND",
         interval_num: 10,
         limit: 50,
+        count: None,
     },
     Limiter {
         kind: "ORDERS",
         interval: "DAY",
         interval_num: 1,
         limit: 160_000,
+        count: None,
     },
     Limiter {
         kind: "RAW_REQUESTS",
         interval: "MINUTE",
         interval_num: 5,
         limit: 61_000,
+        count: None,
     },
 ];
 
@@ -189,10 +193,14 @@ impl Shared {
     /// Sends each event to the subscriptions of its account.
     pub fn publish(&self, events: &[ExecEvent], now: u64) {
         for ev in events {
-            let report = json::execution_report(ev, now);
+            let report = json::ExecutionReport::new(ev, now);
             for s in self.subs.iter().filter(|s| s.account == ev.order.account) {
                 if let Some(tx) = self.conns.get(&s.conn) {
-                    let _ = tx.send(ConnMsg::Text(json::subscription_event(s.id, &report)));
+                    let frame = json::to_string(&json::SubscriptionEvent {
+                        subscription_id: s.id,
+                        event: &report,
+                    });
+                    let _ = tx.send(ConnMsg::Text(frame));
                 }
             }
         }
@@ -210,8 +218,10 @@ impl Shared {
 }
 
 /// A Binance error: HTTP status (also the WebSocket `status`), code, text.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Serializes as the documented error object `{"code","msg"}`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct ApiError {
+    #[serde(skip)]
     pub http: u16,
     pub code: i64,
     pub msg: String,
@@ -254,8 +264,9 @@ impl ApiError {
     fn not_required(name: &str) -> ApiError {
         ApiError::new(-1106, format!("Parameter '{name}' sent when not required."))
     }
+    /// The error object as JSON text.
     pub fn body(&self) -> String {
-        json::error(self.code, &self.msg)
+        json::to_string(self)
     }
 }
 
@@ -409,7 +420,7 @@ impl Op {
 
 /// The result of one request, with the usage to report beside it.
 pub struct Handled {
-    pub result: Result<String, ApiError>,
+    pub result: Result<Body, ApiError>,
     pub usage: UsageSnapshot,
 }
 
@@ -450,11 +461,14 @@ fn execute(
     params: &Params,
     account: Option<&str>,
     now: u64,
-) -> Result<(String, Vec<ExecEvent>), ApiError> {
+) -> Result<(Body, Vec<ExecEvent>), ApiError> {
     let account = account.unwrap_or_default();
     match op {
-        Op::Ping => Ok(("{}".into(), Vec::new())),
-        Op::Time => Ok((json::server_time(now), Vec::new())),
+        Op::Ping => Ok((Body::empty(), Vec::new())),
+        Op::Time => Ok((
+            Body::ServerTime(json::ServerTime { server_time: now }),
+            Vec::new(),
+        )),
         Op::ExchangeInfo => Ok((exchange_info(&shared.engine, params, now)?, Vec::new())),
         Op::OrderPlace => place(&mut shared.engine, params, account, now),
         Op::OrderCancel => {
@@ -464,7 +478,11 @@ fn execute(
             let c = shared
                 .engine
                 .cancel(account, symbol, order_id, orig, new_id, now)?;
-            let body = json::cancel_response(&c.order, &c.cancel_client_id, c.transact_time);
+            let body = Body::Cancel(json::CancelResponse::new(
+                &c.order,
+                &c.cancel_client_id,
+                c.transact_time,
+            ));
             Ok((body, c.events))
         }
         Op::OrderStatus => {
@@ -473,19 +491,19 @@ fn execute(
             let e = shared
                 .engine
                 .order_status(account, symbol, order_id, orig)?;
-            Ok((json::order_query(&e.order), Vec::new()))
+            Ok((Body::Order(json::OrderQuery::new(&e.order)), Vec::new()))
         }
         Op::OpenOrders => {
             let orders = shared.engine.open_orders(account, params.value("symbol"))?;
             Ok((
-                json::array(orders.into_iter().map(json::order_query)),
+                Body::Orders(orders.into_iter().map(json::OrderQuery::new).collect()),
                 Vec::new(),
             ))
         }
     }
 }
 
-fn exchange_info(engine: &Engine, params: &Params, now: u64) -> Result<String, ApiError> {
+fn exchange_info(engine: &Engine, params: &Params, now: u64) -> Result<Body, ApiError> {
     let mut names: Vec<String> = Vec::new();
     if let Some(s) = params.value("symbol") {
         names.push(s.to_owned());
@@ -496,13 +514,19 @@ fn exchange_info(engine: &Engine, params: &Params, now: u64) -> Result<String, A
         names.extend(list);
     }
     if names.is_empty() {
-        return Ok(json::exchange_info(now, &LIMITERS, engine.specs()));
+        return Ok(Body::ExchangeInfo(json::ExchangeInfo::new(
+            now,
+            &LIMITERS,
+            engine.specs(),
+        )));
     }
     let specs = names
         .iter()
         .map(|n| engine.spec(n).ok_or(Reject::InvalidSymbol))
         .collect::<Result<Vec<_>, _>>()?;
-    Ok(json::exchange_info(now, &LIMITERS, specs))
+    Ok(Body::ExchangeInfo(json::ExchangeInfo::new(
+        now, &LIMITERS, specs,
+    )))
 }
 
 /// `orderId` and/or `origClientOrderId`, at least one.
@@ -567,7 +591,7 @@ fn place(
     params: &Params,
     account: &str,
     now: u64,
-) -> Result<(String, Vec<ExecEvent>), ApiError> {
+) -> Result<(Body, Vec<ExecEvent>), ApiError> {
     let symbol = params.require("symbol")?;
     let side = params.require("side")?;
     let kind = params.require("type")?;
@@ -670,9 +694,11 @@ fn place(
     };
     let placed = engine.place(req, now)?;
     let body = match resp {
-        RespType::Ack => json::order_ack(&placed.order, now),
-        RespType::Result => json::order_result(&placed.order, now),
-        RespType::Full => json::order_full(&placed.order, now, &placed.fills),
+        RespType::Ack => Body::OrderAck(json::OrderAck::new(&placed.order, now)),
+        RespType::Result => Body::OrderResult(json::OrderResult::new(&placed.order, now)),
+        RespType::Full => {
+            Body::OrderResult(json::OrderResult::full(&placed.order, now, &placed.fills))
+        }
     };
     Ok((body, placed.events))
 }

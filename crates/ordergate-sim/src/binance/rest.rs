@@ -64,7 +64,7 @@ pub fn respond(
     let h = api::handle(&mut sh, op, &params, auth, now);
     drop(sh);
     let (status, body) = match h.result {
-        Ok(b) => (200, b),
+        Ok(b) => (200, b.to_json()),
         Err(e) => (e.http, e.body()),
     };
     let mut headers = vec![("Content-Type", "application/json;charset=UTF-8".to_owned())];

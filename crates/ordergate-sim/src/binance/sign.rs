@@ -24,6 +24,14 @@ pub fn verify_hex(secret: &[u8], payload: &[u8], signature: &str) -> bool {
     mac.verify_slice(&expected).is_ok()
 }
 
+/// The hex HMAC-SHA256 of `payload` under `secret`: what a client sends
+/// as `signature` (for tests and harnesses driving the simulator).
+pub fn sign_hex(secret: &[u8], payload: &[u8]) -> String {
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret).expect("HMAC accepts any key length");
+    mac.update(payload);
+    hex::encode(mac.finalize().into_bytes())
+}
+
 /// The payload a WebSocket API request is signed over.
 pub fn ws_payload<'a>(params: impl IntoIterator<Item = (&'a str, &'a str)>) -> String {
     let mut sorted: Vec<(&str, &str)> = params
@@ -76,6 +84,7 @@ mod tests {
         );
         let sig = "aa1b5712c094bc4e57c05a1a5c1fd8d88dcd628338ea863fec7b88e59fe2db24";
         assert!(verify_hex(SECRET, payload.as_bytes(), sig));
+        assert_eq!(sign_hex(SECRET, payload.as_bytes()), sig);
         assert!(verify_hex(SECRET, payload.as_bytes(), &sig.to_uppercase()));
         assert!(!verify_hex(b"wrong", payload.as_bytes(), sig));
     }

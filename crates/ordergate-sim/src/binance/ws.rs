@@ -14,7 +14,7 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
 
 use super::api::{self, ApiError, Auth, ConnMsg, Op, Params, Shared, UsageSnapshot, LIMITERS};
-use super::json::{self, Obj};
+use super::json::{self, Body, Limiter, SessionStatus};
 use super::server::{lock, real_ms};
 use super::sign;
 
@@ -71,7 +71,7 @@ where
                 Some(ConnMsg::Shutdown) => {
                     close_at = Some(tokio::time::Instant::now() + opts.shutdown_grace);
                     let now = lock(&shared).server_time(real_ms());
-                    Some(Message::text(json::server_shutdown(now)))
+                    Some(Message::text(json::to_string(&json::ServerShutdown::new(now))))
                 }
                 None => break,
             },
@@ -97,11 +97,9 @@ fn request(shared: &Mutex<Shared>, conn: &mut Conn, text: &str) -> String {
             -1102,
             "A mandatory parameter was not sent, was empty/null, or malformed.",
         );
-        return respond("null", Err(&e), None);
+        return respond(&Value::Null, Err(&e), None);
     };
-    let id = req
-        .get("id")
-        .map_or_else(|| "null".to_owned(), Value::to_string);
+    let id = req.get("id").cloned().unwrap_or(Value::Null);
     let params = match req.get("params") {
         None | Some(Value::Null) => Params::default(),
         Some(Value::Object(m)) => Params(
@@ -140,7 +138,7 @@ fn request(shared: &Mutex<Shared>, conn: &mut Conn, text: &str) -> String {
     };
     if let Some(op) = op {
         let h = api::handle(&mut sh, op, &params, auth(conn, &params), now);
-        let limits = rate_limits.then(|| rate_limits_json(h.usage, op == Op::OrderPlace));
+        let limits = rate_limits.then(|| rate_limits_of(h.usage, op == Op::OrderPlace));
         return match h.result {
             Ok(body) => respond(&id, Ok(&body), limits.as_deref()),
             Err(e) => respond(&id, Err(&e), limits.as_deref()),
@@ -148,7 +146,7 @@ fn request(shared: &Mutex<Shared>, conn: &mut Conn, text: &str) -> String {
     }
     let result = session_method(&mut sh, conn, method, &params, now);
     let usage = sh.add_weight(now, 2);
-    let limits = rate_limits.then(|| rate_limits_json(usage, false));
+    let limits = rate_limits.then(|| rate_limits_of(usage, false));
     match result {
         Ok(body) => respond(&id, Ok(&body), limits.as_deref()),
         Err(e) => respond(&id, Err(&e), limits.as_deref()),
@@ -170,7 +168,7 @@ fn session_method(
     method: &str,
     params: &Params,
     now: u64,
-) -> Result<String, ApiError> {
+) -> Result<Body, ApiError> {
     match method {
         "session.logon" => {
             let account = api::authenticate(sh, params, signed(params)?, now)?;
@@ -206,7 +204,9 @@ fn session_method(
             let id = conn.next_subscription;
             conn.next_subscription += 1;
             sh.subscribe(conn.id, id, &account);
-            Ok(Obj::new().uint("subscriptionId", id).finish())
+            Ok(Body::Subscribed(json::Subscribed {
+                subscription_id: id,
+            }))
         }
         "userDataStream.unsubscribe" => {
             let id = match params.value("subscriptionId") {
@@ -222,7 +222,7 @@ fn session_method(
                     "User Data Stream subscription not active.",
                 ));
             }
-            Ok("{}".into())
+            Ok(Body::empty())
         }
         // The docs do not show the answer to an unknown method; this is
         // the closest documented code.
@@ -241,43 +241,65 @@ fn signed(params: &Params) -> Result<Auth<'_>, ApiError> {
     })
 }
 
-fn session_status(sh: &Shared, conn: &Conn, now: u64) -> String {
-    let o = Obj::new();
-    let o = match &conn.session {
-        Some((key, since)) => o.str("apiKey", key).uint("authorizedSince", *since),
-        None => o.null("apiKey").null("authorizedSince"),
+fn session_status(sh: &Shared, conn: &Conn, now: u64) -> Body {
+    let (api_key, authorized_since, uds) = match &conn.session {
+        Some((key, since)) => (
+            Some(key.clone()),
+            Some(*since),
+            sh.has_subscription(conn.id, key),
+        ),
+        None => (None, None, false),
     };
-    let uds = match &conn.session {
-        Some((key, _)) => sh.has_subscription(conn.id, key),
-        None => false,
-    };
-    o.uint("connectedSince", conn.connected_since)
-        .bool("returnRateLimits", conn.return_rate_limits)
-        .uint("serverTime", now)
-        .bool("userDataStream", uds)
-        .finish()
+    Body::Session(SessionStatus {
+        api_key,
+        authorized_since,
+        connected_since: conn.connected_since,
+        return_rate_limits: conn.return_rate_limits,
+        server_time: now,
+        user_data_stream: uds,
+    })
 }
 
 /// The `rateLimits` array: order methods also report the order counts.
-fn rate_limits_json(u: UsageSnapshot, with_orders: bool) -> String {
+fn rate_limits_of(u: UsageSnapshot, with_orders: bool) -> Vec<Limiter> {
     let [weight, orders_10s, orders_1d, _] = LIMITERS;
     let mut items = Vec::with_capacity(3);
     if with_orders {
-        items.push(orders_10s.json(Some(u.orders_10s)));
-        items.push(orders_1d.json(Some(u.orders_1d)));
+        items.push(orders_10s.with_count(u.orders_10s));
+        items.push(orders_1d.with_count(u.orders_1d));
     }
-    items.push(weight.json(Some(u.weight_1m)));
-    json::array(items)
+    items.push(weight.with_count(u.weight_1m));
+    items
 }
 
-fn respond(id: &str, result: Result<&str, &ApiError>, rate_limits: Option<&str>) -> String {
-    let o = Obj::new().raw("id", id);
-    let o = match result {
-        Ok(body) => o.uint("status", 200).raw("result", body),
-        Err(e) => o.uint("status", e.http as u64).raw("error", &e.body()),
+/// The response envelope, `{"id","status","result"|"error","rateLimits"}`.
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Response<'a> {
+    id: &'a Value,
+    status: u16,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    result: Option<&'a Body>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<&'a ApiError>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    rate_limits: Option<&'a [Limiter]>,
+}
+
+fn respond(
+    id: &Value,
+    result: Result<&Body, &ApiError>,
+    rate_limits: Option<&[Limiter]>,
+) -> String {
+    let (status, result, error) = match result {
+        Ok(body) => (200, Some(body), None),
+        Err(e) => (e.http, None, Some(e)),
     };
-    match rate_limits {
-        Some(r) => o.raw("rateLimits", r).finish(),
-        None => o.finish(),
-    }
+    json::to_string(&Response {
+        id,
+        status,
+        result,
+        error,
+        rate_limits,
+    })
 }
