@@ -1,15 +1,17 @@
-//! The running sidecar: wires the gateway, the venue sessions and the rings
-//! together for the configured layout. `main` has already taken the
-//! instance lock, bumped the epoch and prepared the socket path; secrets
-//! are read here (`VenueConfig::credentials`), when they are needed.
+//! The running sidecar: wires the front end, the order desk, the venue
+//! sessions and the rings together for the configured layout. `main` has
+//! already taken the instance lock, bumped the epoch and prepared the
+//! socket path; secrets are read here (`VenueConfig::credentials`), when
+//! they are needed.
 //!
-//! Rings are created at start-up for every configured strategy: one per
-//! (venue session, strategy, lane) for commands, one per session for
-//! events back to the gateway. A strategy has at most one connection at a
-//! time, so its rings are that connection's while it is connected, and the
-//! sessions round-robin over all of them inside a lane.
+//! Rings are created at start-up: one input ring from each front end to
+//! the desk and one notice ring back; one command ring per (venue session,
+//! strategy, lane) from the desk, so sessions can round-robin between
+//! strategies inside a lane; one report ring from each session back to the
+//! desk. The desk is the only producer of command rings, and each front
+//! end the only producer of its input ring, so every ring stays SPSC.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -20,14 +22,15 @@ use tokio::sync::watch;
 
 use crate::config::{Config, ConfigError, Layout};
 use crate::doorbell::{Doorbell, Ringer, WaitStrategy};
-use crate::gateway::{self, CommandSink, Driver, EventSource};
-use crate::ids::{InstrumentId, StrategyId, VenueId};
-use crate::protocol::VenueState;
+use crate::frontend::{self, Driver, FrontEnd};
+use crate::ids::{StrategyId, VenueId};
+use crate::model::{VenueState, VenueStatus};
 use crate::ring::{self, Consumer, Producer};
 use crate::session::{CommandInputs, EventOutput, Session, SessionConfig};
 use crate::state::StateDir;
 use crate::venue::binance::{BinanceSpot, BinanceSpotConfig};
 use crate::venue::{Command, Lane, Report, VenueProtocol};
+use ordergate_core::desk::{self, CommandSink, Desk, DeskInput, Notice};
 
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
@@ -36,7 +39,9 @@ pub enum AppError {
     #[error(transparent)]
     Config(#[from] ConfigError),
     #[error(transparent)]
-    Gateway(#[from] gateway::GatewayConfigError),
+    FrontEnd(#[from] frontend::FrontEndConfigError),
+    #[error(transparent)]
+    Desk(#[from] desk::DeskConfigError),
     #[error(transparent)]
     Tls(#[from] crate::tls::TlsError),
     #[error("the state directory has no epoch: bump it before starting")]
@@ -80,7 +85,7 @@ pub fn run(config: Config, state: StateDir) -> Result<(), AppError> {
         }
         Ok::<_, std::io::Error>(())
     })?;
-    eprintln!("ordergate: stopping");
+    tracing::info!("stopping");
     app.stop()
 }
 
@@ -150,75 +155,244 @@ impl Drop for App {
     }
 }
 
-/// Routes a command to the ring of (its instrument's venue, strategy, lane).
+/// The desk's command rings: per venue session, per strategy, one
+/// producer per lane.
 struct RingSink {
-    venue_of: HashMap<InstrumentId, usize>,
-    /// Per session: per strategy: one producer per lane.
-    rings: Vec<HashMap<StrategyId, [Producer<Command>; 3]>>,
-    ringers: Vec<Ringer>,
+    sessions: BTreeMap<VenueId, SessionRings>,
+}
+
+struct SessionRings {
+    strategies: BTreeMap<StrategyId, [Producer<Command>; 3]>,
+    ringer: Ringer,
 }
 
 impl CommandSink for RingSink {
-    fn push(&mut self, strategy: StrategyId, lane: Lane, cmd: Command) -> Result<(), Command> {
-        let instrument = match cmd {
-            Command::Place(o) => o.instrument,
-            Command::Cancel { instrument, .. } => instrument,
-        };
-        let Some(&v) = self.venue_of.get(&instrument) else {
+    fn push(
+        &mut self,
+        venue: VenueId,
+        strategy: StrategyId,
+        lane: Lane,
+        cmd: Command,
+    ) -> Result<(), Command> {
+        let Some(session) = self.sessions.get_mut(&venue) else {
             return Err(cmd);
         };
-        let Some(lanes) = self.rings[v].get_mut(&strategy) else {
+        let Some(lanes) = session.strategies.get_mut(&strategy) else {
             return Err(cmd);
         };
         lanes[lane as usize].push(cmd)?;
-        self.ringers[v].ring();
+        session.ringer.ring();
         Ok(())
     }
 }
 
-/// Drains the sessions' event rings; the gateway's doorbell wakes it.
-struct RingSource {
-    rings: Vec<Consumer<Report>>,
-    bell: Doorbell,
+/// A front end's two rings as the desk holds them: requests in, notices
+/// out. A full notice ring never drops a notice (a lost fill is a lost
+/// trade): the overflow waits here and is retried.
+struct FrontEndLink {
+    input: Consumer<DeskInput>,
+    notices: Producer<Notice>,
+    overflow: VecDeque<Notice>,
+    strategies: Vec<StrategyId>,
+    ringer: Ringer,
 }
 
-impl RingSource {
-    fn has_pending(&self) -> bool {
-        self.rings.iter().any(|r| !r.is_empty())
+impl FrontEndLink {
+    fn offer(&mut self, n: Notice) {
+        self.overflow.push_back(n);
+    }
+
+    fn flush(&mut self) {
+        let mut pushed = false;
+        while let Some(n) = self.overflow.pop_front() {
+            match self.notices.push(n) {
+                Ok(()) => pushed = true,
+                Err(n) => {
+                    self.overflow.push_front(n);
+                    break;
+                }
+            }
+        }
+        if pushed {
+            self.ringer.ring();
+        }
     }
 }
 
-impl EventSource for RingSource {
-    fn drain(&mut self, out: &mut Vec<Report>) {
+/// The desk and what feeds it: front-end input rings and session report
+/// rings; its doorbell is rung by both.
+struct DeskRole {
+    desk: Desk,
+    sink: RingSink,
+    reports: Vec<Consumer<Report>>,
+    links: Vec<FrontEndLink>,
+    bell: Doorbell,
+    notices: Vec<Notice>,
+}
+
+impl DeskRole {
+    fn has_pending(&self) -> bool {
+        self.reports.iter().any(|r| !r.is_empty())
+            || self
+                .links
+                .iter()
+                .any(|l| !l.input.is_empty() || !l.overflow.is_empty())
+    }
+
+    /// Drains every input; true if anything was there.
+    fn step(&mut self) -> bool {
         let _ = self.bell.drain();
-        for r in &mut self.rings {
-            while let Some(ev) = r.pop() {
-                out.push(ev);
+        let mut busy = false;
+        for l in 0..self.links.len() {
+            while let Some(input) = self.links[l].input.pop() {
+                busy = true;
+                self.desk
+                    .on_request(input, &mut self.sink, &mut self.notices);
+            }
+        }
+        for r in 0..self.reports.len() {
+            while let Some(report) = self.reports[r].pop() {
+                busy = true;
+                self.desk.on_report(&report, &mut self.notices);
+            }
+        }
+        for n in self.notices.drain(..) {
+            route(&mut self.links, n);
+        }
+        for l in &mut self.links {
+            busy |= !l.overflow.is_empty();
+            l.flush();
+        }
+        busy
+    }
+}
+
+/// Order notices go to the front end that serves the strategy; venue
+/// notices to every front end.
+fn route(links: &mut [FrontEndLink], n: Notice) {
+    match &n {
+        Notice::Order { strategy, .. } => {
+            if let Some(l) = links.iter_mut().find(|l| l.strategies.contains(strategy)) {
+                l.offer(n);
+            }
+        }
+        Notice::Venue(_) => {
+            for l in links.iter_mut() {
+                l.offer(n.clone());
             }
         }
     }
 }
 
-/// The gateway role: its driver and the two ring ends it owns.
-struct GatewayRole {
+/// The Unix-socket front end with its rings' other ends.
+struct FrontEndRole {
     driver: Driver,
-    sink: RingSink,
-    source: RingSource,
+    input: Producer<DeskInput>,
+    desk_ringer: Ringer,
+    notices: Consumer<Notice>,
+    bell: Doorbell,
+}
+
+impl FrontEndRole {
+    /// One poll of the sockets (up to `timeout`), then whatever the desk
+    /// said; returns the number of readiness events.
+    fn step(&mut self, timeout: Duration) -> Result<usize, AppError> {
+        let input = &mut self.input;
+        let ringer = &self.desk_ringer;
+        let n = self.driver.run_once(Some(timeout), &mut |req| {
+            let ok = input.push(req).is_ok();
+            if ok {
+                ringer.ring();
+            }
+            ok
+        })?;
+        self.deliver();
+        Ok(n)
+    }
+
+    fn deliver(&mut self) {
+        let _ = self.bell.drain();
+        let mut any = false;
+        while let Some(n) = self.notices.pop() {
+            self.driver.deliver(&n);
+            any = true;
+        }
+        if any {
+            self.driver.flush();
+        }
+    }
+}
+
+/// The front end and the desk on one thread (every layout today; a second
+/// front end could run on its own thread against the same desk).
+struct GatewayRole {
+    front: FrontEndRole,
+    desk: DeskRole,
+    next_counters: std::time::Instant,
 }
 
 impl GatewayRole {
-    /// Runs until the poller is drained; true if anything happened.
+    /// The periodic counters line, so an operator sees what the desk and
+    /// the front end did without turning on debug logs.
+    fn log_counters(&mut self) {
+        let now = std::time::Instant::now();
+        if now < self.next_counters {
+            return;
+        }
+        self.next_counters = now + crate::logging::COUNTERS_EVERY;
+        let d = self.desk.desk.counters();
+        let l = self.desk.desk.lifecycle().counters();
+        let f = self.front.driver.core().counters();
+        tracing::info!(
+            target: "ordergate::counters",
+            orders = d.orders,
+            rejected = d.rejected,
+            duplicates = d.duplicates,
+            cancels = d.cancels,
+            cancel_rejected = d.cancel_rejected,
+            queue_full = d.queue_full,
+            tracked = self.desk.desk.lifecycle().len(),
+            invalid_transitions = l.invalid,
+            unknown_order_events = l.unknown_order,
+            ignored_events = l.ignored,
+            overfills = l.overfill,
+            connections = f.connections,
+            open_connections = self.front.driver.core().connections(),
+            protocol_errors = f.protocol_errors,
+            hello_timeouts = f.hello_timeouts,
+            slow_consumers = f.slow_consumers,
+            "counters"
+        );
+    }
+
+    /// Runs until both the poller and the rings are drained; true if
+    /// anything happened.
     fn step(&mut self) -> Result<bool, AppError> {
+        self.log_counters();
         let mut busy = false;
-        while self
-            .driver
-            .run_once(Some(Duration::ZERO), &mut self.sink, &mut self.source)?
-            > 0
-            || self.source.has_pending()
-        {
+        loop {
+            let polled = self.front.step(Duration::ZERO)?;
+            let moved = self.desk.step();
+            self.front.deliver();
+            if polled == 0 && !moved && !self.desk.has_pending() && self.front.notices.is_empty() {
+                return Ok(busy);
+            }
             busy = true;
         }
-        Ok(busy)
+    }
+
+    fn has_pending(&self) -> bool {
+        self.desk.has_pending() || !self.front.notices.is_empty()
+    }
+
+    fn prepare_sleep(&self) {
+        self.desk.bell.prepare_sleep();
+        self.front.bell.prepare_sleep();
+    }
+
+    fn cancel_sleep(&self) {
+        self.desk.bell.cancel_sleep();
+        self.front.bell.cancel_sleep();
     }
 
     /// The gateway on its own thread: block in the poller (`park`) or
@@ -230,44 +404,45 @@ impl GatewayRole {
                 std::hint::spin_loop();
                 continue;
             }
-            self.source.bell.prepare_sleep();
-            let timeout = if self.source.has_pending() {
+            self.prepare_sleep();
+            let timeout = if self.has_pending() {
                 Duration::ZERO
             } else {
                 // Bounded so a stop request is seen promptly.
-                Duration::from_millis(100)
+                self.front.driver.timeout(Duration::from_millis(100))
             };
-            self.driver
-                .run_once(Some(timeout), &mut self.sink, &mut self.source)?;
-            self.source.bell.cancel_sleep();
+            self.front.step(timeout)?;
+            self.cancel_sleep();
             self.step()?;
         }
         Ok(())
     }
 
     /// The gateway as a task of a current-thread runtime: an `AsyncFd` over
-    /// the poller's own fd wakes it when any gateway source is ready.
+    /// the poller's own fd wakes it when any source is ready.
     async fn run_task(mut self, mut shutdown: watch::Receiver<bool>) -> Result<(), AppError> {
-        let poller = crate::asyncfd::register_async(std::os::fd::AsFd::as_fd(&self.driver))?;
+        let poller = crate::asyncfd::register_async(std::os::fd::AsFd::as_fd(&self.front.driver))?;
         loop {
             if self.step()? {
                 tokio::task::yield_now().await;
                 continue;
             }
-            self.source.bell.prepare_sleep();
-            if self.source.has_pending() {
-                self.source.bell.cancel_sleep();
+            self.prepare_sleep();
+            if self.has_pending() {
+                self.cancel_sleep();
                 continue;
             }
+            let timer = self.front.driver.timeout(Duration::from_secs(1));
             tokio::select! {
                 g = poller.readable() => {
                     if let Ok(mut g) = g {
                         g.clear_ready();
                     }
                 }
+                _ = tokio::time::sleep(timer) => {}
                 _ = stopped(&mut shutdown) => return Ok(()),
             }
-            self.source.bell.cancel_sleep();
+            self.cancel_sleep();
         }
     }
 }
@@ -309,40 +484,39 @@ pub fn start(config: Config, state: StateDir) -> Result<App, AppError> {
     crate::tls::install_crypto_provider()?;
     let epoch = state.epoch().ok_or(AppError::NoEpoch)?;
     let shutdown = Arc::new(Shutdown::new());
-    let gateway_bell = Doorbell::new()?;
+    let desk_bell = Doorbell::new()?;
 
     let mut sessions = Vec::new();
     let mut sink = RingSink {
-        venue_of: HashMap::new(),
-        rings: Vec::new(),
-        ringers: Vec::new(),
+        sessions: BTreeMap::new(),
     };
-    let mut source_rings = Vec::new();
+    let mut reports = Vec::new();
     let mut unsupported = Vec::new();
     for venue in &config.venues {
         let Some(protocol) = adapter(venue, &config, epoch)? else {
             unsupported.push(venue.id);
             continue;
         };
-        let v = sink.rings.len();
         let bell = Doorbell::new()?;
         let mut inputs = CommandInputs::new();
-        let mut per_strategy = HashMap::new();
+        let mut strategies = BTreeMap::new();
         for s in &config.strategies {
             let lanes = Lane::ALL.map(|lane| {
                 let (p, c) = ring::channel(config.rings.command_capacity);
                 inputs.add(lane, c);
                 p
             });
-            per_strategy.insert(s.id, lanes);
+            strategies.insert(s.id, lanes);
         }
-        for i in config.instruments.iter().filter(|i| i.venue == venue.id) {
-            sink.venue_of.insert(i.id, v);
-        }
-        sink.rings.push(per_strategy);
-        sink.ringers.push(bell.ringer());
-        let (events_tx, events_rx) = ring::channel(config.rings.event_capacity);
-        source_rings.push(events_rx);
+        sink.sessions.insert(
+            venue.id,
+            SessionRings {
+                strategies,
+                ringer: bell.ringer(),
+            },
+        );
+        let (reports_tx, reports_rx) = ring::channel(config.rings.event_capacity);
+        reports.push(reports_rx);
         let tls = if venue.ws_url.starts_with("wss://") {
             Some(crate::tls::client_config(venue.ca_file.as_deref())?)
         } else {
@@ -352,7 +526,7 @@ pub fn start(config: Config, state: StateDir) -> Result<App, AppError> {
             protocol,
             inputs,
             bell,
-            EventOutput::new(events_tx, gateway_bell.ringer()),
+            EventOutput::new(reports_tx, desk_bell.ringer()),
             SessionConfig {
                 tls,
                 wait: config.wait,
@@ -362,12 +536,17 @@ pub fn start(config: Config, state: StateDir) -> Result<App, AppError> {
         ));
     }
 
-    let core = gateway::Core::new(gateway::GatewayConfig {
+    let mut desk = Desk::new(desk::DeskConfig {
         epoch,
+        strategies: config.strategies.iter().map(|s| s.id).collect(),
+        instruments: config.instruments.clone(),
+        venues: config.venues.iter().map(|v| v.id).collect(),
+    })?;
+    let front = FrontEnd::new(frontend::FrontEndConfig {
         strategies: config
             .strategies
             .iter()
-            .map(|s| gateway::StrategyConfig {
+            .map(|s| frontend::StrategyConfig {
                 id: s.id,
                 name: s.name.clone(),
             })
@@ -375,35 +554,66 @@ pub fn start(config: Config, state: StateDir) -> Result<App, AppError> {
         instruments: config.instruments.clone(),
         resend_capacity: config.gateway.resend_capacity,
         max_outbound_bytes: config.gateway.max_outbound_bytes,
+        hello_timeout_ns: frontend::HELLO_TIMEOUT_NS,
     })?;
-    let mut driver = Driver::bind(&config.socket, core).map_err(|source| AppError::Bind {
+    let strategies: Vec<StrategyId> = front.strategy_ids().collect();
+    let mut driver = Driver::bind(&config.socket, front).map_err(|source| AppError::Bind {
         path: config.socket.display().to_string(),
         source,
     })?;
-    driver.register_wakeup(gateway_bell.as_raw_fd())?;
+    let front_bell = Doorbell::new()?;
+    driver.register_wakeup(desk_bell.as_raw_fd())?;
+    driver.register_wakeup(front_bell.as_raw_fd())?;
+    let (input_tx, input_rx) = ring::channel(config.rings.command_capacity);
+    let (notice_tx, notice_rx) = ring::channel(config.rings.event_capacity);
+    let mut notices = Vec::new();
     for v in unsupported {
-        driver.set_venue_state(
-            v,
-            VenueState::Down,
-            &format!("{v}: this build has no adapter for it yet"),
-        );
+        let status = VenueStatus {
+            venue: v,
+            state: VenueState::Down,
+            text: format!("{v}: this build has no adapter for it yet"),
+        };
+        desk.on_venue_status(&status, &mut notices);
     }
+    let mut links = vec![FrontEndLink {
+        input: input_rx,
+        notices: notice_tx,
+        overflow: VecDeque::new(),
+        strategies,
+        ringer: front_bell.ringer(),
+    }];
+    // Strategies connecting later hear every venue's state at Hello.
+    for status in desk.venues() {
+        links[0].offer(Notice::Venue(status.clone()));
+    }
+    notices.clear();
     let gateway = GatewayRole {
-        driver,
-        sink,
-        source: RingSource {
-            rings: source_rings,
-            bell: gateway_bell,
+        front: FrontEndRole {
+            driver,
+            input: input_tx,
+            desk_ringer: desk_bell.ringer(),
+            notices: notice_rx,
+            bell: front_bell,
         },
+        desk: DeskRole {
+            desk,
+            sink,
+            reports,
+            links,
+            bell: desk_bell,
+            notices,
+        },
+        next_counters: std::time::Instant::now() + crate::logging::COUNTERS_EVERY,
     };
-    eprintln!(
-        "ordergate: epoch {epoch}, socket {}, layout {}, wait {}, {} session(s), {} strategy(ies), {} instrument(s)",
-        config.socket.display(),
-        config.layout.as_str(),
-        config.wait.as_str(),
-        sessions.len(),
-        config.strategies.len(),
-        config.instruments.len(),
+    tracing::info!(
+        epoch,
+        socket = %config.socket.display(),
+        layout = config.layout.as_str(),
+        wait = config.wait.as_str(),
+        sessions = sessions.len(),
+        strategies = config.strategies.len(),
+        instruments = config.instruments.len(),
+        "ordergate started"
     );
 
     let threads = match config.layout {

@@ -8,6 +8,7 @@ use clap::{Parser, Subcommand};
 use ordergate::config::{Config, Layout};
 use ordergate::decimal::format_fixed;
 use ordergate::instrument::Category;
+use ordergate::logging::LogFormat;
 
 #[derive(Parser)]
 #[command(
@@ -16,6 +17,10 @@ use ordergate::instrument::Category;
     about = "Low-latency order execution sidecar"
 )]
 struct Cli {
+    /// Log lines as text or as JSON (one object per line); `RUST_LOG`
+    /// filters them (default `info`, `warn` for the demo).
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
     #[command(subcommand)]
     command: Command,
 }
@@ -48,6 +53,9 @@ enum Command {
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    // The demo prints a report; its sidecar's logs would bury it.
+    let quiet = matches!(cli.command, Command::Demo(_) | Command::DemoStrategy(_));
+    ordergate::logging::init(cli.log_format, if quiet { "warn" } else { "info" });
     let result = match cli.command {
         Command::CheckConfig { file, secrets } => check_config(&file, secrets),
         Command::Run { config } => run(&config),
@@ -144,10 +152,10 @@ fn run(file: &Path) -> anyhow::Result<()> {
     let config = Config::load(file)?;
     ordergate::tls::install_crypto_provider()?;
     let state = ordergate::app::open_state(&config)?;
-    eprintln!(
-        "ordergate: state {} locked, epoch {}",
-        state.path().display(),
-        state.epoch().unwrap_or(0)
+    tracing::info!(
+        state = %state.path().display(),
+        epoch = state.epoch().unwrap_or(0),
+        "state directory locked; new epoch"
     );
     ordergate::app::run(config, state)?;
     Ok(())

@@ -1,6 +1,6 @@
-//! The gateway over a real Unix socket: the driver on its own thread, a
-//! `Vec` command sink, venue events injected through a channel. Every read
-//! has a timeout, so nothing can hang.
+//! The front end and the desk over a real Unix socket: the driver and the
+//! desk on their own thread, a `Vec` command sink, venue reports injected
+//! through a channel. Every read has a timeout, so nothing can hang.
 
 use std::io::Write;
 use std::os::unix::net::UnixStream;
@@ -12,7 +12,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use ordergate::decimal::WideDecimal;
-use ordergate::gateway::{CommandSink, Core, Driver, EventSource, GatewayConfig, StrategyConfig};
+use ordergate::frontend::{Driver, FrontEnd, FrontEndConfig, StrategyConfig};
 use ordergate::ids::{ClientId, ClientIdKind, OrderKey, StrategyId, VenueId};
 use ordergate::instrument::{Category, Instrument};
 use ordergate::protocol::{
@@ -20,6 +20,7 @@ use ordergate::protocol::{
     Outbound, Reason, Side, TimeInForce, VenueState,
 };
 use ordergate::venue::{Command, ExecEvent, Lane, Report, VenueStatus};
+use ordergate_core::desk::{CommandSink, Desk, DeskConfig};
 
 const EPOCH: u32 = 42;
 const TIMEOUT: Duration = Duration::from_secs(10);
@@ -32,21 +33,19 @@ struct VecSink {
 }
 
 impl CommandSink for VecSink {
-    fn push(&mut self, strategy: StrategyId, lane: Lane, cmd: Command) -> Result<(), Command> {
+    fn push(
+        &mut self,
+        _venue: VenueId,
+        strategy: StrategyId,
+        lane: Lane,
+        cmd: Command,
+    ) -> Result<(), Command> {
         let mut v = self.cmds.lock().unwrap();
         if v.len() >= self.capacity {
             return Err(cmd);
         }
         v.push((strategy, lane, cmd));
         Ok(())
-    }
-}
-
-struct ChannelSource(mpsc::Receiver<Report>);
-
-impl EventSource for ChannelSource {
-    fn drain(&mut self, out: &mut Vec<Report>) {
-        out.extend(self.0.try_iter());
     }
 }
 
@@ -78,35 +77,66 @@ impl Gateway {
     fn start(resend_capacity: usize, max_outbound_bytes: usize, queue: usize) -> Gateway {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("gw.sock");
-        let cfg = GatewayConfig {
-            epoch: EPOCH,
-            strategies: [(1, "alpha"), (2, "beta"), (3, "slow")]
-                .into_iter()
-                .map(|(id, name)| StrategyConfig {
-                    id,
-                    name: name.into(),
-                })
-                .collect(),
+        let strategies: Vec<StrategyConfig> = [(1, "alpha"), (2, "beta"), (3, "slow")]
+            .into_iter()
+            .map(|(id, name)| StrategyConfig {
+                id,
+                name: name.into(),
+            })
+            .collect();
+        let front = FrontEnd::new(FrontEndConfig {
+            strategies: strategies.clone(),
             instruments: vec![btc()],
             resend_capacity,
             max_outbound_bytes,
+            hello_timeout_ns: 2_000_000_000,
+        })
+        .unwrap();
+        let mut desk = Desk::new(DeskConfig {
+            epoch: EPOCH,
+            strategies: strategies.iter().map(|s| s.id).collect(),
+            instruments: vec![btc()],
+            venues: vec![VenueId::BinanceSpot],
+        })
+        .unwrap();
+        let mut driver = Driver::bind(&path, front).unwrap();
+        let mut notices = Vec::new();
+        let up = VenueStatus {
+            venue: VenueId::BinanceSpot,
+            state: VenueState::Up,
+            text: "connected".into(),
         };
-        let mut driver = Driver::bind(&path, Core::new(cfg).unwrap()).unwrap();
-        driver.set_venue_state(VenueId::BinanceSpot, VenueState::Up, "connected");
+        desk.on_venue_status(&up, &mut notices);
+        for n in notices.drain(..) {
+            driver.deliver(&n);
+        }
         let cmds = Commands::default();
         let mut sink = VecSink {
             cmds: cmds.clone(),
             capacity: queue,
         };
-        let (tx, rx) = mpsc::channel();
-        let mut source = ChannelSource(rx);
+        let (tx, rx) = mpsc::channel::<Report>();
         let stop = Arc::new(AtomicBool::new(false));
         let stop2 = stop.clone();
         let thread = std::thread::spawn(move || {
+            let mut inputs = Vec::new();
             while !stop2.load(Ordering::Relaxed) {
                 driver
-                    .run_once(Some(Duration::from_millis(5)), &mut sink, &mut source)
+                    .run_once(Some(Duration::from_millis(5)), &mut |i| {
+                        inputs.push(i);
+                        true
+                    })
                     .unwrap();
+                for i in inputs.drain(..) {
+                    desk.on_request(i, &mut sink, &mut notices);
+                }
+                for r in rx.try_iter() {
+                    desk.on_report(&r, &mut notices);
+                }
+                for n in notices.drain(..) {
+                    driver.deliver(&n);
+                }
+                driver.flush();
             }
         });
         Gateway {
@@ -723,7 +753,6 @@ fn venue_down_rejects_and_reports() {
         )
     ));
     a.send(&Inbound::NewOrder(order(1)));
-    assert!(matches!(a.recv(), (0, Outbound::VenueStatus { .. })));
     assert!(matches!(
         a.recv(),
         (

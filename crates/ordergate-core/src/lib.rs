@@ -9,6 +9,7 @@
 
 pub mod clock;
 pub mod decimal;
+pub mod desk;
 pub mod doorbell;
 pub mod ids;
 pub mod instrument;

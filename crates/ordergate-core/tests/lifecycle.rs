@@ -149,8 +149,8 @@ fn as_fill(m: &OrderUpdate) -> &ordergate_core::model::Fill {
 
 #[test]
 fn every_row_of_the_table() {
-    use Action::*;
     use ordergate_core::lifecycle::Working::{New, PartiallyFilled, PendingNew};
+    use Action::*;
     use Phase::{Canceled, Expired, Filled, PendingCancel, Rejected};
     #[allow(non_snake_case)]
     let W = Phase::Working;

@@ -6,6 +6,7 @@
 
 pub mod client;
 pub mod codec;
+pub mod sequencer;
 
 /// The domain types the codec carries, re-exported so a client needs only
 /// this crate.

@@ -1,0 +1,378 @@
+//! The order desk: where every front end's orders meet the venues.
+//!
+//! It knows no wire format. A front end (the Unix-socket strategy
+//! protocol today, a FIX acceptor later) turns its messages into
+//! [`Request`]s for one of its strategies, reaching the desk through its
+//! own input ring, and turns the desk's [`Notice`]s back into its own
+//! messages. The desk does everything in between: pre-trade checks
+//! ([`checks`]), the venue client id, the duplicate-order-id rule, the
+//! lifecycle, refusing orders for a venue that is not Up, and routing each
+//! command to its venue session by (venue, strategy, lane).
+//!
+//! Sans-IO like every core: commands leave through a [`CommandSink`] the
+//! driver provides (rings in production, a `Vec` in tests).
+
+pub mod checks;
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::ids::{ClientId, InstrumentId, OrderKey, StrategyId, StrategyOrderId, VenueId};
+use crate::instrument::Instrument;
+use crate::lifecycle::{Lifecycle, Outcome};
+use crate::model::{
+    NewOrder, OrderRequest, OrderState, OrderUpdate, Reason, VenueState, VenueStatus,
+};
+use crate::venue::{Command, Lane, Report};
+
+/// What a front end asks for on behalf of one of its strategies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Request {
+    NewOrder(NewOrder),
+    Cancel {
+        order_id: StrategyOrderId,
+    },
+    /// Every open order of the strategy, on one instrument or on all (0).
+    CancelAll {
+        instrument_id: InstrumentId,
+    },
+}
+
+/// One request on a front end's input ring. `Copy` and allocation-free.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DeskInput {
+    pub strategy: StrategyId,
+    pub request: Request,
+}
+
+/// What the desk tells front ends: an update for one strategy's order, or
+/// a venue's new state (for every strategy).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Notice {
+    Order {
+        strategy: StrategyId,
+        update: OrderUpdate,
+    },
+    Venue(VenueStatus),
+}
+
+/// Where commands for venue sessions go: one queue per (venue, strategy,
+/// lane), so a busy strategy cannot starve another inside a lane.
+pub trait CommandSink {
+    /// Queue `cmd`; give it back when there is no room (or no session).
+    fn push(
+        &mut self,
+        venue: VenueId,
+        strategy: StrategyId,
+        lane: Lane,
+        cmd: Command,
+    ) -> Result<(), Command>;
+}
+
+#[derive(Debug, Clone)]
+pub struct DeskConfig {
+    /// This run's sidecar epoch (see [`crate::ids`]).
+    pub epoch: u32,
+    pub strategies: Vec<StrategyId>,
+    pub instruments: Vec<Instrument>,
+    /// The configured venues; each starts Down until its session reports.
+    pub venues: Vec<VenueId>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DeskConfigError {
+    #[error("strategy id {0} is configured twice")]
+    DuplicateStrategy(StrategyId),
+    #[error("instrument id {0} is configured twice")]
+    DuplicateInstrument(InstrumentId),
+}
+
+/// Counts of what the desk refused or could not place, for the periodic
+/// counters line.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DeskCounters {
+    pub orders: u64,
+    pub rejected: u64,
+    pub cancels: u64,
+    pub cancel_rejected: u64,
+    pub duplicates: u64,
+    pub queue_full: u64,
+}
+
+/// The order desk. One instance, on one thread; see the module docs.
+#[derive(Debug)]
+pub struct Desk {
+    epoch: u32,
+    strategies: BTreeSet<StrategyId>,
+    instruments: BTreeMap<InstrumentId, Instrument>,
+    venues: BTreeMap<VenueId, VenueStatus>,
+    lifecycle: Lifecycle,
+    counters: DeskCounters,
+}
+
+impl Desk {
+    pub fn new(cfg: DeskConfig) -> Result<Desk, DeskConfigError> {
+        let mut strategies = BTreeSet::new();
+        for s in cfg.strategies {
+            if !strategies.insert(s) {
+                return Err(DeskConfigError::DuplicateStrategy(s));
+            }
+        }
+        let mut instruments = BTreeMap::new();
+        for i in cfg.instruments {
+            let id = i.id;
+            if instruments.insert(id, i).is_some() {
+                return Err(DeskConfigError::DuplicateInstrument(id));
+            }
+        }
+        let venues = cfg
+            .venues
+            .into_iter()
+            .map(|venue| {
+                let status = VenueStatus {
+                    venue,
+                    state: VenueState::Down,
+                    text: "no session yet".into(),
+                };
+                (venue, status)
+            })
+            .collect();
+        Ok(Desk {
+            epoch: cfg.epoch,
+            strategies,
+            instruments,
+            venues,
+            lifecycle: Lifecycle::new(cfg.epoch),
+            counters: DeskCounters::default(),
+        })
+    }
+
+    pub fn lifecycle(&self) -> &Lifecycle {
+        &self.lifecycle
+    }
+
+    pub fn counters(&self) -> DeskCounters {
+        self.counters
+    }
+
+    pub fn instruments(&self) -> impl Iterator<Item = &Instrument> + '_ {
+        self.instruments.values()
+    }
+
+    /// Every venue's current state, in venue id order: what a front end
+    /// tells a strategy that has just connected.
+    pub fn venues(&self) -> impl Iterator<Item = &VenueStatus> + '_ {
+        self.venues.values()
+    }
+
+    /// One request from a front end.
+    pub fn on_request(
+        &mut self,
+        input: DeskInput,
+        sink: &mut impl CommandSink,
+        out: &mut Vec<Notice>,
+    ) {
+        let strategy = input.strategy;
+        if !self.strategies.contains(&strategy) {
+            tracing::warn!(
+                strategy,
+                "request for a strategy the desk does not know; dropped"
+            );
+            return;
+        }
+        match input.request {
+            Request::NewOrder(o) => self.new_order(strategy, &o, sink, out),
+            Request::Cancel { order_id } => {
+                let key = OrderKey { strategy, order_id };
+                self.cancel(key, sink, out)
+            }
+            Request::CancelAll { instrument_id } => {
+                self.cancel_all(strategy, instrument_id, sink, out)
+            }
+        }
+    }
+
+    /// One report from a venue session: order events go through the
+    /// lifecycle to their strategy, a venue status to every front end.
+    pub fn on_report(&mut self, report: &Report, out: &mut Vec<Notice>) {
+        let ev = match report {
+            Report::Venue(status) => return self.on_venue_status(status, out),
+            Report::Exec(ev) => ev,
+        };
+        let outcome = self.lifecycle.on_venue_event(ev, &mut |strategy, update| {
+            out.push(Notice::Order { strategy, update })
+        });
+        match outcome {
+            Outcome::Applied | Outcome::Ignored => {}
+            Outcome::UnknownOrder => {
+                tracing::debug!(event = ?ev, "venue event for an order this run does not hold")
+            }
+            Outcome::Invalid { state, event, why } => {
+                tracing::warn!(
+                    ?state,
+                    ?event,
+                    why,
+                    "invalid lifecycle transition; event not applied"
+                )
+            }
+        }
+    }
+
+    /// Records a venue's state (the session's word) and tells every front
+    /// end.
+    pub fn on_venue_status(&mut self, status: &VenueStatus, out: &mut Vec<Notice>) {
+        self.venues.insert(status.venue, status.clone());
+        out.push(Notice::Venue(status.clone()));
+    }
+
+    fn refuse(
+        &mut self,
+        strategy: StrategyId,
+        order_id: StrategyOrderId,
+        reason: Reason,
+        text: String,
+        out: &mut Vec<Notice>,
+    ) {
+        self.counters.rejected += 1;
+        tracing::info!(strategy, order_id, ?reason, %text, "order rejected");
+        let update = OrderUpdate::Rejected {
+            order_id,
+            reason,
+            text,
+        };
+        out.push(Notice::Order { strategy, update });
+    }
+
+    fn new_order(
+        &mut self,
+        strategy: StrategyId,
+        o: &NewOrder,
+        sink: &mut impl CommandSink,
+        out: &mut Vec<Notice>,
+    ) {
+        self.counters.orders += 1;
+        let key = OrderKey {
+            strategy,
+            order_id: o.order_id,
+        };
+        if let Some(st) = self.lifecycle.status(key) {
+            // Never sent twice: the strategy hears where the first one is.
+            self.counters.duplicates += 1;
+            tracing::info!(strategy, order_id = o.order_id, "duplicate order id");
+            let update = OrderUpdate::Status(st);
+            return out.push(Notice::Order { strategy, update });
+        }
+        let Some(inst) = self.instruments.get(&o.instrument_id) else {
+            let text = format!("instrument {} is not configured", o.instrument_id);
+            return self.refuse(strategy, o.order_id, Reason::UnknownInstrument, text, out);
+        };
+        let venue = inst.venue;
+        match self.venues.get(&venue) {
+            Some(s) if s.state == VenueState::Up => {}
+            Some(s) => {
+                let text = format!("{venue} is {:?}: {}", s.state, s.text);
+                return self.refuse(strategy, o.order_id, Reason::VenueDown, text, out);
+            }
+            None => {
+                let text = format!("{venue} is not configured");
+                return self.refuse(strategy, o.order_id, Reason::VenueDown, text, out);
+            }
+        }
+        if let Err((reason, text)) = checks::check_order(inst, o) {
+            return self.refuse(strategy, o.order_id, reason, text, out);
+        }
+        let inst = inst.clone();
+        if let Err(dup) = self.lifecycle.submit(key, &inst, o) {
+            // Unreachable after the status check above; answered the same way.
+            let update = OrderUpdate::Status(dup.0);
+            return out.push(Notice::Order { strategy, update });
+        }
+        let cmd = Command::Place(OrderRequest {
+            client_id: ClientId::order(self.epoch, key),
+            instrument: o.instrument_id,
+            side: o.side,
+            ord_type: o.ord_type,
+            tif: o.tif,
+            flags: o.flags,
+            price: o.price,
+            qty: o.qty,
+        });
+        tracing::debug!(strategy, order_id = o.order_id, "order to {venue}");
+        if sink.push(venue, strategy, cmd.lane(), cmd).is_err() {
+            self.counters.queue_full += 1;
+            tracing::warn!(
+                strategy,
+                order_id = o.order_id,
+                "order queue to {venue} is full"
+            );
+            self.lifecycle.gateway_reject(
+                key,
+                Reason::QueueFull,
+                "order queue to the venue is full",
+                &mut |strategy, update| out.push(Notice::Order { strategy, update }),
+            );
+        }
+    }
+
+    fn cancel(&mut self, key: OrderKey, sink: &mut impl CommandSink, out: &mut Vec<Notice>) {
+        self.counters.cancels += 1;
+        let strategy = key.strategy;
+        let n = match self.lifecycle.request_cancel(key) {
+            Ok(n) => n,
+            Err(e) => {
+                self.counters.cancel_rejected += 1;
+                tracing::info!(strategy, order_id = key.order_id, reason = %e, "cancel rejected");
+                let update = OrderUpdate::CancelRejected {
+                    order_id: key.order_id,
+                    reason: e.reason(),
+                    text: e.to_string(),
+                };
+                return out.push(Notice::Order { strategy, update });
+            }
+        };
+        let Some(instrument) = self.lifecycle.order(key).map(|o| o.instrument) else {
+            return;
+        };
+        let Some(venue) = self.instruments.get(&instrument).map(|i| i.venue) else {
+            return;
+        };
+        let cmd = Command::Cancel {
+            cancel_id: ClientId::cancel(self.epoch, key, n),
+            orig: ClientId::order(self.epoch, key),
+            instrument,
+        };
+        if sink.push(venue, strategy, Lane::Critical, cmd).is_err() {
+            self.counters.queue_full += 1;
+            tracing::warn!(
+                strategy,
+                order_id = key.order_id,
+                "cancel queue to {venue} is full"
+            );
+            self.lifecycle.cancel_failed(
+                key,
+                Reason::QueueFull,
+                "cancel queue to the venue is full",
+                &mut |strategy, update| out.push(Notice::Order { strategy, update }),
+            );
+        }
+    }
+
+    /// Orders already being cancelled are left to their pending cancel.
+    fn cancel_all(
+        &mut self,
+        strategy: StrategyId,
+        instrument: InstrumentId,
+        sink: &mut impl CommandSink,
+        out: &mut Vec<Notice>,
+    ) {
+        let keys: Vec<OrderKey> = self
+            .lifecycle
+            .open_orders(strategy)
+            .filter(|o| instrument == 0 || o.instrument == instrument)
+            .filter(|o| o.state() != OrderState::PendingCancel)
+            .map(|o| o.key)
+            .collect();
+        for key in keys {
+            self.cancel(key, sink, out);
+        }
+    }
+}

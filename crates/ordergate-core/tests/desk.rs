@@ -1,0 +1,351 @@
+//! The order desk driven directly: no sockets, no rings, a `Vec` sink.
+
+use ordergate_core::desk::{CommandSink, Desk, DeskConfig, DeskInput, Notice, Request};
+use ordergate_core::ids::{ClientId, OrderKey, StrategyId, VenueId};
+use ordergate_core::instrument::{Category, Instrument};
+use ordergate_core::model::{
+    flags, ExecEvent, NewOrder, OrdType, OrderState, OrderUpdate, Reason, Side, TimeInForce,
+    VenueState, VenueStatus,
+};
+use ordergate_core::venue::{Command, Lane, Report};
+
+const EPOCH: u32 = 9;
+
+#[derive(Default)]
+struct Sink {
+    sent: Vec<(VenueId, StrategyId, Lane, Command)>,
+    capacity: Option<usize>,
+}
+
+impl CommandSink for Sink {
+    fn push(
+        &mut self,
+        venue: VenueId,
+        strategy: StrategyId,
+        lane: Lane,
+        cmd: Command,
+    ) -> Result<(), Command> {
+        if self.capacity.is_some_and(|c| self.sent.len() >= c) {
+            return Err(cmd);
+        }
+        self.sent.push((venue, strategy, lane, cmd));
+        Ok(())
+    }
+}
+
+fn instrument(id: u32, venue: VenueId, symbol: &str, category: Category) -> Instrument {
+    Instrument::from_strings(id, venue, symbol, category, "0.10", "0.001", "0.001", "5").unwrap()
+}
+
+struct T {
+    desk: Desk,
+    sink: Sink,
+    out: Vec<Notice>,
+}
+
+impl T {
+    fn new() -> T {
+        let desk = Desk::new(DeskConfig {
+            epoch: EPOCH,
+            strategies: vec![1, 2],
+            instruments: vec![
+                instrument(1, VenueId::BinanceSpot, "BTCUSDT", Category::Spot),
+                instrument(2, VenueId::BinanceUsdm, "BTCUSDT", Category::LinearPerp),
+            ],
+            venues: vec![VenueId::BinanceSpot, VenueId::BinanceUsdm],
+        })
+        .unwrap();
+        let mut t = T {
+            desk,
+            sink: Sink::default(),
+            out: Vec::new(),
+        };
+        t.venue(VenueId::BinanceSpot, VenueState::Up);
+        t.venue(VenueId::BinanceUsdm, VenueState::Up);
+        t.out.clear();
+        t
+    }
+
+    fn venue(&mut self, venue: VenueId, state: VenueState) {
+        let s = VenueStatus {
+            venue,
+            state,
+            text: format!("{state:?}"),
+        };
+        self.desk.on_report(&Report::Venue(s), &mut self.out);
+    }
+
+    fn ask(&mut self, strategy: StrategyId, request: Request) -> Vec<Notice> {
+        self.desk.on_request(
+            DeskInput { strategy, request },
+            &mut self.sink,
+            &mut self.out,
+        );
+        std::mem::take(&mut self.out)
+    }
+
+    fn place(&mut self, strategy: StrategyId, o: NewOrder) -> Vec<Notice> {
+        self.ask(strategy, Request::NewOrder(o))
+    }
+}
+
+fn limit(order_id: u64) -> NewOrder {
+    NewOrder {
+        order_id,
+        instrument_id: 1,
+        side: Side::Buy,
+        ord_type: OrdType::Limit,
+        tif: TimeInForce::Gtc,
+        flags: 0,
+        price: 2_000_000, // 20000.00
+        qty: 1_000,       // 1.000
+    }
+}
+
+fn rejected(n: &[Notice]) -> (Reason, String) {
+    match n {
+        [Notice::Order {
+            update: OrderUpdate::Rejected { reason, text, .. },
+            ..
+        }] => (*reason, text.clone()),
+        other => panic!("expected one rejection, got {other:?}"),
+    }
+}
+
+#[test]
+fn an_order_is_routed_by_venue_strategy_and_lane_with_its_client_id() {
+    let mut t = T::new();
+    assert!(t.place(2, limit(7)).is_empty());
+    let (venue, strategy, lane, cmd) = t.sink.sent[0];
+    assert_eq!(
+        (venue, strategy, lane),
+        (VenueId::BinanceSpot, 2, Lane::Normal)
+    );
+    let key = OrderKey {
+        strategy: 2,
+        order_id: 7,
+    };
+    match cmd {
+        Command::Place(r) => assert_eq!(r.client_id, ClientId::order(EPOCH, key)),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(
+        t.desk.lifecycle().status(key).unwrap().state,
+        OrderState::PendingNew
+    );
+    // A cancel goes to the critical lane of the same venue.
+    assert!(t.ask(2, Request::Cancel { order_id: 7 }).is_empty());
+    assert_eq!(t.sink.sent[1].2, Lane::Critical);
+}
+
+#[test]
+fn combinations_the_venue_cannot_express_are_refused_never_changed() {
+    let mut t = T::new();
+    let cases = [
+        (
+            OrdType::LimitMaker,
+            TimeInForce::Ioc,
+            0,
+            "LIMIT_MAKER with IOC",
+        ),
+        (
+            OrdType::LimitMaker,
+            TimeInForce::Fok,
+            0,
+            "LIMIT_MAKER with FOK",
+        ),
+        (
+            OrdType::Limit,
+            TimeInForce::Ioc,
+            flags::POST_ONLY,
+            "LIMIT with POST_ONLY with IOC",
+        ),
+        (
+            OrdType::Limit,
+            TimeInForce::Fok,
+            flags::POST_ONLY,
+            "LIMIT with POST_ONLY with FOK",
+        ),
+        (OrdType::Market, TimeInForce::Fok, 0, "MARKET with FOK"),
+        (
+            OrdType::Limit,
+            TimeInForce::Gtc,
+            flags::REDUCE_ONLY,
+            "REDUCE_ONLY",
+        ),
+    ];
+    for (i, (ord_type, tif, fl, says)) in cases.into_iter().enumerate() {
+        let o = NewOrder {
+            ord_type,
+            tif,
+            flags: fl,
+            ..limit(i as u64 + 1)
+        };
+        let (reason, text) = rejected(&t.place(1, o));
+        assert_eq!(reason, Reason::InvalidFlags, "{text}");
+        assert!(text.contains(says), "{text:?} should name {says:?}");
+    }
+    assert!(t.sink.sent.is_empty());
+    // What the venue can express goes out as it is.
+    let ok = [
+        (OrdType::LimitMaker, TimeInForce::Gtc, 0),
+        (OrdType::Limit, TimeInForce::Gtc, flags::POST_ONLY),
+        (OrdType::Limit, TimeInForce::Ioc, 0),
+        (OrdType::Limit, TimeInForce::Fok, 0),
+        (OrdType::Market, TimeInForce::Ioc, 0),
+        (OrdType::Market, TimeInForce::Gtc, 0),
+    ];
+    for (i, (ord_type, tif, fl)) in ok.into_iter().enumerate() {
+        let o = NewOrder {
+            ord_type,
+            tif,
+            flags: fl,
+            ..limit(100 + i as u64)
+        };
+        assert!(t.place(1, o).is_empty(), "{ord_type:?} {tif:?} {fl}");
+    }
+    assert_eq!(t.sink.sent.len(), ok.len());
+    // Reduce-only means something on a derivatives instrument.
+    let ro = NewOrder {
+        instrument_id: 2,
+        flags: flags::REDUCE_ONLY,
+        ..limit(200)
+    };
+    assert!(t.place(1, ro).is_empty());
+    assert_eq!(t.sink.sent.last().unwrap().2, Lane::Critical);
+}
+
+#[test]
+fn a_venue_that_is_not_up_refuses_at_once_and_says_why() {
+    let mut t = T::new();
+    t.venue(VenueId::BinanceSpot, VenueState::Halted);
+    assert!(matches!(t.out.as_slice(), [Notice::Venue(s)] if s.state == VenueState::Halted));
+    t.out.clear();
+    let (reason, text) = rejected(&t.place(1, limit(1)));
+    assert_eq!(reason, Reason::VenueDown);
+    assert!(text.contains("binance-spot is Halted"), "{text}");
+    assert!(t.sink.sent.is_empty());
+    // The order was never tracked: the id can be used again once Up.
+    t.venue(VenueId::BinanceSpot, VenueState::Up);
+    t.out.clear();
+    assert!(t.place(1, limit(1)).is_empty());
+}
+
+#[test]
+fn a_repeated_order_id_is_answered_with_its_status_and_never_sent_twice() {
+    let mut t = T::new();
+    t.place(1, limit(5));
+    let n = t.place(1, limit(5));
+    assert!(matches!(
+        n.as_slice(),
+        [Notice::Order { strategy: 1, update: OrderUpdate::Status(s) }]
+            if s.order_id == 5 && s.state == OrderState::PendingNew
+    ));
+    assert_eq!(t.sink.sent.len(), 1);
+    // The same id from another strategy is another order.
+    assert!(t.place(2, limit(5)).is_empty());
+    assert_eq!(t.desk.counters().duplicates, 1);
+}
+
+#[test]
+fn a_full_queue_rejects_the_order_and_the_lifecycle_knows() {
+    let mut t = T::new();
+    t.sink.capacity = Some(0);
+    let (reason, _) = rejected(&t.place(1, limit(1)));
+    assert_eq!(reason, Reason::QueueFull);
+    let key = OrderKey {
+        strategy: 1,
+        order_id: 1,
+    };
+    assert_eq!(
+        t.desk.lifecycle().status(key).unwrap().state,
+        OrderState::Rejected
+    );
+}
+
+#[test]
+fn venue_reports_reach_the_owning_strategy_through_the_lifecycle() {
+    let mut t = T::new();
+    t.place(2, limit(3));
+    let client_id = ClientId::order(
+        EPOCH,
+        OrderKey {
+            strategy: 2,
+            order_id: 3,
+        },
+    );
+    let ack = ExecEvent::Accepted {
+        client_id,
+        venue_order_id: "123".into(),
+        time_ms: 1,
+    };
+    t.desk.on_report(&Report::Exec(ack), &mut t.out);
+    assert_eq!(
+        t.out,
+        vec![Notice::Order {
+            strategy: 2,
+            update: OrderUpdate::Accepted {
+                order_id: 3,
+                venue_order_id: "123".into()
+            }
+        }]
+    );
+}
+
+#[test]
+fn cancel_all_cancels_each_open_order_once() {
+    let mut t = T::new();
+    for id in 1..=3 {
+        t.place(1, limit(id));
+    }
+    t.place(2, limit(9));
+    t.ask(1, Request::Cancel { order_id: 2 });
+    let before = t.sink.sent.len();
+    assert!(t.ask(1, Request::CancelAll { instrument_id: 0 }).is_empty());
+    let cancels: Vec<_> = t.sink.sent[before..]
+        .iter()
+        .map(|(_, s, lane, c)| match c {
+            Command::Cancel { orig, .. } => (*s, *lane, orig.key.order_id),
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(
+        cancels,
+        vec![(1, Lane::Critical, 1), (1, Lane::Critical, 3)]
+    );
+    // An unknown order's cancel is refused with the reason.
+    let n = t.ask(1, Request::Cancel { order_id: 77 });
+    assert!(matches!(
+        n.as_slice(),
+        [Notice::Order {
+            update: OrderUpdate::CancelRejected {
+                reason: Reason::UnknownOrder,
+                ..
+            },
+            ..
+        }]
+    ));
+}
+
+#[test]
+fn requests_name_their_problem() {
+    let mut t = T::new();
+    let unknown = NewOrder {
+        instrument_id: 99,
+        ..limit(1)
+    };
+    assert_eq!(rejected(&t.place(1, unknown)).0, Reason::UnknownInstrument);
+    let off_tick = NewOrder {
+        price: 2_000_001,
+        ..limit(2)
+    };
+    let (reason, text) = rejected(&t.place(1, off_tick));
+    assert_eq!(reason, Reason::PriceNotOnTick);
+    assert!(
+        text.contains("20000.01") || text.contains("not a multiple of tick"),
+        "{text}"
+    );
+    // A strategy the desk does not know is dropped without an answer.
+    assert!(t.place(42, limit(3)).is_empty());
+    assert!(t.sink.sent.is_empty());
+}

@@ -1,0 +1,277 @@
+//! The Unix-socket front end's protocol core driven directly: bytes in,
+//! pending bytes out, no sockets.
+
+use ordergate::frontend::{FrontEnd, FrontEndConfig, StrategyConfig};
+use ordergate::ids::VenueId;
+use ordergate::instrument::{Category, Instrument};
+use ordergate::protocol::{
+    decode_outbound, encode_inbound, Inbound, NewOrder, OrdType, Outbound, Reason, Side,
+    TimeInForce, VenueState, LEN_PREFIX,
+};
+use ordergate_core::desk::{DeskInput, Notice, Request};
+use ordergate_core::model::{OrderUpdate, VenueStatus};
+
+const HELLO_NS: u64 = 5_000_000_000;
+
+fn front(max_outbound_bytes: usize) -> FrontEnd {
+    FrontEnd::new(FrontEndConfig {
+        strategies: vec![
+            StrategyConfig {
+                id: 1,
+                name: "alpha".into(),
+            },
+            StrategyConfig {
+                id: 2,
+                name: "beta".into(),
+            },
+        ],
+        instruments: vec![Instrument::from_strings(
+            1,
+            VenueId::BinanceSpot,
+            "BTCUSDT",
+            Category::Spot,
+            "0.01",
+            "0.001",
+            "0.001",
+            "5",
+        )
+        .unwrap()],
+        resend_capacity: 64,
+        max_outbound_bytes,
+        hello_timeout_ns: HELLO_NS,
+    })
+    .unwrap()
+}
+
+fn frame(msg: &Inbound) -> Vec<u8> {
+    let mut out = Vec::new();
+    encode_inbound(msg, &mut out);
+    out
+}
+
+fn hello(name: &str) -> Vec<u8> {
+    frame(&Inbound::Hello {
+        min_version: 1,
+        max_version: 1,
+        name: name.into(),
+    })
+}
+
+/// Everything pending on `conn`, decoded, and marked as written.
+fn drain(f: &mut FrontEnd, conn: usize) -> Vec<(u64, Outbound)> {
+    let bytes = f.pending(conn).to_vec();
+    f.consumed(conn, bytes.len());
+    let mut msgs = Vec::new();
+    let mut pos = 0;
+    while pos < bytes.len() {
+        let len = u32::from_le_bytes(bytes[pos..pos + 4].try_into().unwrap()) as usize;
+        msgs.push(decode_outbound(&bytes[pos + LEN_PREFIX..pos + LEN_PREFIX + len]).unwrap());
+        pos += LEN_PREFIX + len;
+    }
+    msgs
+}
+
+fn accept_all(_: DeskInput) -> bool {
+    true
+}
+
+fn order(order_id: u64) -> NewOrder {
+    NewOrder {
+        order_id,
+        instrument_id: 1,
+        side: Side::Buy,
+        ord_type: OrdType::Limit,
+        tif: TimeInForce::Gtc,
+        flags: 0,
+        price: 100,
+        qty: 1,
+    }
+}
+
+#[test]
+fn hello_has_a_deadline() {
+    let mut f = front(1 << 20);
+    f.on_connect(1, 0);
+    f.on_connect(2, 1_000);
+    assert_eq!(f.next_timer(), Some(HELLO_NS));
+    f.on_bytes(2, &hello("alpha"), &mut accept_all);
+    f.on_timer(HELLO_NS - 1);
+    assert!(!f.is_closing(1));
+    f.on_timer(HELLO_NS);
+    let msgs = drain(&mut f, 1);
+    assert!(matches!(
+        msgs.as_slice(),
+        [(
+            0,
+            Outbound::Error {
+                reason: Reason::HelloRequired,
+                ..
+            }
+        )]
+    ));
+    assert!(f.should_close(1));
+    // The connection that did say Hello is not touched.
+    assert!(!f.is_closing(2));
+    assert_eq!(f.next_timer(), None);
+}
+
+#[test]
+fn a_second_hello_is_an_error_and_closes() {
+    let mut f = front(1 << 20);
+    f.on_connect(1, 0);
+    f.on_bytes(1, &hello("alpha"), &mut accept_all);
+    drain(&mut f, 1);
+    f.on_bytes(1, &hello("alpha"), &mut accept_all);
+    assert!(matches!(
+        drain(&mut f, 1).as_slice(),
+        [(
+            0,
+            Outbound::Error {
+                reason: Reason::MalformedFrame,
+                ..
+            }
+        )]
+    ));
+    assert!(f.should_close(1));
+}
+
+#[test]
+fn closing_an_old_connection_does_not_unhook_the_strategy_from_its_new_one() {
+    let mut f = front(1 << 20);
+    f.on_connect(1, 0);
+    f.on_bytes(1, &hello("alpha"), &mut accept_all);
+    // Connection 1 fails and is marked closing; the strategy reconnects on 2
+    // before the driver has closed 1.
+    f.on_bytes(1, &[0xff, 0xff, 0xff, 0xff], &mut accept_all);
+    assert!(f.is_closing(1));
+    f.on_connect(2, 10);
+    f.on_bytes(2, &hello("alpha"), &mut accept_all);
+    assert!(matches!(drain(&mut f, 2)[0].1, Outbound::HelloAck { .. }));
+    f.on_closed(1);
+    // Updates still reach connection 2.
+    let update = OrderUpdate::Canceled {
+        order_id: 1,
+        cum_qty: 0,
+    };
+    f.on_notice(&Notice::Order {
+        strategy: 1,
+        update,
+    });
+    assert!(matches!(
+        drain(&mut f, 2).as_slice(),
+        [(1, Outbound::Canceled { order_id: 1, .. })]
+    ));
+}
+
+#[test]
+fn a_slow_consumer_is_told_and_closed_and_loses_nothing_sequenced() {
+    let mut f = front(4096 + 4);
+    f.on_connect(1, 0);
+    f.on_bytes(1, &hello("alpha"), &mut accept_all);
+    // The strategy reads nothing: updates pile up until the limit.
+    let mut n = 0;
+    while !f.is_closing(1) {
+        n += 1;
+        let update = OrderUpdate::Rejected {
+            order_id: n,
+            reason: Reason::VenueRejected,
+            text: "x".repeat(200),
+        };
+        f.on_notice(&Notice::Order {
+            strategy: 1,
+            update,
+        });
+        assert!(n < 1000, "never judged slow");
+    }
+    let msgs = drain(&mut f, 1);
+    assert!(matches!(
+        msgs.last(),
+        Some((
+            0,
+            Outbound::Error {
+                reason: Reason::SlowConsumer,
+                ..
+            }
+        ))
+    ));
+    f.on_closed(1);
+    // Reconnect and replay: every sequenced message is still there.
+    f.on_connect(2, 0);
+    f.on_bytes(2, &hello("alpha"), &mut accept_all);
+    drain(&mut f, 2);
+    f.on_bytes(2, &frame(&Inbound::ResendFrom { seq: 1 }), &mut accept_all);
+    let replay = drain(&mut f, 2);
+    assert_eq!(replay.len() as u64, n);
+    assert!(replay
+        .iter()
+        .enumerate()
+        .all(|(i, (s, _))| *s == i as u64 + 1));
+}
+
+#[test]
+fn requests_go_to_the_desk_and_a_full_desk_is_answered_in_sequence() {
+    let mut f = front(1 << 20);
+    f.on_connect(1, 0);
+    f.on_bytes(1, &hello("beta"), &mut accept_all);
+    drain(&mut f, 1);
+    let mut got = Vec::new();
+    f.on_bytes(1, &frame(&Inbound::NewOrder(order(4))), &mut |i| {
+        got.push(i);
+        true
+    });
+    assert_eq!(
+        got,
+        vec![DeskInput {
+            strategy: 2,
+            request: Request::NewOrder(order(4))
+        }]
+    );
+    f.on_bytes(1, &frame(&Inbound::NewOrder(order(5))), &mut |_| false);
+    assert!(matches!(
+        drain(&mut f, 1).as_slice(),
+        [(
+            1,
+            Outbound::Rejected {
+                order_id: 5,
+                reason: Reason::QueueFull,
+                ..
+            }
+        )]
+    ));
+}
+
+#[test]
+fn venue_states_are_broadcast_and_greet_new_strategies() {
+    let mut f = front(1 << 20);
+    f.on_connect(1, 0);
+    f.on_bytes(1, &hello("alpha"), &mut accept_all);
+    drain(&mut f, 1);
+    let status = VenueStatus {
+        venue: VenueId::BinanceSpot,
+        state: VenueState::Up,
+        text: "ready".into(),
+    };
+    f.on_notice(&Notice::Venue(status));
+    assert!(matches!(
+        drain(&mut f, 1).as_slice(),
+        [(
+            0,
+            Outbound::VenueStatus {
+                state: VenueState::Up,
+                ..
+            }
+        )]
+    ));
+    f.on_connect(2, 0);
+    f.on_bytes(2, &hello("beta"), &mut accept_all);
+    let greet = drain(&mut f, 2);
+    assert!(matches!(greet[0].1, Outbound::HelloAck { .. }));
+    assert!(matches!(greet[1].1, Outbound::InstrumentInfo(_)));
+    assert!(matches!(
+        greet[2].1,
+        Outbound::VenueStatus {
+            state: VenueState::Up,
+            ..
+        }
+    ));
+}
