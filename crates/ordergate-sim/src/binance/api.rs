@@ -1,19 +1,18 @@
-//! What the WebSocket API and REST share: the simulator's state behind one
-//! lock, request authentication (the documented timing and signature
+//! What the WebSocket API and REST share: the account-side state, request
+//! authentication (the documented timing and signature
 //! rules), parameter parsing with the documented error codes, and the
 //! methods themselves. Transports only move bytes and wrap results.
 
 use std::collections::HashMap;
-
-use tokio::sync::mpsc::UnboundedSender;
 
 use super::amount::Amount;
 use super::engine::{Engine, ExecEvent, NewOrder, OrderType, Reject, Side, TimeInForce};
 use super::json::{self, Body, Limiter};
 use super::sign;
 
-/// The simulated server clock: `real + offset + drift_ppm * elapsed / 1e6`,
-/// elapsed counted from `anchor_ms`. Pure: the caller passes the real time.
+/// The simulated server clock: `now + offset + drift_ppm * elapsed / 1e6`,
+/// elapsed counted from `anchor_ms`. Pure: the caller passes its own time
+/// `now` (real in the socket server, virtual in a harness).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct SimClock {
     pub offset_ms: i64,
@@ -22,10 +21,10 @@ pub struct SimClock {
 }
 
 impl SimClock {
-    pub fn server_time(&self, real_ms: u64) -> u64 {
-        let elapsed = real_ms as i128 - self.anchor_ms as i128;
+    pub fn server_time(&self, now_ms: u64) -> u64 {
+        let elapsed = now_ms as i128 - self.anchor_ms as i128;
         let t =
-            real_ms as i128 + self.offset_ms as i128 + elapsed * self.drift_ppm as i128 / 1_000_000;
+            now_ms as i128 + self.offset_ms as i128 + elapsed * self.drift_ppm as i128 / 1_000_000;
         t.max(0) as u64
     }
 }
@@ -109,105 +108,29 @@ impl Usage {
     }
 }
 
-/// What a connection task is told from outside its own request loop.
-#[derive(Debug)]
-pub enum ConnMsg {
-    /// A text frame to send (user data events).
-    Text(String),
-    /// Send `serverShutdown`, then close after the grace period.
-    Shutdown,
-}
-
-struct Subscription {
-    conn: u64,
-    id: u64,
-    account: String,
-}
-
-/// Everything the simulator's connections share, behind one mutex that is
-/// never held across an await.
-pub struct Shared {
+/// The account-side state every request sees: the engine, the API keys,
+/// the server clock and the request counters. Connections and
+/// subscriptions are the [`Exchange`](super::Exchange)'s.
+pub struct State {
     pub engine: Engine,
     pub accounts: HashMap<String, String>,
     pub clock: SimClock,
     usage: Usage,
-    conns: HashMap<u64, UnboundedSender<ConnMsg>>,
-    next_conn: u64,
-    subs: Vec<Subscription>,
 }
 
-impl Shared {
-    pub fn new(engine: Engine, accounts: HashMap<String, String>, clock: SimClock) -> Shared {
-        Shared {
+impl State {
+    pub fn new(engine: Engine, accounts: HashMap<String, String>, clock: SimClock) -> State {
+        State {
             engine,
             accounts,
             clock,
             usage: Usage::default(),
-            conns: HashMap::new(),
-            next_conn: 1,
-            subs: Vec::new(),
         }
     }
 
-    pub fn register_conn(&mut self, tx: UnboundedSender<ConnMsg>) -> u64 {
-        let id = self.next_conn;
-        self.next_conn += 1;
-        self.conns.insert(id, tx);
-        id
-    }
-
-    pub fn drop_conn(&mut self, conn: u64) {
-        self.conns.remove(&conn);
-        self.subs.retain(|s| s.conn != conn);
-    }
-
-    pub fn subscribe(&mut self, conn: u64, id: u64, account: &str) {
-        self.subs.push(Subscription {
-            conn,
-            id,
-            account: account.to_owned(),
-        });
-    }
-
-    /// Removes one subscription of `conn`, or all of them; returns how many.
-    pub fn unsubscribe(&mut self, conn: u64, id: Option<u64>) -> usize {
-        let before = self.subs.len();
-        self.subs
-            .retain(|s| s.conn != conn || id.is_some_and(|id| s.id != id));
-        before - self.subs.len()
-    }
-
-    pub fn has_subscription(&self, conn: u64, account: &str) -> bool {
-        self.subs
-            .iter()
-            .any(|s| s.conn == conn && s.account == account)
-    }
-
-    /// Tells every connection to announce `serverShutdown` and close.
-    pub fn shutdown_all(&self) {
-        for tx in self.conns.values() {
-            let _ = tx.send(ConnMsg::Shutdown);
-        }
-    }
-
-    /// Sends each event to the subscriptions of its account.
-    pub fn publish(&self, events: &[ExecEvent], now: u64) {
-        for ev in events {
-            let report = json::ExecutionReport::new(ev, now);
-            for s in self.subs.iter().filter(|s| s.account == ev.order.account) {
-                if let Some(tx) = self.conns.get(&s.conn) {
-                    let frame = json::to_string(&json::SubscriptionEvent {
-                        subscription_id: s.id,
-                        event: &report,
-                    });
-                    let _ = tx.send(ConnMsg::Text(frame));
-                }
-            }
-        }
-    }
-
-    pub fn server_time(&self, real_ms: u64) -> u64 {
-        self.clock.server_time(real_ms)
+    /// The server's time when the caller's clock reads `now_ms`.
+    pub fn server_time(&self, now_ms: u64) -> u64 {
+        self.clock.server_time(now_ms)
     }
 
     /// Counts a request the shared methods do not cover (session, user
@@ -313,7 +236,7 @@ pub enum Auth<'a> {
 
 /// Checks key, signature and the timing rule; returns the account.
 pub fn authenticate(
-    shared: &Shared,
+    state: &State,
     params: &Params,
     auth: Auth<'_>,
     now: u64,
@@ -325,7 +248,7 @@ pub fn authenticate(
             signature,
             payload,
         } => {
-            let secret = shared
+            let secret = state
                 .accounts
                 .get(api_key)
                 .ok_or_else(ApiError::invalid_key)?;
@@ -418,19 +341,20 @@ impl Op {
     }
 }
 
-/// The result of one request, with the usage to report beside it.
+/// The result of one request, with the usage to report beside it and the
+/// user data events it caused (for the caller to publish).
 pub struct Handled {
     pub result: Result<Body, ApiError>,
     pub usage: UsageSnapshot,
+    pub events: Vec<ExecEvent>,
 }
 
-/// Runs one request: weight, authentication, the method, and delivery of
-/// the user data events it caused.
+/// Runs one request: weight, authentication and the method.
 ///
 /// `auth` is ignored by unsigned methods; transports pass the error they
 /// report when a signed request carries no API key.
 pub fn handle(
-    shared: &mut Shared,
+    state: &mut State,
     op: Op,
     params: &Params,
     auth: Result<Auth<'_>, ApiError>,
@@ -440,23 +364,29 @@ pub fn handle(
     let mut orders = 0;
     let result = (|| {
         let account = if op.signed() {
-            Some(authenticate(shared, params, auth?, now)?)
+            Some(authenticate(state, params, auth?, now)?)
         } else {
             None
         };
         if op == Op::OrderPlace {
             orders = 1;
         }
-        let (body, events) = execute(shared, op, params, account.as_deref(), now)?;
-        shared.publish(&events, now);
-        Ok(body)
+        execute(state, op, params, account.as_deref(), now)
     })();
-    let usage = shared.usage.add(now, weight, orders);
-    Handled { result, usage }
+    let usage = state.usage.add(now, weight, orders);
+    let (result, events) = match result {
+        Ok((body, events)) => (Ok(body), events),
+        Err(e) => (Err(e), Vec::new()),
+    };
+    Handled {
+        result,
+        usage,
+        events,
+    }
 }
 
 fn execute(
-    shared: &mut Shared,
+    state: &mut State,
     op: Op,
     params: &Params,
     account: Option<&str>,
@@ -469,13 +399,13 @@ fn execute(
             Body::ServerTime(json::ServerTime { server_time: now }),
             Vec::new(),
         )),
-        Op::ExchangeInfo => Ok((exchange_info(&shared.engine, params, now)?, Vec::new())),
-        Op::OrderPlace => place(&mut shared.engine, params, account, now),
+        Op::ExchangeInfo => Ok((exchange_info(&state.engine, params, now)?, Vec::new())),
+        Op::OrderPlace => place(&mut state.engine, params, account, now),
         Op::OrderCancel => {
             let symbol = params.require("symbol")?;
             let (order_id, orig) = order_ref(params)?;
             let new_id = client_id(params, "newClientOrderId")?;
-            let c = shared
+            let c = state
                 .engine
                 .cancel(account, symbol, order_id, orig, new_id, now)?;
             let body = Body::Cancel(json::CancelResponse::new(
@@ -488,13 +418,11 @@ fn execute(
         Op::OrderStatus => {
             let symbol = params.require("symbol")?;
             let (order_id, orig) = order_ref(params)?;
-            let e = shared
-                .engine
-                .order_status(account, symbol, order_id, orig)?;
+            let e = state.engine.order_status(account, symbol, order_id, orig)?;
             Ok((Body::Order(json::OrderQuery::new(&e.order)), Vec::new()))
         }
         Op::OpenOrders => {
-            let orders = shared.engine.open_orders(account, params.value("symbol"))?;
+            let orders = state.engine.open_orders(account, params.value("symbol"))?;
             Ok((
                 Body::Orders(orders.into_iter().map(json::OrderQuery::new).collect()),
                 Vec::new(),

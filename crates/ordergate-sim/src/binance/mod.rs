@@ -2,20 +2,26 @@
 //! REST on one port, for testing the adapter and third-party clients
 //! without the real venue.
 //!
-//! [`Simulator::start`] runs it on its own thread with its own tokio
-//! runtime, so callers need none; the returned [`SimHandle`] moves the
-//! market, injects faults and reads the ledger.
+//! Two ways to run it, over the same code:
+//!
+//! - [`Exchange`]: the venue without sockets, threads or clock reads.
+//!   Every call takes the caller's time and returns the frames to send, so
+//!   a deterministic harness can drive it on one thread in virtual time.
+//! - [`Simulator::start`]: the socket server, a thin driver over an
+//!   [`Exchange`] on its own thread with its own tokio runtime (callers
+//!   need none). The returned [`SimHandle`] moves the market, injects
+//!   faults and reads the ledger.
 
 pub mod amount;
 pub mod api;
 pub mod engine;
+pub mod exchange;
 pub mod json;
 pub mod rest;
 pub mod server;
 pub mod sign;
 pub mod ws;
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -28,9 +34,9 @@ pub use engine::{
     ExecEvent, FillModel, LedgerEntry, Order, OrderStatus, OrderType, Side, SpecError,
     SymbolConfig, TimeInForce, Trade,
 };
+pub use exchange::{ConnId, ConnOptions, Exchange, Frames, MarketMove, RestReply, WS_PATH};
 
-use api::Shared;
-use server::{lock, real_ms};
+use server::{lock, real_ms, Hub};
 
 /// The built-in demo account's API key. Test-only: it guards nothing.
 pub const DEMO_API_KEY: &str = "ordergateSimDemoKey0000000000000000000000000000000000000000000000";
@@ -92,14 +98,8 @@ impl Simulator {
     /// Binds `addr` (use `127.0.0.1:0` for a free port) and serves on a
     /// background thread until [`SimHandle::shutdown`] or drop.
     pub fn start(config: SimConfig, addr: SocketAddr) -> Result<SimHandle, SimError> {
-        let engine = engine::Engine::new(&config.symbols, config.fill, config.commission_ppm)?;
-        let accounts: HashMap<String, String> = config.accounts.iter().cloned().collect();
-        let clock = SimClock {
-            offset_ms: config.clock_offset_ms,
-            drift_ppm: 0,
-            anchor_ms: real_ms(),
-        };
-        let shared = Arc::new(Mutex::new(Shared::new(engine, accounts, clock)));
+        let exchange = Exchange::new(&config, real_ms())?;
+        let hub = Arc::new(Mutex::new(Hub::new(exchange)));
         let listener = std::net::TcpListener::bind(addr)?;
         listener.set_nonblocking(true)?;
         let addr = listener.local_addr()?;
@@ -107,25 +107,23 @@ impl Simulator {
             .enable_all()
             .build()?;
         let (stop_tx, stop_rx) = watch::channel(false);
-        let opts = ws::WsOptions {
+        let opts = server::WsOptions {
             ping_interval: config.ping_interval,
-            shutdown_grace: config.shutdown_grace,
-            return_rate_limits: true,
         };
-        let sh = shared.clone();
+        let h = hub.clone();
         let thread = std::thread::Builder::new()
             .name("ordergate-sim".into())
             .spawn(move || {
                 rt.block_on(async move {
                     match tokio::net::TcpListener::from_std(listener) {
-                        Ok(l) => server::accept_loop(l, sh, opts, stop_rx).await,
+                        Ok(l) => server::accept_loop(l, h, opts, stop_rx).await,
                         Err(e) => eprintln!("ordergate sim: listener: {e}"),
                     }
                 });
             })?;
         Ok(SimHandle {
             addr,
-            shared,
+            hub,
             stop: stop_tx,
             thread: Some(thread),
         })
@@ -135,7 +133,7 @@ impl Simulator {
 /// Controls a running simulator. Dropping it stops the simulator.
 pub struct SimHandle {
     addr: SocketAddr,
-    shared: Arc<Mutex<Shared>>,
+    hub: Arc<Mutex<Hub>>,
     stop: watch::Sender<bool>,
     thread: Option<JoinHandle<()>>,
 }
@@ -157,7 +155,7 @@ impl SimHandle {
 
     /// The simulated server's current time in milliseconds.
     pub fn server_time_ms(&self) -> u64 {
-        lock(&self.shared).server_time(real_ms())
+        lock(&self.hub).exchange.server_time_ms(real_ms())
     }
 
     /// Moves the market of `symbol` to `price` (a decimal on the tick);
@@ -168,60 +166,37 @@ impl SimHandle {
         symbol: &str,
         price: &str,
     ) -> Result<Vec<ExecEvent>, SimError> {
-        let mut sh = lock(&self.shared);
-        let spec = sh
-            .engine
-            .spec(symbol)
-            .ok_or_else(|| SimError::UnknownSymbol(symbol.into()))?;
-        let bad = |detail: String| SimError::BadPrice {
-            symbol: symbol.into(),
-            price: price.into(),
-            detail,
-        };
-        let m = amount::parse_at(price, spec.scales.price_scale).map_err(|e| bad(e.to_string()))?;
-        let now = sh.server_time(real_ms());
-        let events = sh
-            .engine
-            .set_reference_price(symbol, m, now)
-            .map_err(|e| bad(e.to_string()))?;
-        sh.publish(&events, now);
-        Ok(events)
+        let mut hub = lock(&self.hub);
+        let moved = hub.exchange.set_reference_price(symbol, price, real_ms())?;
+        hub.deliver(moved.frames);
+        Ok(moved.events)
     }
 
     /// The current reference price of `symbol`, formatted on its tick.
     pub fn reference_price(&self, symbol: &str) -> Option<String> {
-        let sh = lock(&self.shared);
-        let spec = sh.engine.spec(symbol)?;
-        let scale = spec.scales.price_scale;
-        let m = sh.engine.reference_price(symbol)?;
-        Some(amount::write(m as i128, scale))
+        lock(&self.hub).exchange.reference_price(symbol)
     }
 
     /// Every order placed so far, with its trades.
     pub fn ledger(&self) -> Vec<LedgerEntry> {
-        lock(&self.shared).engine.ledger()
+        lock(&self.hub).exchange.ledger()
     }
 
     /// Sends `serverShutdown` on every WebSocket connection; each closes
     /// after the configured grace period. New connections still work.
     pub fn trigger_server_shutdown(&self) {
-        lock(&self.shared).shutdown_all();
+        lock(&self.hub).server_shutdown();
     }
 
     /// Sets the server clock's offset from the real clock.
     pub fn set_clock_offset_ms(&self, offset_ms: i64) {
-        lock(&self.shared).clock.offset_ms = offset_ms;
+        lock(&self.hub).exchange.set_clock_offset_ms(offset_ms);
     }
 
     /// Makes the server clock run fast (positive) or slow by `ppm`
     /// millionths from now on.
     pub fn set_clock_drift_ppm(&self, ppm: i64) {
-        let mut sh = lock(&self.shared);
-        let real = real_ms();
-        let now = sh.clock.server_time(real) as i64;
-        sh.clock.offset_ms = now - real as i64;
-        sh.clock.anchor_ms = real;
-        sh.clock.drift_ppm = ppm;
+        lock(&self.hub).exchange.set_clock_drift_ppm(ppm, real_ms());
     }
 
     /// Stops the simulator and waits for its thread.

@@ -1,22 +1,13 @@
-//! The REST endpoints the adapter and client libraries use. hyper moves
-//! the bytes (see `server`); this module only maps a request to its
-//! answer. Parameters come from the query string and an
-//! `application/x-www-form-urlencoded` body (the query wins); the
-//! signature covers the query string followed by the body, as sent.
+//! The REST endpoints the adapter and client libraries use, as the
+//! [`Exchange`] answers them. hyper moves the bytes (see `server`); this
+//! module only maps a request to its answer. Parameters come from the
+//! query string and an `application/x-www-form-urlencoded` body (the query
+//! wins); the signature covers the query string followed by the body, as
+//! sent.
 
-use std::sync::Mutex;
-
-use super::api::{self, ApiError, Auth, Op, Params, Shared};
-use super::server::{lock, real_ms};
+use super::api::{self, ApiError, Auth, Op, Params};
+use super::exchange::{Exchange, RestReply};
 use super::sign;
-
-/// A REST answer: status, the headers Binance adds, and the JSON body.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RestReply {
-    pub status: u16,
-    pub headers: Vec<(&'static str, String)>,
-    pub body: String,
-}
 
 fn route(method: &str, path: &str) -> Option<Op> {
     Some(match (method, path) {
@@ -31,52 +22,66 @@ fn route(method: &str, path: &str) -> Option<Op> {
     })
 }
 
-/// Answers `method path?query` with `body`; `api_key` is the
-/// `X-MBX-APIKEY` header.
-pub fn respond(
-    shared: &Mutex<Shared>,
-    method: &str,
-    path: &str,
-    query: &str,
-    api_key: Option<&str>,
-    body: &str,
-) -> RestReply {
-    let Some(op) = route(method, path) else {
-        return RestReply {
-            status: 404,
-            headers: Vec::new(),
-            body: String::new(),
+impl Exchange {
+    /// Answers one REST request at the caller's time `now_ms`: `method`
+    /// ("GET", "POST", "DELETE"), the request target as sent
+    /// (`/api/v3/order?symbol=...`), the request headers (names in any
+    /// case; `X-MBX-APIKEY` is the one read) and the body as sent. The
+    /// reply's `frames` are the `executionReport` events the request
+    /// caused on WebSocket subscriptions.
+    pub fn rest(
+        &mut self,
+        method: &str,
+        path_and_query: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+        now_ms: u64,
+    ) -> RestReply {
+        let (path, query) = path_and_query
+            .split_once('?')
+            .unwrap_or((path_and_query, ""));
+        let Some(op) = route(method, path) else {
+            return RestReply {
+                status: 404,
+                headers: Vec::new(),
+                body: String::new(),
+                frames: Vec::new(),
+            };
         };
-    };
-    let mut params = form_pairs(query);
-    params.extend(form_pairs(body));
-    let params = Params(params);
-    let auth = match api_key {
-        Some(k) => Ok(Auth::Signed {
-            api_key: k,
-            signature: params.get("signature"),
-            payload: sign::rest_payload(&without_signature(query), &without_signature(body)),
-        }),
-        None => Err(ApiError::key_format()),
-    };
-    let mut sh = lock(shared);
-    let now = sh.server_time(real_ms());
-    let h = api::handle(&mut sh, op, &params, auth, now);
-    drop(sh);
-    let (status, body) = match h.result {
-        Ok(b) => (200, b.to_json()),
-        Err(e) => (e.http, e.body()),
-    };
-    let mut headers = vec![("Content-Type", "application/json;charset=UTF-8".to_owned())];
-    headers.push(("X-MBX-USED-WEIGHT-1M", h.usage.weight_1m.to_string()));
-    if op == Op::OrderPlace && status == 200 {
-        headers.push(("X-MBX-ORDER-COUNT-10S", h.usage.orders_10s.to_string()));
-        headers.push(("X-MBX-ORDER-COUNT-1D", h.usage.orders_1d.to_string()));
-    }
-    RestReply {
-        status,
-        headers,
-        body,
+        let body = String::from_utf8_lossy(body);
+        let mut params = form_pairs(query);
+        params.extend(form_pairs(&body));
+        let params = Params(params);
+        let api_key = headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case("x-mbx-apikey"))
+            .map(|&(_, v)| v);
+        let auth = match api_key {
+            Some(k) => Ok(Auth::Signed {
+                api_key: k,
+                signature: params.get("signature"),
+                payload: sign::rest_payload(&without_signature(query), &without_signature(&body)),
+            }),
+            None => Err(ApiError::key_format()),
+        };
+        let now = self.state.server_time(now_ms);
+        let h = api::handle(&mut self.state, op, &params, auth, now);
+        let (status, body) = match &h.result {
+            Ok(b) => (200, b.to_json()),
+            Err(e) => (e.http, e.body()),
+        };
+        let mut headers = vec![("Content-Type", "application/json;charset=UTF-8".to_owned())];
+        headers.push(("X-MBX-USED-WEIGHT-1M", h.usage.weight_1m.to_string()));
+        if op == Op::OrderPlace && status == 200 {
+            headers.push(("X-MBX-ORDER-COUNT-10S", h.usage.orders_10s.to_string()));
+            headers.push(("X-MBX-ORDER-COUNT-1D", h.usage.orders_1d.to_string()));
+        }
+        RestReply {
+            status,
+            headers,
+            body,
+            frames: self.subs.frames(&h.events, now),
+        }
     }
 }
 

@@ -1,13 +1,23 @@
-//! The listener: one port for both REST and the WebSocket API. hyper
-//! (HTTP/1.1, keep-alive) reads every request; a WebSocket upgrade to
-//! [`WS_PATH`] is answered `101 Switching Protocols` and the upgraded
-//! connection becomes a tungstenite stream, anything else is REST.
+//! The socket driver over the [`Exchange`]: one port for both REST and the
+//! WebSocket API. hyper (HTTP/1.1, keep-alive) reads every request; a
+//! WebSocket upgrade to [`WS_PATH`] is answered `101 Switching Protocols`
+//! and the upgraded connection becomes a tungstenite stream, anything else
+//! is REST.
+//!
+//! The driver owns only transport: it reads the real clock, passes it to
+//! the exchange, and delivers the frames the exchange returns through each
+//! connection's outbox. Frames are handed to the outboxes while the lock
+//! is held, so every connection sees them in the order the exchange made
+//! them. Server pings and the close after `serverShutdown` are the
+//! driver's.
 
+use std::collections::HashMap;
 use std::convert::Infallible;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
+use futures_util::{SinkExt, StreamExt};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper::header::{self, HeaderMap, HeaderValue};
@@ -15,27 +25,20 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::Role;
+use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
 
-use super::api::Shared;
-use super::rest;
-use super::ws::{self, WsOptions};
+use super::exchange::{ConnId, ConnOptions, Exchange, Frames};
 
-/// The WebSocket API path.
-pub const WS_PATH: &str = "/ws-api/v3";
+pub use super::exchange::WS_PATH;
 
 /// Largest REST body we accept.
 const MAX_BODY: usize = 1 << 20;
-
-/// Locks the shared state; a panicked holder leaves plain data behind, so
-/// the state is still usable.
-pub fn lock(m: &Mutex<Shared>) -> MutexGuard<'_, Shared> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
 
 /// Real wall-clock milliseconds: the only clock read of the simulator.
 pub fn real_ms() -> u64 {
@@ -45,10 +48,66 @@ pub fn real_ms() -> u64 {
         .unwrap_or(0)
 }
 
+/// What a connection task is told to send.
+#[derive(Debug)]
+enum Out {
+    Text(String),
+    /// The `serverShutdown` frame: send it, then close after the grace
+    /// period.
+    Shutdown(String),
+}
+
+/// The exchange and the outbox of every open WebSocket connection.
+pub struct Hub {
+    pub exchange: Exchange,
+    outboxes: HashMap<ConnId, mpsc::UnboundedSender<Out>>,
+}
+
+impl Hub {
+    pub fn new(exchange: Exchange) -> Hub {
+        Hub {
+            exchange,
+            outboxes: HashMap::new(),
+        }
+    }
+
+    /// Hands each frame to its connection's outbox.
+    pub fn deliver(&self, frames: Frames) {
+        for (conn, text) in frames {
+            if let Some(tx) = self.outboxes.get(&conn) {
+                let _ = tx.send(Out::Text(text));
+            }
+        }
+    }
+
+    /// Announces `serverShutdown` on every connection; each closes after
+    /// the grace period.
+    pub fn server_shutdown(&mut self) {
+        for (conn, text) in self.exchange.trigger_server_shutdown(real_ms()) {
+            if let Some(tx) = self.outboxes.get(&conn) {
+                let _ = tx.send(Out::Shutdown(text));
+            }
+        }
+    }
+}
+
+/// Locks the hub; a panicked holder leaves plain data behind, so the state
+/// is still usable.
+pub fn lock(m: &Mutex<Hub>) -> MutexGuard<'_, Hub> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Transport settings of the WebSocket connections.
+#[derive(Debug, Clone, Copy)]
+pub struct WsOptions {
+    /// Server ping period (the docs say 20 s).
+    pub ping_interval: Duration,
+}
+
 /// Accepts connections until `stop` changes.
 pub async fn accept_loop(
     listener: TcpListener,
-    shared: Arc<Mutex<Shared>>,
+    hub: Arc<Mutex<Hub>>,
     opts: WsOptions,
     mut stop: watch::Receiver<bool>,
 ) {
@@ -56,7 +115,7 @@ pub async fn accept_loop(
         tokio::select! {
             r = listener.accept() => {
                 if let Ok((s, _)) = r {
-                    tokio::spawn(connection(s, shared.clone(), opts));
+                    tokio::spawn(connection(s, hub.clone(), opts));
                 }
             }
             _ = stop.changed() => break,
@@ -66,11 +125,11 @@ pub async fn accept_loop(
 
 /// Serves one TCP connection: HTTP/1.1 requests until the client closes,
 /// or until a WebSocket upgrade hands the connection over.
-async fn connection(s: TcpStream, shared: Arc<Mutex<Shared>>, opts: WsOptions) {
+async fn connection(s: TcpStream, hub: Arc<Mutex<Hub>>, opts: WsOptions) {
     let _ = s.set_nodelay(true);
     let service = service_fn(move |req| {
-        let shared = shared.clone();
-        async move { Ok::<_, Infallible>(route(req, shared, opts).await) }
+        let hub = hub.clone();
+        async move { Ok::<_, Infallible>(route(req, hub, opts).await) }
     });
     let _ = http1::Builder::new()
         .timer(TokioTimer::new())
@@ -81,27 +140,35 @@ async fn connection(s: TcpStream, shared: Arc<Mutex<Shared>>, opts: WsOptions) {
 
 type Reply = Response<Full<Bytes>>;
 
-async fn route(req: Request<Incoming>, shared: Arc<Mutex<Shared>>, opts: WsOptions) -> Reply {
+async fn route(req: Request<Incoming>, hub: Arc<Mutex<Hub>>, opts: WsOptions) -> Reply {
     if has_token(req.headers(), header::UPGRADE, "websocket") {
-        return upgrade(req, shared, opts);
+        return upgrade(req, hub, opts);
     }
     let (parts, body) = req.into_parts();
     let body = match Limited::new(body, MAX_BODY).collect().await {
         Ok(b) => b.to_bytes(),
         Err(_) => return plain(StatusCode::PAYLOAD_TOO_LARGE),
     };
-    let api_key = parts
+    let headers: Vec<(&str, String)> = parts
         .headers
-        .get("x-mbx-apikey")
-        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
-    let r = rest::respond(
-        &shared,
-        parts.method.as_str(),
-        parts.uri.path(),
-        parts.uri.query().unwrap_or(""),
-        api_key.as_deref(),
-        &String::from_utf8_lossy(&body),
-    );
+        .iter()
+        .map(|(k, v)| {
+            (
+                k.as_str(),
+                String::from_utf8_lossy(v.as_bytes()).into_owned(),
+            )
+        })
+        .collect();
+    let headers: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let target = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+    let r = {
+        let mut hub = lock(&hub);
+        let mut r = hub
+            .exchange
+            .rest(parts.method.as_str(), target, &headers, &body, real_ms());
+        hub.deliver(std::mem::take(&mut r.frames));
+        r
+    };
     let mut resp = Response::new(Full::new(Bytes::from(r.body)));
     *resp.status_mut() = StatusCode::from_u16(r.status).unwrap_or(StatusCode::BAD_REQUEST);
     let headers = resp.headers_mut();
@@ -115,10 +182,11 @@ async fn route(req: Request<Incoming>, shared: Arc<Mutex<Shared>>, opts: WsOptio
 
 /// Answers a WebSocket handshake (RFC 6455 §4.2) and, once hyper hands
 /// over the connection, serves the WebSocket API on it.
-fn upgrade(mut req: Request<Incoming>, shared: Arc<Mutex<Shared>>, opts: WsOptions) -> Reply {
-    if req.uri().path() != WS_PATH {
+fn upgrade(mut req: Request<Incoming>, hub: Arc<Mutex<Hub>>, opts: WsOptions) -> Reply {
+    let target = req.uri().path_and_query().map_or("/", |p| p.as_str());
+    let Some(conn_opts) = Exchange::ws_route(target) else {
         return plain(StatusCode::NOT_FOUND);
-    }
+    };
     let h = req.headers();
     if req.method() != Method::GET || !has_token(h, header::CONNECTION, "upgrade") {
         return plain(StatusCode::BAD_REQUEST);
@@ -140,22 +208,13 @@ fn upgrade(mut req: Request<Incoming>, shared: Arc<Mutex<Shared>>, opts: WsOptio
     let Ok(accept) = HeaderValue::from_str(&derive_accept_key(key.as_bytes())) else {
         return plain(StatusCode::BAD_REQUEST);
     };
-    let return_rate_limits = !req
-        .uri()
-        .query()
-        .is_some_and(|q| q.split('&').any(|p| p == "returnRateLimits=false"));
     let on_upgrade = hyper::upgrade::on(&mut req);
     tokio::spawn(async move {
         let Ok(upgraded) = on_upgrade.await else {
             return;
         };
-        let wss =
-            WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, None).await;
-        let opts = WsOptions {
-            return_rate_limits,
-            ..opts
-        };
-        ws::serve(wss, shared, opts).await;
+        let ws = WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, None).await;
+        serve_ws(ws, hub, conn_opts, opts).await;
     });
     let mut r = plain(StatusCode::SWITCHING_PROTOCOLS);
     let headers = r.headers_mut();
@@ -163,6 +222,80 @@ fn upgrade(mut req: Request<Incoming>, shared: Arc<Mutex<Shared>>, opts: WsOptio
     headers.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
     headers.insert(header::SEC_WEBSOCKET_ACCEPT, accept);
     r
+}
+
+/// Serves one upgraded connection until it closes: requests go to the
+/// exchange, the outbox goes to the socket, pings go out every
+/// `ping_interval`.
+async fn serve_ws<S>(
+    mut ws: WebSocketStream<S>,
+    hub: Arc<Mutex<Hub>>,
+    conn_opts: ConnOptions,
+    opts: WsOptions,
+) where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let (conn, grace) = {
+        let mut hub = lock(&hub);
+        let conn = hub.exchange.ws_connect_with(conn_opts, real_ms());
+        hub.outboxes.insert(conn, tx);
+        (conn, hub.exchange.shutdown_grace())
+    };
+    let mut ping = tokio::time::interval(opts.ping_interval);
+    ping.tick().await;
+    let mut close_at: Option<tokio::time::Instant> = None;
+    loop {
+        let deadline =
+            close_at.unwrap_or_else(|| tokio::time::Instant::now() + Duration::from_secs(86_400));
+        tokio::select! {
+            msg = ws.next() => match msg {
+                Some(Ok(Message::Text(t))) => {
+                    let mut hub = lock(&hub);
+                    let frames = hub.exchange.ws_request(conn, t.as_str(), real_ms());
+                    hub.deliver(frames);
+                }
+                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break,
+                // Pongs are sent by tungstenite itself; other frames are ignored.
+                Some(Ok(_)) => {}
+            },
+            m = rx.recv() => {
+                let Some(mut m) = m else { break };
+                // Everything queued goes out with one flush.
+                let sent = loop {
+                    let text = match m {
+                        Out::Text(t) => t,
+                        Out::Shutdown(t) => {
+                            close_at = Some(tokio::time::Instant::now() + grace);
+                            t
+                        }
+                    };
+                    if ws.feed(Message::text(text)).await.is_err() {
+                        break false;
+                    }
+                    match rx.try_recv() {
+                        Ok(next) => m = next,
+                        Err(_) => break ws.flush().await.is_ok(),
+                    }
+                };
+                if !sent {
+                    break;
+                }
+            }
+            _ = ping.tick() => {
+                if ws.send(Message::Ping(Default::default())).await.is_err() {
+                    break;
+                }
+            }
+            _ = tokio::time::sleep_until(deadline), if close_at.is_some() => {
+                let _ = ws.close(None).await;
+                break;
+            }
+        }
+    }
+    let mut hub = lock(&hub);
+    hub.outboxes.remove(&conn);
+    hub.exchange.ws_disconnect(conn);
 }
 
 /// An empty response with `status`.

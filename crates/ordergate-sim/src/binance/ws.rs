@@ -1,103 +1,51 @@
-//! The WebSocket API (`/ws-api/v3`): JSON requests `{"id","method","params"}`
-//! answered with `{"id","status","result"|"error","rateLimits"}`, user data
-//! events pushed as `{"subscriptionId","event"}`, server pings, and the
-//! `serverShutdown` announcement.
+//! The WebSocket API (`/ws-api/v3`) as the [`Exchange`] answers it: JSON
+//! requests `{"id","method","params"}` answered with
+//! `{"id","status","result"|"error","rateLimits"}`, user data events
+//! pushed as `{"subscriptionId","event"}`. Pure: bytes in, frames out; the
+//! socket driver (`server`) adds the transport (pings, close, the
+//! `serverShutdown` grace period).
 
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
-
-use futures_util::{SinkExt, StreamExt};
 use serde_json::Value;
-use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::sync::mpsc;
-use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::WebSocketStream;
 
-use super::api::{self, ApiError, Auth, ConnMsg, Op, Params, Shared, UsageSnapshot, LIMITERS};
+use super::api::{self, ApiError, Auth, Op, Params, State, UsageSnapshot, LIMITERS};
+use super::engine::ExecEvent;
+use super::exchange::{Conn, ConnId, Exchange, Frames, Subscriptions};
 use super::json::{self, Body, Limiter, SessionStatus};
-use super::server::{lock, real_ms};
 use super::sign;
 
-/// Per-connection settings.
-#[derive(Debug, Clone, Copy)]
-pub struct WsOptions {
-    pub ping_interval: Duration,
-    pub shutdown_grace: Duration,
-    /// `?returnRateLimits=false` on the connection URL.
-    pub return_rate_limits: bool,
-}
-
-/// What one connection remembers between requests.
-struct Conn {
-    id: u64,
-    connected_since: u64,
-    /// `session.logon` key and time.
-    session: Option<(String, u64)>,
-    next_subscription: u64,
-    return_rate_limits: bool,
-}
-
-/// Serves one upgraded connection until it closes.
-pub async fn serve<S>(mut ws: WebSocketStream<S>, shared: Arc<Mutex<Shared>>, opts: WsOptions)
-where
-    S: AsyncRead + AsyncWrite + Unpin,
-{
-    let (tx, mut rx) = mpsc::unbounded_channel();
-    let mut conn = {
-        let mut sh = lock(&shared);
-        Conn {
-            id: sh.register_conn(tx),
-            connected_since: sh.server_time(real_ms()),
-            session: None,
-            next_subscription: 0,
-            return_rate_limits: opts.return_rate_limits,
-        }
-    };
-    let mut ping = tokio::time::interval(opts.ping_interval);
-    ping.tick().await;
-    let mut close_at: Option<tokio::time::Instant> = None;
-    loop {
-        let deadline =
-            close_at.unwrap_or_else(|| tokio::time::Instant::now() + Duration::from_secs(86_400));
-        let out = tokio::select! {
-            msg = ws.next() => match msg {
-                Some(Ok(Message::Text(t))) => Some(Message::text(request(&shared, &mut conn, t.as_str()))),
-                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break,
-                // Pongs are sent by tungstenite itself; other frames are ignored.
-                Some(Ok(_)) => None,
-            },
-            m = rx.recv() => match m {
-                Some(ConnMsg::Text(s)) => Some(Message::text(s)),
-                Some(ConnMsg::Shutdown) => {
-                    close_at = Some(tokio::time::Instant::now() + opts.shutdown_grace);
-                    let now = lock(&shared).server_time(real_ms());
-                    Some(Message::text(json::to_string(&json::ServerShutdown::new(now))))
-                }
-                None => break,
-            },
-            _ = ping.tick() => Some(Message::Ping(Default::default())),
-            _ = tokio::time::sleep_until(deadline), if close_at.is_some() => {
-                let _ = ws.close(None).await;
-                break;
-            }
+impl Exchange {
+    /// Handles one text frame from `conn` at the caller's time `now_ms`.
+    /// Returns the frames to send, in the order the venue sends them: the
+    /// response to `conn` first, then the `executionReport` events the
+    /// request caused, to every subscribed connection (`conn` included).
+    /// A connection that is not open gets nothing.
+    pub fn ws_request(&mut self, conn: ConnId, text: &str, now_ms: u64) -> Frames {
+        let now = self.state.server_time(now_ms);
+        let Some(c) = self.conns.get_mut(&conn) else {
+            return Vec::new();
         };
-        if let Some(m) = out {
-            if ws.send(m).await.is_err() {
-                break;
-            }
-        }
+        let (response, events) = request(&mut self.state, &mut self.subs, conn, c, text, now);
+        let mut frames = vec![(conn, response)];
+        frames.extend(self.subs.frames(&events, now));
+        frames
     }
-    lock(&shared).drop_conn(conn.id);
 }
 
-/// Handles one text frame and returns the response frame.
-fn request(shared: &Mutex<Shared>, conn: &mut Conn, text: &str) -> String {
+/// Handles one text frame; returns the response frame and the events.
+fn request(
+    state: &mut State,
+    subs: &mut Subscriptions,
+    id_of_conn: ConnId,
+    conn: &mut Conn,
+    text: &str,
+    now: u64,
+) -> (String, Vec<ExecEvent>) {
     let Ok(Value::Object(req)) = serde_json::from_str::<Value>(text) else {
         let e = ApiError::new(
             -1102,
             "A mandatory parameter was not sent, was empty/null, or malformed.",
         );
-        return respond(&Value::Null, Err(&e), None);
+        return (respond(&Value::Null, Err(&e), None), Vec::new());
     };
     let id = req.get("id").cloned().unwrap_or(Value::Null);
     let params = match req.get("params") {
@@ -116,16 +64,17 @@ fn request(shared: &Mutex<Shared>, conn: &mut Conn, text: &str) -> String {
         ),
         Some(_) => {
             let e = ApiError::mandatory("params");
-            return respond(&id, Err(&e), None);
+            return (respond(&id, Err(&e), None), Vec::new());
         }
     };
     let Some(method) = req.get("method").and_then(Value::as_str) else {
-        return respond(&id, Err(&ApiError::mandatory("method")), None);
+        return (
+            respond(&id, Err(&ApiError::mandatory("method")), None),
+            Vec::new(),
+        );
     };
     let method = method.strip_prefix("v3/").unwrap_or(method);
     let rate_limits = conn.return_rate_limits && params.get("returnRateLimits") != Some("false");
-    let mut sh = lock(shared);
-    let now = sh.server_time(real_ms());
     let op = match method {
         "ping" => Some(Op::Ping),
         "time" => Some(Op::Time),
@@ -137,20 +86,22 @@ fn request(shared: &Mutex<Shared>, conn: &mut Conn, text: &str) -> String {
         _ => None,
     };
     if let Some(op) = op {
-        let h = api::handle(&mut sh, op, &params, auth(conn, &params), now);
+        let h = api::handle(state, op, &params, auth(conn, &params), now);
         let limits = rate_limits.then(|| rate_limits_of(h.usage, op == Op::OrderPlace));
-        return match h.result {
-            Ok(body) => respond(&id, Ok(&body), limits.as_deref()),
-            Err(e) => respond(&id, Err(&e), limits.as_deref()),
+        let text = match &h.result {
+            Ok(body) => respond(&id, Ok(body), limits.as_deref()),
+            Err(e) => respond(&id, Err(e), limits.as_deref()),
         };
+        return (text, h.events);
     }
-    let result = session_method(&mut sh, conn, method, &params, now);
-    let usage = sh.add_weight(now, 2);
+    let result = session_method(state, subs, id_of_conn, conn, method, &params, now);
+    let usage = state.add_weight(now, 2);
     let limits = rate_limits.then(|| rate_limits_of(usage, false));
-    match result {
+    let text = match result {
         Ok(body) => respond(&id, Ok(&body), limits.as_deref()),
         Err(e) => respond(&id, Err(&e), limits.as_deref()),
-    }
+    };
+    (text, Vec::new())
 }
 
 /// Explicit `apiKey` + `signature` win over the session's key.
@@ -163,7 +114,9 @@ fn auth<'a>(conn: &'a Conn, params: &'a Params) -> Result<Auth<'a>, ApiError> {
 
 /// `session.*` and `userDataStream.*`: state of this connection.
 fn session_method(
-    sh: &mut Shared,
+    sh: &mut State,
+    subs: &mut Subscriptions,
+    id_of_conn: ConnId,
     conn: &mut Conn,
     method: &str,
     params: &Params,
@@ -173,12 +126,12 @@ fn session_method(
         "session.logon" => {
             let account = api::authenticate(sh, params, signed(params)?, now)?;
             conn.session = Some((account, now));
-            Ok(session_status(sh, conn, now))
+            Ok(session_status(subs, id_of_conn, conn, now))
         }
-        "session.status" => Ok(session_status(sh, conn, now)),
+        "session.status" => Ok(session_status(subs, id_of_conn, conn, now)),
         "session.logout" => {
             conn.session = None;
-            Ok(session_status(sh, conn, now))
+            Ok(session_status(subs, id_of_conn, conn, now))
         }
         "userDataStream.subscribe.signature" | "userDataStream.subscribe" => {
             let account = if method == "userDataStream.subscribe" {
@@ -195,7 +148,7 @@ fn session_method(
             } else {
                 api::authenticate(sh, params, signed(params)?, now)?
             };
-            if sh.has_subscription(conn.id, &account) {
+            if subs.has(id_of_conn, &account) {
                 return Err(ApiError::new(
                     -2035,
                     "User Data Stream subscription already active.",
@@ -203,7 +156,7 @@ fn session_method(
             }
             let id = conn.next_subscription;
             conn.next_subscription += 1;
-            sh.subscribe(conn.id, id, &account);
+            subs.add(id_of_conn, id, &account);
             Ok(Body::Subscribed(json::Subscribed {
                 subscription_id: id,
             }))
@@ -216,7 +169,7 @@ fn session_method(
                 ),
                 None => None,
             };
-            if sh.unsubscribe(conn.id, id) == 0 {
+            if subs.remove(id_of_conn, id) == 0 {
                 return Err(ApiError::new(
                     -2036,
                     "User Data Stream subscription not active.",
@@ -241,13 +194,9 @@ fn signed(params: &Params) -> Result<Auth<'_>, ApiError> {
     })
 }
 
-fn session_status(sh: &Shared, conn: &Conn, now: u64) -> Body {
+fn session_status(subs: &Subscriptions, id_of_conn: ConnId, conn: &Conn, now: u64) -> Body {
     let (api_key, authorized_since, uds) = match &conn.session {
-        Some((key, since)) => (
-            Some(key.clone()),
-            Some(*since),
-            sh.has_subscription(conn.id, key),
-        ),
+        Some((key, since)) => (Some(key.clone()), Some(*since), subs.has(id_of_conn, key)),
         None => (None, None, false),
     };
     Body::Session(SessionStatus {
