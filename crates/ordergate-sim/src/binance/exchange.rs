@@ -230,13 +230,24 @@ impl Exchange {
                 return_rate_limits: opts.return_rate_limits,
             },
         );
+        tracing::debug!(
+            conn = %id,
+            return_rate_limits = opts.return_rate_limits,
+            "WebSocket API connection open"
+        );
         id
     }
 
     /// Forgets a closed connection and its subscriptions.
     pub fn ws_disconnect(&mut self, conn: ConnId) {
-        self.conns.remove(&conn);
-        self.subs.remove(conn, None);
+        if self.conns.remove(&conn).is_some() {
+            let subscriptions = self.subs.remove(conn, None);
+            tracing::debug!(
+                %conn,
+                subscriptions,
+                "WebSocket API connection closed"
+            );
+        }
     }
 
     /// The open connections, oldest first.
@@ -249,6 +260,7 @@ impl Exchange {
     /// [`Exchange::shutdown_grace`] later, as the venue does.
     pub fn trigger_server_shutdown(&mut self, now_ms: u64) -> Frames {
         let frame = json::to_string(&json::ServerShutdown::new(self.state.server_time(now_ms)));
+        tracing::debug!(connections = self.conns.len(), "serverShutdown announced");
         self.conns.keys().map(|&c| (c, frame.clone())).collect()
     }
 

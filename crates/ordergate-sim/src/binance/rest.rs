@@ -41,6 +41,7 @@ impl Exchange {
             .split_once('?')
             .unwrap_or((path_and_query, ""));
         let Some(op) = route(method, path) else {
+            tracing::debug!(method, path, "REST request to no endpoint (404)");
             return RestReply {
                 status: 404,
                 headers: Vec::new(),
@@ -68,7 +69,17 @@ impl Exchange {
         let h = api::handle(&mut self.state, op, &params, auth, now);
         let (status, body) = match &h.result {
             Ok(b) => (200, b.to_json()),
-            Err(e) => (e.http, e.body()),
+            Err(e) => {
+                tracing::debug!(
+                    method,
+                    path,
+                    status = e.http,
+                    code = e.code,
+                    msg = %e.msg,
+                    "REST request refused"
+                );
+                (e.http, e.body())
+            }
         };
         let mut headers = vec![("Content-Type", "application/json;charset=UTF-8".to_owned())];
         headers.push(("X-MBX-USED-WEIGHT-1M", h.usage.weight_1m.to_string()));

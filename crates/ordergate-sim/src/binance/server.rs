@@ -113,11 +113,13 @@ pub async fn accept_loop(
 ) {
     loop {
         tokio::select! {
-            r = listener.accept() => {
-                if let Ok((s, _)) = r {
+            r = listener.accept() => match r {
+                Ok((s, peer)) => {
+                    tracing::debug!(%peer, "connection accepted");
                     tokio::spawn(connection(s, hub.clone(), opts));
                 }
-            }
+                Err(e) => tracing::debug!(error = %e, "accept failed"),
+            },
             _ = stop.changed() => break,
         }
     }
@@ -127,15 +129,20 @@ pub async fn accept_loop(
 /// or until a WebSocket upgrade hands the connection over.
 async fn connection(s: TcpStream, hub: Arc<Mutex<Hub>>, opts: WsOptions) {
     let _ = s.set_nodelay(true);
+    let peer = s.peer_addr().ok();
     let service = service_fn(move |req| {
         let hub = hub.clone();
         async move { Ok::<_, Infallible>(route(req, hub, opts).await) }
     });
-    let _ = http1::Builder::new()
+    let served = http1::Builder::new()
         .timer(TokioTimer::new())
         .serve_connection(TokioIo::new(s), service)
         .with_upgrades()
         .await;
+    match served {
+        Ok(()) => tracing::debug!(?peer, "HTTP connection done"),
+        Err(e) => tracing::debug!(?peer, error = %e, "HTTP connection failed"),
+    }
 }
 
 type Reply = Response<Full<Bytes>>;
@@ -183,19 +190,35 @@ async fn route(req: Request<Incoming>, hub: Arc<Mutex<Hub>>, opts: WsOptions) ->
 /// Answers a WebSocket handshake (RFC 6455 §4.2) and, once hyper hands
 /// over the connection, serves the WebSocket API on it.
 fn upgrade(mut req: Request<Incoming>, hub: Arc<Mutex<Hub>>, opts: WsOptions) -> Reply {
+    let refuse = |req: &Request<Incoming>, status: StatusCode, why: &str| {
+        tracing::debug!(uri = %req.uri(), %status, why, "WebSocket upgrade refused");
+        plain(status)
+    };
     let target = req.uri().path_and_query().map_or("/", |p| p.as_str());
     let Some(conn_opts) = Exchange::ws_route(target) else {
-        return plain(StatusCode::NOT_FOUND);
+        return refuse(
+            &req,
+            StatusCode::NOT_FOUND,
+            "no WebSocket endpoint at this path",
+        );
     };
     let h = req.headers();
     if req.method() != Method::GET || !has_token(h, header::CONNECTION, "upgrade") {
-        return plain(StatusCode::BAD_REQUEST);
+        return refuse(
+            &req,
+            StatusCode::BAD_REQUEST,
+            "not a GET with Connection: upgrade",
+        );
     }
     if h.get(header::SEC_WEBSOCKET_VERSION)
         .map(HeaderValue::as_bytes)
         != Some(b"13")
     {
-        let mut r = plain(StatusCode::UPGRADE_REQUIRED);
+        let mut r = refuse(
+            &req,
+            StatusCode::UPGRADE_REQUIRED,
+            "Sec-WebSocket-Version is not 13",
+        );
         r.headers_mut().insert(
             header::SEC_WEBSOCKET_VERSION,
             HeaderValue::from_static("13"),
@@ -203,15 +226,19 @@ fn upgrade(mut req: Request<Incoming>, hub: Arc<Mutex<Hub>>, opts: WsOptions) ->
         return r;
     }
     let Some(key) = h.get(header::SEC_WEBSOCKET_KEY) else {
-        return plain(StatusCode::BAD_REQUEST);
+        return refuse(&req, StatusCode::BAD_REQUEST, "no Sec-WebSocket-Key");
     };
     let Ok(accept) = HeaderValue::from_str(&derive_accept_key(key.as_bytes())) else {
-        return plain(StatusCode::BAD_REQUEST);
+        return refuse(&req, StatusCode::BAD_REQUEST, "unusable Sec-WebSocket-Key");
     };
     let on_upgrade = hyper::upgrade::on(&mut req);
     tokio::spawn(async move {
-        let Ok(upgraded) = on_upgrade.await else {
-            return;
+        let upgraded = match on_upgrade.await {
+            Ok(u) => u,
+            Err(e) => {
+                tracing::debug!(error = %e, "WebSocket upgrade failed");
+                return;
+            }
         };
         let ws = WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, None).await;
         serve_ws(ws, hub, conn_opts, opts).await;
@@ -255,7 +282,11 @@ async fn serve_ws<S>(
                     let frames = hub.exchange.ws_request(conn, t.as_str(), real_ms());
                     hub.deliver(frames);
                 }
-                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break,
+                Some(Ok(Message::Close(_))) | None => break,
+                Some(Err(e)) => {
+                    tracing::debug!(%conn, error = %e, "WebSocket read failed");
+                    break;
+                }
                 // Pongs are sent by tungstenite itself; other frames are ignored.
                 Some(Ok(_)) => {}
             },

@@ -45,6 +45,7 @@ fn request(
             -1102,
             "A mandatory parameter was not sent, was empty/null, or malformed.",
         );
+        refused(id_of_conn, "", &e);
         return (respond(&Value::Null, Err(&e), None), Vec::new());
     };
     let id = req.get("id").cloned().unwrap_or(Value::Null);
@@ -64,14 +65,14 @@ fn request(
         ),
         Some(_) => {
             let e = ApiError::mandatory("params");
+            refused(id_of_conn, "", &e);
             return (respond(&id, Err(&e), None), Vec::new());
         }
     };
     let Some(method) = req.get("method").and_then(Value::as_str) else {
-        return (
-            respond(&id, Err(&ApiError::mandatory("method")), None),
-            Vec::new(),
-        );
+        let e = ApiError::mandatory("method");
+        refused(id_of_conn, "", &e);
+        return (respond(&id, Err(&e), None), Vec::new());
     };
     let method = method.strip_prefix("v3/").unwrap_or(method);
     let rate_limits = conn.return_rate_limits && params.get("returnRateLimits") != Some("false");
@@ -90,7 +91,10 @@ fn request(
         let limits = rate_limits.then(|| rate_limits_of(h.usage, op == Op::OrderPlace));
         let text = match &h.result {
             Ok(body) => respond(&id, Ok(body), limits.as_deref()),
-            Err(e) => respond(&id, Err(e), limits.as_deref()),
+            Err(e) => {
+                refused(id_of_conn, method, e);
+                respond(&id, Err(e), limits.as_deref())
+            }
         };
         return (text, h.events);
     }
@@ -99,9 +103,24 @@ fn request(
     let limits = rate_limits.then(|| rate_limits_of(usage, false));
     let text = match result {
         Ok(body) => respond(&id, Ok(&body), limits.as_deref()),
-        Err(e) => respond(&id, Err(&e), limits.as_deref()),
+        Err(e) => {
+            refused(id_of_conn, method, &e);
+            respond(&id, Err(&e), limits.as_deref())
+        }
     };
     (text, Vec::new())
+}
+
+/// A request answered with an error, at debug level.
+fn refused(conn: ConnId, method: &str, e: &ApiError) {
+    tracing::debug!(
+        %conn,
+        method,
+        status = e.http,
+        code = e.code,
+        msg = %e.msg,
+        "WebSocket API request refused"
+    );
 }
 
 /// Explicit `apiKey` + `signature` win over the session's key.
