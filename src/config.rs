@@ -184,19 +184,37 @@ pub struct Config {
 
 impl Config {
     /// Reads and checks the config at `path`; errors name `path` as given.
+    /// A relative `state_dir` or `socket` is taken from the directory the
+    /// file is in (never from the working directory), so one config file
+    /// always means one state directory and one lock.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        let read_err = |source| ConfigError::Read {
             path: path.to_owned(),
             source,
-        })?;
-        Config::from_str(&text, &path.display().to_string())
+        };
+        let text = std::fs::read_to_string(path).map_err(read_err)?;
+        let dir = match path.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p,
+            _ => Path::new("."),
+        };
+        let base = dir.canonicalize().map_err(read_err)?;
+        let src = Source {
+            text: &text,
+            origin: &path.display().to_string(),
+            base: Some(&base),
+        };
+        src.parse()
     }
 
-    /// Parses and checks `text`; `origin` is the name errors use.
+    /// Parses and checks `text`; `origin` is the name errors use. With no
+    /// file to resolve them against, relative paths are refused.
     pub fn from_str(text: &str, origin: &str) -> Result<Config, ConfigError> {
-        let src = Source { text, origin };
-        let raw: RawConfig = toml::from_str(text).map_err(|e| src.toml_error(&e))?;
-        src.build(raw)
+        let src = Source {
+            text,
+            origin,
+            base: None,
+        };
+        src.parse()
     }
 
     pub fn venue(&self, id: VenueId) -> Option<&VenueConfig> {
@@ -338,6 +356,8 @@ impl<'de> Deserialize<'de> for DecimalText {
 struct Source<'a> {
     text: &'a str,
     origin: &'a str,
+    /// The config file's directory (canonical), for relative paths.
+    base: Option<&'a Path>,
 }
 
 fn binance_spot_preset(p: Preset) -> (&'static str, &'static str) {
@@ -457,24 +477,32 @@ impl Source<'_> {
         self.err(&span, message)
     }
 
-    fn build(&self, raw: RawConfig) -> Result<Config, ConfigError> {
-        let state_dir = raw.state_dir.get_ref().clone();
-        if !state_dir.is_absolute() {
+    fn parse(&self) -> Result<Config, ConfigError> {
+        let raw: RawConfig = toml::from_str(self.text).map_err(|e| self.toml_error(&e))?;
+        self.build(raw)
+    }
+
+    /// `path` if absolute; else `path` taken from the config file's
+    /// directory, when there is a file.
+    fn resolve_path(&self, key: &str, path: &Spanned<PathBuf>) -> Result<PathBuf, ConfigError> {
+        let p = path.get_ref();
+        if p.is_absolute() {
+            return Ok(p.clone());
+        }
+        let Some(base) = self.base else {
             return Err(self.err(
-                &raw.state_dir.span(),
+                &path.span(),
                 format!(
-                    "`state_dir` must be an absolute path (got {:?}): the instance lock lives there, and a relative path would let two sidecars started from different directories trade one account",
-                    state_dir
+                    "`{key}` must be an absolute path (got {p:?}): a relative path is only taken from the directory of a config file, never from the working directory, since two sidecars started from different directories must not trade one account"
                 ),
             ));
-        }
-        let socket = raw.socket.get_ref().clone();
-        if !socket.is_absolute() {
-            return Err(self.err(
-                &raw.socket.span(),
-                format!("`socket` must be an absolute path (got {socket:?})"),
-            ));
-        }
+        };
+        Ok(join_lexically(base, p))
+    }
+
+    fn build(&self, raw: RawConfig) -> Result<Config, ConfigError> {
+        let state_dir = self.resolve_path("state_dir", &raw.state_dir)?;
+        let socket = self.resolve_path("socket", &raw.socket)?;
         crate::state::check_socket_path(&socket)
             .map_err(|e| self.err(&raw.socket.span(), format!("`socket`: {e}")))?;
 
@@ -894,6 +922,24 @@ impl Source<'_> {
     }
 }
 
+/// `base` (canonical: no symlinks, `.` or `..`) joined with the relative
+/// `rel`, with `.` and `..` taken out so the result names the directory
+/// plainly (and counts no extra bytes against the socket path limit).
+fn join_lexically(base: &Path, rel: &Path) -> PathBuf {
+    use std::path::Component;
+    let mut out = base.to_path_buf();
+    for c in rel.components() {
+        match c {
+            Component::CurDir => {}
+            Component::ParentDir => {
+                out.pop();
+            }
+            other => out.push(other),
+        }
+    }
+    out
+}
+
 /// The host of `rest` (what follows `scheme://`): without user info, port
 /// or path; IPv6 literals keep their brackets off.
 fn url_host(rest: &str) -> Option<&str> {
@@ -937,6 +983,7 @@ mod tests {
         let src = Source {
             text,
             origin: "t.toml",
+            base: None,
         };
         let at = |needle: &str| text.find(needle).unwrap();
         assert_eq!(src.section_at(at("1")), "the top-level table");

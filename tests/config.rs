@@ -101,6 +101,72 @@ fn example_config_is_valid() {
 }
 
 #[test]
+fn sim_example_config_is_valid_and_stays_in_the_clone() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .canonicalize()
+        .unwrap();
+    let c = Config::load(&root.join("examples/sim.toml")).unwrap();
+    // Relative paths are taken from examples/, so "../state" is the
+    // repository's (git-ignored) state/ directory.
+    assert_eq!(c.state_dir, root.join("state"));
+    assert_eq!(c.socket, root.join("state/ordergate.sock"));
+    let v = &c.venues[0];
+    assert_eq!(v.ws_url, "ws://127.0.0.1:9443/ws-api/v3");
+    assert_eq!(v.rest_url, "http://127.0.0.1:9443");
+    assert_eq!(v.api_key.source.to_string(), "env OG_SIM_API_KEY");
+    assert_eq!(v.api_secret.source.to_string(), "env OG_SIM_API_SECRET");
+    assert!(c.strategy_by_name("quickstart").is_some());
+    let symbols: Vec<&str> = c.instruments.iter().map(|i| i.symbol.as_str()).collect();
+    assert_eq!(symbols, ["BTCUSDT", "ETHUSDT"]);
+}
+
+#[test]
+fn relative_paths_are_refused_without_a_file() {
+    let text = with("state_dir", "state_dir = \"state\"");
+    let msg = error_at(&text, "state_dir");
+    assert!(
+        msg.contains("`state_dir` must be an absolute path"),
+        "{msg}"
+    );
+    assert!(msg.contains("never from the working directory"), "{msg}");
+
+    let text = with("socket", "socket = \"og.sock\"");
+    let msg = error_at(&text, "socket");
+    assert!(msg.contains("`socket` must be an absolute path"), "{msg}");
+}
+
+#[test]
+fn relative_paths_are_taken_from_the_config_files_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let conf_dir = dir.path().join("conf");
+    std::fs::create_dir(&conf_dir).unwrap();
+    let path = conf_dir.join("c.toml");
+    let text = with("state_dir", "state_dir = \"./run/../state\"").replace(
+        "socket = \"/tmp/ordergate-test.sock\"",
+        "socket = \"../sock/og.sock\"",
+    );
+    std::fs::write(&path, &text).unwrap();
+    let c = Config::load(&path).unwrap();
+    let base = dir.path().canonicalize().unwrap();
+    assert_eq!(c.state_dir, base.join("conf/state"));
+    assert_eq!(c.socket, base.join("sock/og.sock"));
+
+    // A relative path that resolves too long is refused at its line, with
+    // the file's name.
+    let long = format!("{}/og.sock", "d".repeat(110));
+    let text = with("socket", &format!("socket = \"{long}\""));
+    std::fs::write(&path, &text).unwrap();
+    let err = Config::load(&path).unwrap_err();
+    let msg = err.to_string();
+    let line = line_of(&text, "socket");
+    assert!(
+        msg.starts_with(&format!("{}:{line}: `socket`", path.display())),
+        "{msg}"
+    );
+    assert!(msg.contains("limited to 107"), "{msg}");
+}
+
+#[test]
 fn misspelled_key_names_key_line_and_table() {
     let text = with("tick", "tcik = \"0.01\"");
     let msg = error_at(&text, "tcik");
