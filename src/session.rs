@@ -292,7 +292,7 @@ struct Slot {
 
 /// A socket just opened.
 enum Opened {
-    Ws(Ws),
+    Ws(Box<Ws>),
     Http {
         sender: HttpSender,
         driver: BoxFuture<'static, String>,
@@ -510,7 +510,9 @@ impl Session {
         self.connects.push(
             async move {
                 let r = match spec.transport {
-                    Transport::WebSocket => connect(&spec.url, tls.as_ref()).await.map(Opened::Ws),
+                    Transport::WebSocket => connect(&spec.url, tls.as_ref())
+                        .await
+                        .map(|ws| Opened::Ws(Box::new(ws))),
                     Transport::Http => connect_http(&spec.url, tls.as_ref()).await,
                 };
                 (id, generation, r)
@@ -761,7 +763,7 @@ impl Session {
         let replaced = !slot.draining.is_empty();
         match opened {
             Opened::Ws(ws) => {
-                let (sink, stream) = ws.split();
+                let (sink, stream) = (*ws).split();
                 let tagged = stream
                     .map(move |m| (conn, g, Some(m)))
                     .chain(futures_util::stream::once(async move { (conn, g, None) }));

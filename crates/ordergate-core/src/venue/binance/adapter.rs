@@ -651,19 +651,18 @@ impl BinanceSpot {
     ) -> Result<(), VenueError> {
         match &*ev.kind {
             "executionReport" => self.on_exec_report(ev, out)?,
-            "serverShutdown" => {
-                // Still up: the driver opens a new socket before this one
-                // closes, and orders keep flowing meanwhile.
-                if !self.replacing {
-                    self.replacing = self.serving;
-                    out.events.push(VenueOutput::Reconnect(conn));
-                    let state = self.state;
-                    self.note_state(
-                        state,
-                        "venue announced server shutdown; opening a new connection".into(),
-                        out,
-                    );
-                }
+            // Still up: the driver opens a new socket before this one
+            // closes, and orders keep flowing meanwhile. Asked once per
+            // switch.
+            "serverShutdown" if !self.replacing => {
+                self.replacing = self.serving;
+                out.events.push(VenueOutput::Reconnect(conn));
+                let state = self.state;
+                self.note_state(
+                    state,
+                    "venue announced server shutdown; opening a new connection".into(),
+                    out,
+                );
             }
             "eventStreamTerminated" => {
                 warn!(venue = %VenueId::BinanceSpot, "user data stream terminated by the venue; resubscribing");
