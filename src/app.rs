@@ -26,10 +26,10 @@ use crate::frontend::{self, Driver, FrontEnd};
 use crate::ids::{StrategyId, VenueId};
 use crate::model::{VenueState, VenueStatus};
 use crate::ring::{self, Consumer, Producer};
-use crate::session::{CommandInputs, EventOutput, Session, SessionConfig};
+use crate::session::{CommandInputs, EventOutput, ReconnectPolicy, Session, SessionConfig};
 use crate::state::StateDir;
-use crate::venue::binance::{BinanceSpot, BinanceSpotConfig};
-use crate::venue::{Command, Lane, Report, VenueProtocol};
+use crate::venue::registry::{Registry, VenueSetup};
+use crate::venue::{Command, ConnRole, Lane, Report, VenueProtocol};
 use ordergate_core::desk::{self, CommandSink, Desk, DeskInput, Notice};
 
 #[derive(Debug, thiserror::Error)]
@@ -447,36 +447,42 @@ impl GatewayRole {
     }
 }
 
-/// Builds the adapter for a configured venue, if ordergate has one yet.
+/// Builds the adapter for a configured venue through the venue registry,
+/// if this build has one for it.
 fn adapter(
+    registry: &Registry,
     venue: &crate::config::VenueConfig,
     config: &Config,
     epoch: u32,
 ) -> Result<Option<Box<dyn VenueProtocol>>, AppError> {
-    match venue.id {
-        VenueId::BinanceSpot => {
-            let creds = venue.credentials()?;
-            let api_key = creds
-                .api_key
-                .expose_str()
-                .map_err(|_| std::io::Error::other(format!("{}: api_key is not UTF-8", venue.id)))?
-                .to_owned();
-            Ok(Some(Box::new(BinanceSpot::new(BinanceSpotConfig {
-                ws_url: venue.ws_url.clone(),
-                api_key,
-                api_secret: creds.api_secret.expose().to_vec(),
-                recv_window_ms: venue.recv_window_ms,
-                instruments: config
-                    .instruments
-                    .iter()
-                    .filter(|i| i.venue == venue.id)
-                    .cloned()
-                    .collect(),
-                epoch,
-            }))))
-        }
-        _ => Ok(None),
+    if !registry.supports(venue.id) {
+        return Ok(None);
     }
+    let creds = venue.credentials()?;
+    let api_key = creds
+        .api_key
+        .expose_str()
+        .map_err(|_| std::io::Error::other(format!("{}: api_key is not UTF-8", venue.id)))?
+        .to_owned();
+    let setup = VenueSetup {
+        id: venue.id,
+        ws_url: venue.ws_url.clone(),
+        rest_url: venue.rest_url.clone(),
+        api_key,
+        api_secret: zeroize::Zeroizing::new(creds.api_secret.expose().to_vec()),
+        recv_window_ms: venue.recv_window_ms,
+        instruments: config
+            .instruments
+            .iter()
+            .filter(|i| i.venue == venue.id)
+            .cloned()
+            .collect(),
+        epoch,
+    };
+    registry
+        .build(setup)
+        .map(Some)
+        .map_err(|e| std::io::Error::other(e.to_string()).into())
 }
 
 /// Builds every role and starts the threads of the configured layout.
@@ -492,8 +498,9 @@ pub fn start(config: Config, state: StateDir) -> Result<App, AppError> {
     };
     let mut reports = Vec::new();
     let mut unsupported = Vec::new();
+    let registry = Registry::builtin();
     for venue in &config.venues {
-        let Some(protocol) = adapter(venue, &config, epoch)? else {
+        let Some(protocol) = adapter(&registry, venue, &config, epoch)? else {
             unsupported.push(venue.id);
             continue;
         };
@@ -517,22 +524,35 @@ pub fn start(config: Config, state: StateDir) -> Result<App, AppError> {
         );
         let (reports_tx, reports_rx) = ring::channel(config.rings.event_capacity);
         reports.push(reports_rx);
-        let tls = if venue.ws_url.starts_with("wss://") {
+        let tls = if venue.ws_url.starts_with("wss://") || venue.rest_url.starts_with("https://") {
             Some(crate::tls::client_config(venue.ca_file.as_deref())?)
         } else {
             None
         };
-        sessions.push(Session::new(
-            protocol,
-            inputs,
-            bell,
-            EventOutput::new(reports_tx, desk_bell.ringer()),
-            SessionConfig {
-                tls,
-                wait: config.wait,
-                reconnect_min: Duration::from_millis(200),
-                reconnect_max: Duration::from_secs(10),
-            },
+        sessions.push((
+            venue.id,
+            Session::new(
+                protocol,
+                inputs,
+                bell,
+                EventOutput::new(reports_tx, desk_bell.ringer()),
+                SessionConfig {
+                    tls,
+                    wait: config.wait,
+                    reconnect: ReconnectPolicy {
+                        min: Duration::from_millis(200),
+                        max: Duration::from_secs(10),
+                    },
+                    // Queries beside the order path can wait longer.
+                    per_role: vec![(
+                        ConnRole::Rest,
+                        ReconnectPolicy {
+                            min: Duration::from_millis(500),
+                            max: Duration::from_secs(30),
+                        },
+                    )],
+                },
+            ),
         ));
     }
 
@@ -638,7 +658,7 @@ fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
 /// `single`: one thread, one current-thread runtime, every role a task.
 fn spawn_single(
     gateway: GatewayRole,
-    sessions: Vec<Session>,
+    sessions: Vec<(VenueId, Session)>,
     shutdown: Arc<Shutdown>,
 ) -> Result<Role, AppError> {
     let handle = std::thread::Builder::new()
@@ -647,7 +667,7 @@ fn spawn_single(
             let rt = runtime()?;
             let result = rt.block_on(async {
                 let mut tasks = tokio::task::JoinSet::new();
-                for s in sessions {
+                for (_, s) in sessions {
                     let n = shutdown.watch();
                     tasks.spawn(async move { s.run(n).await.map_err(AppError::from) });
                 }
@@ -672,7 +692,7 @@ fn spawn_single(
 /// pinned to its configured core.
 fn spawn_pinned(
     gateway: GatewayRole,
-    sessions: Vec<Session>,
+    sessions: Vec<(VenueId, Session)>,
     config: &Config,
     shutdown: Arc<Shutdown>,
 ) -> Result<Vec<Role>, AppError> {
@@ -682,11 +702,11 @@ fn spawn_pinned(
         .clone()
         .ok_or_else(|| std::io::Error::other("layout = \"pinned\" needs a [cores] table"))?;
     let mut threads = Vec::new();
-    for (i, s) in sessions.into_iter().enumerate() {
-        let core = cores.sessions.get(i).copied();
+    for (venue, s) in sessions {
+        let core = cores.session(venue);
         let sd = shutdown.clone();
         let h = std::thread::Builder::new()
-            .name(format!("og-session-{i}"))
+            .name(format!("og-{venue}"))
             .spawn(move || {
                 if let Some(c) = core {
                     crate::affinity::pin_current_thread(c)?;

@@ -8,7 +8,7 @@
 //!
 //! `examples/ordergate.toml` documents every key.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::net::{Ipv4Addr, Ipv6Addr};
 use std::ops::Range;
@@ -87,8 +87,15 @@ impl ConfigError {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Cores {
     pub gateway: usize,
-    /// One per venue session, in `[[venue]]` order.
-    pub sessions: Vec<usize>,
+    /// One per venue session, keyed by venue id (`[cores.sessions]`).
+    pub sessions: BTreeMap<VenueId, usize>,
+}
+
+impl Cores {
+    /// The core of `venue`'s session thread.
+    pub fn session(&self, venue: VenueId) -> Option<usize> {
+        self.sessions.get(&venue).copied()
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -255,7 +262,8 @@ struct RawConfig {
 #[serde(deny_unknown_fields)]
 struct RawCores {
     gateway: Spanned<usize>,
-    sessions: Spanned<Vec<usize>>,
+    /// Venue id = core, e.g. `sessions = { binance-spot = 3 }`.
+    sessions: Spanned<BTreeMap<VenueId, usize>>,
 }
 
 #[derive(Deserialize)]
@@ -526,7 +534,7 @@ impl Source<'_> {
                     "layout = \"pinned\" needs a [cores] table with `gateway` and `sessions` core ids",
                 ));
             }
-            (Layout::Pinned, Some(c)) => Some(self.cores(c.get_ref(), venues.len())?),
+            (Layout::Pinned, Some(c)) => Some(self.cores(c.get_ref(), &venues)?),
         };
 
         let rings = raw.rings.as_ref();
@@ -587,19 +595,29 @@ impl Source<'_> {
         })
     }
 
-    fn cores(&self, c: &RawCores, venues: usize) -> Result<Cores, ConfigError> {
+    fn cores(&self, c: &RawCores, venues: &[VenueConfig]) -> Result<Cores, ConfigError> {
         let sessions = c.sessions.get_ref();
-        if sessions.len() != venues {
-            return Err(self.err(
-                &c.sessions.span(),
-                format!(
-                    "[cores] `sessions` lists {} core(s) but {venues} [[venue]] session(s) are configured: give one core per venue, in [[venue]] order",
-                    sessions.len()
-                ),
-            ));
+        for v in venues {
+            if !sessions.contains_key(&v.id) {
+                return Err(self.err(
+                    &c.sessions.span(),
+                    format!(
+                        "[cores] `sessions` has no core for venue {}: give every [[venue]] its core, keyed by venue id (`sessions = {{ {} = 3 }}`)",
+                        v.id, v.id
+                    ),
+                ));
+            }
+        }
+        for id in sessions.keys() {
+            if !venues.iter().any(|v| v.id == *id) {
+                return Err(self.err(
+                    &c.sessions.span(),
+                    format!("[cores] `sessions` names venue {id}, which has no [[venue]] table"),
+                ));
+            }
         }
         let mut seen = vec![*c.gateway.get_ref()];
-        for &core in sessions {
+        for &core in sessions.values() {
             if seen.contains(&core) {
                 return Err(self.err(
                     &c.sessions.span(),

@@ -1,45 +1,68 @@
-//! The venue session driver: the I/O edge around a [`VenueProtocol`].
+//! The venue session driver: a generic pump around a [`VenueProtocol`].
 //!
-//! It owns the WebSocket connections (plain `ws://` to loopback, `wss://`
-//! through rustls elsewhere), drains the command rings in lane order, feeds
-//! received frames to the adapter and pushes the adapter's events onto the
-//! ring back to the gateway. It runs as a task on a tokio current-thread
-//! runtime, so the same code serves the `single` layout (one runtime hosts
-//! everything) and the `pinned` layout (one runtime per pinned thread).
+//! It keeps every connection the adapter declares open, each on its own:
+//! WebSockets (tokio-tungstenite) and HTTP/1.1 keep-alive connections
+//! (hyper's client connection), both over TCP, through tokio-rustls for
+//! `wss://`/`https://`. Each connection has its own reconnect policy and
+//! exponential backoff, so the end of one never takes the others down. When
+//! the adapter asks to replace a connection (make before break), the fresh
+//! socket is opened while the old one is still read, and the rings are
+//! drained all the while.
 //!
-//! While the venue is unreachable the session keeps draining its rings and
-//! answers every command with a `VenueDown` rejection, so a strategy is told
-//! at once instead of waiting on an order that was never sent.
+//! The pump: drain the command rings in lane order (peeking, so a lane the
+//! limiter holds keeps its head), hand commands to the adapter, hand every
+//! transmit to the wire in the order the adapter wrote it (through
+//! [`Gate`], the one place the rate limiter will sit), feed received frames
+//! and responses back, and push the adapter's reports onto the ring to the
+//! desk. The adapter is the one owner of venue state: the session forwards
+//! its status reports and says nothing of its own; while the venue cannot
+//! take orders the adapter refuses them and the session answers the
+//! strategy at once.
+//!
+//! It runs as a task on a tokio current-thread runtime, so the same code
+//! serves the `single` layout (one runtime hosts everything) and the
+//! `pinned` layout (one runtime per pinned thread).
 
 use std::collections::VecDeque;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::AsFd;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures_util::stream::{SelectAll, SplitSink};
-use futures_util::{SinkExt, StreamExt};
-use tokio::io::unix::AsyncFd;
+use bytes::Bytes;
+use futures_util::future::BoxFuture;
+use futures_util::stream::{BoxStream, FuturesUnordered, SelectAll, SplitSink};
+use futures_util::{FutureExt, SinkExt, StreamExt};
+use http_body_util::{BodyExt, Full};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
+use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
+use tracing::{debug, info, warn, Instrument};
 
-use crate::clock::{MonoClock, VenueClock};
+use crate::clock::MonoClock;
 use crate::doorbell::{Doorbell, Ringer, WaitStrategy};
 use crate::ids::VenueId;
-use crate::protocol::{Reason, VenueState};
+use crate::protocol::Reason;
 use crate::ring::{Consumer, Producer};
 use crate::venue::{
-    Command, ConnSpec, ExecEvent, Lane, Now, Outgoing, Report, VenueProtocol, VenueStatus,
+    Command, ConnId, ConnRole, ConnSpec, Cost, ExecEvent, HttpRequest, HttpResponse, Lane, Now,
+    Outbox, Payload, Report, Transmit, Transport, VenueError, VenueOutput, VenueProtocol,
 };
 
-/// Any byte stream a WebSocket can run over (TCP, or TLS over TCP).
+/// Any byte stream a connection can run over (TCP, or TLS over TCP).
 pub trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
 
 pub type Ws = WebSocketStream<Box<dyn Io>>;
+type HttpSender = hyper::client::conn::http1::SendRequest<Full<Bytes>>;
 
-/// Why a connection attempt or a live session ended.
+/// How long connecting (TCP, TLS and the upgrade or handshake) may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How much of an unreadable frame a log line shows.
+const LOGGED_FRAME_BYTES: usize = 200;
+
+/// Why a connection attempt or a connection ended.
 #[derive(Debug, thiserror::Error)]
 pub enum SessionError {
     #[error("bad venue url {0:?}: {1}")]
@@ -51,8 +74,6 @@ pub enum SessionError {
     },
     #[error("{0} requires TLS but no TLS configuration was given")]
     NoTls(String),
-    #[error("connection {0} closed: {1}")]
-    Closed(usize, String),
     #[error("doorbell: {0}")]
     Doorbell(#[from] std::io::Error),
 }
@@ -82,22 +103,34 @@ impl CommandInputs {
         self.lanes[lane as usize].push(ring);
     }
 
-    /// The next command: critical lane first, then normal, then bulk;
-    /// round-robin between strategies inside a lane so one busy strategy
-    /// cannot starve another.
-    pub fn pop(&mut self) -> Option<Command> {
+    /// The next command `admit` lets through: critical lane first, then
+    /// normal, then bulk; round-robin between strategies inside a lane so
+    /// one busy strategy cannot starve another. A command `admit` refuses
+    /// stays at the head of its ring (peeked, not popped), and draining
+    /// stops there until the next call.
+    pub fn pop_admitted(&mut self, mut admit: impl FnMut(&Command) -> bool) -> Option<Command> {
         for lane in 0..3 {
             let rings = &mut self.lanes[lane];
             let n = rings.len();
             for i in 0..n {
                 let idx = (self.next[lane] + i) % n;
-                if let Some(cmd) = rings[idx].pop() {
-                    self.next[lane] = (idx + 1) % n;
-                    return Some(cmd);
+                let Some(head) = rings[idx].peek() else {
+                    continue;
+                };
+                if !admit(head) {
+                    return None;
                 }
+                let cmd = rings[idx].pop();
+                self.next[lane] = (idx + 1) % n;
+                return cmd;
             }
         }
         None
+    }
+
+    /// The next command, admitting everything.
+    pub fn pop(&mut self) -> Option<Command> {
+        self.pop_admitted(|_| true)
     }
 
     pub fn is_empty(&self) -> bool {
@@ -105,7 +138,7 @@ impl CommandInputs {
     }
 }
 
-/// The ring back to the gateway. A full ring never drops an event: the
+/// The ring back to the desk. A full ring never drops a report: the
 /// overflow waits here and is retried, because a lost fill is a lost trade.
 pub struct EventOutput {
     ring: Producer<Report>,
@@ -122,68 +155,190 @@ impl EventOutput {
         }
     }
 
-    fn push_all(&mut self, events: &mut Vec<Report>) {
-        self.overflow.extend(events.drain(..));
-        self.flush();
+    fn push_all(&mut self, reports: &mut Vec<Report>) {
+        if reports.is_empty() {
+            return;
+        }
+        if self.overflow.is_empty() {
+            // One publishing store for the whole batch.
+            let mut it = reports.drain(..);
+            let n = self.ring.push_batch(&mut it);
+            self.overflow.extend(it);
+            if n > 0 {
+                self.ringer.ring();
+            }
+        } else {
+            self.overflow.extend(reports.drain(..));
+            self.flush();
+        }
     }
 
     fn flush(&mut self) {
-        let mut pushed = false;
-        while let Some(ev) = self.overflow.pop_front() {
-            match self.ring.push(ev) {
-                Ok(()) => pushed = true,
-                Err(ev) => {
-                    self.overflow.push_front(ev);
-                    break;
-                }
-            }
+        if self.overflow.is_empty() {
+            return;
         }
-        if pushed {
+        // `push_batch` takes only what fits, so nothing is popped that is
+        // not pushed.
+        let overflow = &mut self.overflow;
+        let n = self
+            .ring
+            .push_batch(&mut std::iter::from_fn(|| overflow.pop_front()));
+        if n > 0 {
             self.ringer.ring();
         }
     }
 }
 
-/// How a session reaches its venue.
-#[derive(Clone)]
-pub struct SessionConfig {
-    /// Needed for `wss://` URLs.
-    pub tls: Option<Arc<rustls::ClientConfig>>,
-    pub wait: WaitStrategy,
-    pub reconnect_min: Duration,
-    pub reconnect_max: Duration,
+/// How one connection is re-established after it ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReconnectPolicy {
+    /// The first retry's delay, doubled after every failure.
+    pub min: Duration,
+    pub max: Duration,
 }
 
-/// One venue session: an adapter plus its rings.
+impl Default for ReconnectPolicy {
+    fn default() -> Self {
+        ReconnectPolicy {
+            min: Duration::from_millis(200),
+            max: Duration::from_secs(10),
+        }
+    }
+}
+
+/// How a session reaches its venue.
+#[derive(Clone, Debug)]
+pub struct SessionConfig {
+    /// Needed for `wss://` and `https://` URLs.
+    pub tls: Option<Arc<rustls::ClientConfig>>,
+    pub wait: WaitStrategy,
+    /// The reconnect policy of connections not named in `per_role`.
+    pub reconnect: ReconnectPolicy,
+    /// Policies by connection role (e.g. REST backs off further).
+    pub per_role: Vec<(ConnRole, ReconnectPolicy)>,
+}
+
+impl SessionConfig {
+    fn policy(&self, spec: &ConnSpec) -> ReconnectPolicy {
+        self.per_role
+            .iter()
+            .find(|(r, _)| *r == spec.role)
+            .map_or(self.reconnect, |(_, p)| *p)
+    }
+}
+
+/// Where every transmit passes on its way to the wire, in order. The rate
+/// limiter (next issue) gates here by [`Transmit::cost`], and the ring
+/// draining asks [`Gate::admits`] before it takes a command off a ring.
+#[derive(Debug, Default)]
+struct Gate {
+    /// What went out so far (for the limiter to account against windows).
+    sent: Cost,
+}
+
+impl Gate {
+    /// Whether a command of this cost may be taken now.
+    fn admits(&self, _cost: Cost) -> bool {
+        true
+    }
+
+    /// Accounts one transmit going to the wire.
+    fn pass(&mut self, t: &Transmit) {
+        self.sent.weight = self.sent.weight.wrapping_add(t.cost.weight);
+        self.sent.orders = self.sent.orders.wrapping_add(t.cost.orders);
+    }
+}
+
+/// A socket that is open.
+enum Link {
+    Ws {
+        generation: u32,
+        sink: SplitSink<Ws, Message>,
+    },
+    Http {
+        generation: u32,
+        /// `None` while a request is in flight (the sender travels with it).
+        sender: Option<HttpSender>,
+        queue: VecDeque<HttpRequest>,
+        authority: String,
+    },
+}
+
+impl Link {
+    fn generation(&self) -> u32 {
+        match self {
+            Link::Ws { generation, .. } | Link::Http { generation, .. } => *generation,
+        }
+    }
+}
+
+/// One of the adapter's connections, with its own reconnect state.
+struct Slot {
+    id: ConnId,
+    spec: ConnSpec,
+    policy: ReconnectPolicy,
+    backoff: Duration,
+    /// Bumped for every socket, so the end of a replaced one is told apart
+    /// from the end of the live one.
+    generation: u32,
+    /// Where this connection's transmits go.
+    live: Option<Link>,
+    /// Replaced sockets still being read.
+    draining: Vec<u32>,
+    /// An attempt is under way.
+    connecting: bool,
+    retry_at: Option<Instant>,
+}
+
+/// A socket just opened.
+enum Opened {
+    Ws(Box<Ws>),
+    Http {
+        sender: HttpSender,
+        driver: BoxFuture<'static, String>,
+        authority: String,
+    },
+}
+
+type WsItem = Result<Message, tokio_tungstenite::tungstenite::Error>;
+/// Frames tagged with (connection, socket generation); `None` marks the
+/// end of that socket's stream.
+type Tagged = BoxStream<'static, (ConnId, u32, Option<WsItem>)>;
+type Connecting = BoxFuture<'static, (ConnId, u32, Result<Opened, SessionError>)>;
+type HttpDone = BoxFuture<'static, (ConnId, u32, Result<(HttpSender, HttpResponse), String>)>;
+type LinkEnd = BoxFuture<'static, (ConnId, u32, String)>;
+
+/// Something that happened on the wire.
+enum Wire {
+    Frame(ConnId, u32, Option<WsItem>),
+    Connected(ConnId, u32, Result<Opened, SessionError>),
+    Http(ConnId, u32, Result<(HttpSender, HttpResponse), String>),
+    HttpEnded(ConnId, u32, String),
+}
+
+/// One venue session: an adapter, its connections and its rings.
 pub struct Session {
     protocol: Box<dyn VenueProtocol>,
+    venue: VenueId,
     inputs: CommandInputs,
     doorbell: Doorbell,
     output: EventOutput,
     config: SessionConfig,
     clock: MonoClock,
-    /// The venue's wall clock as estimated from its server time; request
-    /// timestamps (`now.wall_ms`) follow it.
-    venue_clock: VenueClock,
-    /// `now.wall_ms` minus the local wall clock, as last handed out.
-    wall_adjust_ms: i64,
-    /// The venue state last reported to the gateway.
-    state: VenueState,
-    /// Receive buffer for the adapter's in-place parser.
+    gate: Gate,
+    slots: Vec<Slot>,
+    reads: SelectAll<Tagged>,
+    connects: FuturesUnordered<Connecting>,
+    http: FuturesUnordered<HttpDone>,
+    http_ends: FuturesUnordered<LinkEnd>,
+    /// Reused buffers: the adapter's outbox, the reports for the desk, and
+    /// the receive buffer for the adapter's in-place parser.
+    outbox: Outbox,
+    transmits: Vec<Transmit>,
+    events: Vec<VenueOutput>,
+    reports: Vec<Report>,
     frame: Vec<u8>,
-    /// Bumped for every set of connections, so the end of a replaced one
-    /// is told apart from the end of the live one.
-    generation: u64,
-    events: Vec<Report>,
-    out: Vec<Outgoing>,
 }
-
-type Sinks = Vec<SplitSink<Ws, Message>>;
-/// Frames tagged with (connection generation, connection index); `None`
-/// marks the end of that connection's stream.
-type Tagged = futures_util::stream::BoxStream<'static, (u64, usize, Option<WsItem>)>;
-type Streams = SelectAll<Tagged>;
-type WsItem = Result<Message, tokio_tungstenite::tungstenite::Error>;
 
 impl Session {
     pub fn new(
@@ -193,200 +348,78 @@ impl Session {
         output: EventOutput,
         config: SessionConfig,
     ) -> Self {
+        let venue = protocol.venue();
         Session {
             protocol,
+            venue,
             inputs,
             doorbell,
             output,
             config,
             clock: MonoClock::new(),
-            venue_clock: VenueClock::new(crate::clock::DEFAULT_BIAS_MS),
-            wall_adjust_ms: 0,
-            state: VenueState::Down,
-            frame: Vec::with_capacity(4096),
-            generation: 0,
+            gate: Gate::default(),
+            slots: Vec::new(),
+            reads: SelectAll::new(),
+            connects: FuturesUnordered::new(),
+            http: FuturesUnordered::new(),
+            http_ends: FuturesUnordered::new(),
+            outbox: Outbox::new(),
+            transmits: Vec::new(),
             events: Vec::new(),
-            out: Vec::new(),
+            reports: Vec::new(),
+            frame: Vec::with_capacity(4096),
         }
     }
 
-    fn now(&mut self) -> Now {
-        let local = crate::clock::system_ms();
-        let wall_ms = self.venue_clock.timestamp_ms(local);
-        self.wall_adjust_ms = wall_ms as i64 - local as i64;
+    /// Raw local time: the adapter keeps its own venue clock.
+    fn now(&self) -> Now {
         Now {
             mono_ns: self.clock.now_ns(),
-            wall_ms,
+            wall_ms: crate::clock::system_ms(),
         }
     }
 
-    /// Feeds the adapter's server-time observations to the venue clock,
-    /// undoing the adjustment `now` applied so the clock sees local times.
-    fn sync_clock(&mut self) {
-        let local = |ms: u64| (ms as i64 - self.wall_adjust_ms).max(0) as u64;
-        for s in self.protocol.take_time_samples() {
-            let (sent, recv) = (local(s.sent.wall_ms), local(s.received.wall_ms));
-            self.venue_clock.observe(sent, s.server_ms, recv);
-        }
-    }
-
-    /// Hands the pending events to the gateway, noting the venue state.
-    fn forward(&mut self) {
-        for ev in &self.events {
-            if let Report::Venue(VenueStatus { state, .. }) = ev {
-                self.state = *state;
-            }
-        }
-        self.output.push_all(&mut self.events);
-    }
-
-    fn venue(&self) -> VenueId {
-        self.protocol.venue()
-    }
-
-    fn status(&mut self, state: VenueState, text: String) {
-        self.events.push(Report::Venue(VenueStatus {
-            venue: self.venue(),
-            state,
-            text,
-        }));
-        self.forward();
-    }
-
-    /// Runs until `shutdown` is notified: connect, pump, reconnect.
+    /// Runs until `shutdown` is notified.
     pub async fn run(
+        self,
+        shutdown: tokio::sync::watch::Receiver<bool>,
+    ) -> Result<(), SessionError> {
+        let span = tracing::info_span!("venue_session", venue = %self.venue);
+        self.run_inner(shutdown).instrument(span).await
+    }
+
+    async fn run_inner(
         mut self,
         mut shutdown: tokio::sync::watch::Receiver<bool>,
     ) -> Result<(), SessionError> {
         let bell = crate::asyncfd::register_async(self.doorbell.as_fd())?;
-        let mut backoff = self.config.reconnect_min;
-        loop {
-            self.status(VenueState::Connecting, "connecting".into());
-            let specs = self.protocol.connections();
-            let generation = self.next_generation();
-            let attempt = tokio::select! {
-                r = connect_all(&specs, self.config.tls.as_ref(), generation) => Some(r),
-                _ = crate::app::stopped(&mut shutdown) => None,
-            };
-            let reason = match attempt {
-                None => return Ok(()),
-                Some(Ok((mut sinks, tagged))) => {
-                    let mut streams: Streams = tagged.into_iter().collect();
-                    backoff = self.config.reconnect_min;
-                    let now = self.now();
-                    for i in 0..specs.len() {
-                        self.protocol.on_open(i, now, &mut self.out);
-                    }
-                    // Up is the adapter's to say, once the venue is ready
-                    // (Binance: user data subscribed).
-                    self.status(
-                        VenueState::Connecting,
-                        format!("connected to {}; starting the session", specs[0].url),
-                    );
-                    let r = self
-                        .pump(&mut sinks, &mut streams, &bell, &mut shutdown)
-                        .await;
-                    let now = self.now();
-                    for i in 0..specs.len() {
-                        self.protocol.on_close(i, now, &mut self.events);
-                    }
-                    for mut s in sinks {
-                        let _ = s.close().await;
-                    }
-                    match r {
-                        Ok(()) => return Ok(()),
-                        Err(e) => e.to_string(),
-                    }
-                }
-                Some(Err(e)) => e.to_string(),
-            };
-            self.out.clear();
-            self.status(VenueState::Down, reason);
-            // Down: keep answering commands until the next attempt.
-            let until = tokio::time::Instant::now() + backoff;
-            backoff = (backoff * 2).min(self.config.reconnect_max);
-            loop {
-                self.reject_pending();
-                self.doorbell.prepare_sleep();
-                if !self.inputs.is_empty() {
-                    self.doorbell.cancel_sleep();
-                    continue;
-                }
-                tokio::select! {
-                    g = bell.readable() => {
-                        if let Ok(mut g) = g { g.clear_ready(); }
-                        let _ = self.doorbell.drain();
-                    }
-                    _ = tokio::time::sleep_until(until) => { self.doorbell.cancel_sleep(); break; }
-                    _ = crate::app::stopped(&mut shutdown) => return Ok(()),
-                }
-            }
-        }
-    }
-
-    /// Answers every queued command with a venue-down rejection.
-    fn reject_pending(&mut self) {
-        let text = format!("{} is not connected", self.venue());
-        while let Some(cmd) = self.inputs.pop() {
-            self.events
-                .push(refusal(&cmd, Reason::VenueDown, text.clone()));
-        }
-        self.forward();
-    }
-
-    fn next_generation(&mut self) -> u64 {
-        self.generation += 1;
-        self.generation
-    }
-
-    /// The venue announced it will go away: open the new connections
-    /// before the old ones close (make before break). Frames still arriving
-    /// on the old ones are handled as usual; their end is not an error.
-    async fn replace_connections(
-        &mut self,
-        sinks: &mut Sinks,
-        streams: &mut Streams,
-    ) -> Result<(), SessionError> {
         let specs = self.protocol.connections();
-        let generation = self.next_generation();
-        let (new_sinks, tagged) = connect_all(&specs, self.config.tls.as_ref(), generation).await?;
-        let now = self.now();
-        for i in 0..specs.len() {
-            self.protocol.on_open(i, now, &mut self.out);
+        info!(
+            connections = specs.len(),
+            wait = self.config.wait.as_str(),
+            "session starting"
+        );
+        for (i, spec) in specs.into_iter().enumerate() {
+            let policy = self.config.policy(&spec);
+            self.slots.push(Slot {
+                id: ConnId(i as u16),
+                spec,
+                policy,
+                backoff: policy.min,
+                generation: 0,
+                live: None,
+                draining: Vec::new(),
+                connecting: false,
+                retry_at: None,
+            });
+            self.start_connect(i);
         }
-        // The old write halves are dropped without a close frame: the venue
-        // closes those connections itself, after answering what is in flight.
-        *sinks = new_sinks;
-        for t in tagged {
-            streams.push(t);
-        }
-        Ok(())
-    }
-
-    /// The connected loop; returns `Ok` on shutdown.
-    async fn pump(
-        &mut self,
-        sinks: &mut Sinks,
-        streams: &mut Streams,
-        bell: &AsyncFd<OwnedFd>,
-        shutdown: &mut tokio::sync::watch::Receiver<bool>,
-    ) -> Result<(), SessionError> {
+        let spin = self.config.wait == WaitStrategy::Spin;
         loop {
-            let now = self.now();
-            while let Some(cmd) = self.inputs.pop() {
-                if let Err(e) = self.protocol.submit(&cmd, now, &mut self.out) {
-                    self.events
-                        .push(refusal(&cmd, Reason::VenueRejected, e.to_string()));
-                }
-            }
-            self.send_out(sinks).await?;
-            self.forward();
-            if self.protocol.wants_reconnect() {
-                self.replace_connections(sinks, streams).await?;
-                continue;
-            }
+            self.service_due();
+            self.drain_commands();
+            self.flush().await;
 
-            let spin = self.config.wait == WaitStrategy::Spin;
             if !spin {
                 self.doorbell.prepare_sleep();
                 if !self.inputs.is_empty() || !self.output.overflow.is_empty() {
@@ -396,98 +429,459 @@ impl Session {
                     continue;
                 }
             }
-            let timer = self
-                .protocol
-                .next_timer()
-                .map(|t| Duration::from_nanos(t.saturating_sub(now.mono_ns)))
-                .unwrap_or(Duration::from_secs(1));
-            tokio::select! {
+            // Timers are checked against the clock at the top of the loop,
+            // so in spin mode nothing depends on a sleep firing: a sleep
+            // created afresh every pass is never ready on its first poll,
+            // and under `biased` an already-yielded `yield_now` always won.
+            let deadline = self.next_deadline();
+            let wire = tokio::select! {
                 biased;
-                item = streams.next() => {
-                    self.doorbell.cancel_sleep();
-                    let current = self.generation;
-                    match item {
-                        Some((_, conn, Some(Ok(msg)))) => self.on_message(conn, msg)?,
-                        // A replaced connection ending is expected.
-                        Some((g, _, _)) if g != current => {}
-                        Some((_, conn, Some(Err(e)))) => return Err(SessionError::Closed(conn, e.to_string())),
-                        Some((_, conn, None)) => return Err(SessionError::Closed(conn, "end of stream".into())),
-                        None => return Err(SessionError::Closed(0, "no connections".into())),
-                    }
+                _ = crate::app::stopped(&mut shutdown) => {
+                    self.close_all().await;
+                    return Ok(());
                 }
+                Some((c, g, item)) = self.reads.next() => Some(Wire::Frame(c, g, item)),
+                Some((c, g, r)) = self.connects.next() => Some(Wire::Connected(c, g, r)),
+                Some((c, g, r)) = self.http.next() => Some(Wire::Http(c, g, r)),
+                Some((c, g, why)) = self.http_ends.next() => Some(Wire::HttpEnded(c, g, why)),
                 g = bell.readable(), if !spin => {
                     if let Ok(mut g) = g { g.clear_ready(); }
                     let _ = self.doorbell.drain();
+                    None
                 }
-                _ = tokio::task::yield_now(), if spin => {}
-                _ = tokio::time::sleep(timer) => {
-                    self.doorbell.cancel_sleep();
-                    let now = self.now();
-                    self.protocol.on_timer(now, &mut self.events, &mut self.out);
-                }
-                _ = crate::app::stopped(shutdown) => return Ok(()),
+                _ = tokio::task::yield_now(), if spin => None,
+                _ = tokio::time::sleep_until(deadline), if !spin => None,
+            };
+            self.doorbell.cancel_sleep();
+            if let Some(w) = wire {
+                self.on_wire(w);
             }
         }
     }
 
-    fn on_message(&mut self, conn: usize, msg: Message) -> Result<(), SessionError> {
+    /// The next timer of the adapter or of a reconnect, at most a second
+    /// away (so a stop request or a clock jump is seen).
+    fn next_deadline(&self) -> Instant {
+        let now = Instant::now();
+        let mut deadline = now + Duration::from_secs(1);
+        if let Some(t) = self.protocol.next_timer() {
+            let wait = Duration::from_nanos(t.saturating_sub(self.clock.now_ns()));
+            deadline = deadline.min(now + wait);
+        }
+        for s in &self.slots {
+            if let Some(at) = s.retry_at {
+                deadline = deadline.min(at);
+            }
+        }
+        deadline
+    }
+
+    /// Runs what is due: the adapter's timer, and reconnects whose backoff
+    /// has passed.
+    fn service_due(&mut self) {
+        let now = self.now();
+        if self.protocol.next_timer().is_some_and(|t| t <= now.mono_ns) {
+            self.protocol.on_timer(now, &mut self.outbox);
+        }
+        let at = Instant::now();
+        for i in 0..self.slots.len() {
+            if self.slots[i].retry_at.is_some_and(|r| r <= at) {
+                self.slots[i].retry_at = None;
+                self.start_connect(i);
+            }
+        }
+    }
+
+    /// Starts an attempt for slot `i` (a first connect, a retry, or a
+    /// make-before-break replacement while the live socket stays).
+    fn start_connect(&mut self, i: usize) {
+        let now = self.now();
+        let slot = &mut self.slots[i];
+        if slot.connecting {
+            return;
+        }
+        slot.connecting = true;
+        slot.generation += 1;
+        let (id, generation) = (slot.id, slot.generation);
+        let spec = slot.spec.clone();
+        info!(conn = %id, url = %spec.url, replacing = slot.live.is_some(), "connecting");
+        self.protocol.on_connecting(id, now, &mut self.outbox);
+        let tls = self.config.tls.clone();
+        self.connects.push(
+            async move {
+                let r = match spec.transport {
+                    Transport::WebSocket => connect(&spec.url, tls.as_ref())
+                        .await
+                        .map(|ws| Opened::Ws(Box::new(ws))),
+                    Transport::Http => connect_http(&spec.url, tls.as_ref()).await,
+                };
+                (id, generation, r)
+            }
+            .boxed(),
+        );
+    }
+
+    /// Schedules slot `i`'s next attempt after its backoff, doubling it.
+    fn schedule_retry(&mut self, i: usize) {
+        let slot = &mut self.slots[i];
+        let delay = slot.backoff;
+        slot.backoff = (slot.backoff * 2).min(slot.policy.max);
+        slot.retry_at = Some(Instant::now() + delay);
+        info!(conn = %slot.id, delay_ms = delay.as_millis() as u64, "reconnect backoff");
+    }
+
+    /// Takes commands off the rings while the gate admits them and hands
+    /// them to the adapter; what the adapter refuses is answered at once.
+    fn drain_commands(&mut self) {
+        let now = self.now();
+        loop {
+            let protocol = &self.protocol;
+            let gate = &self.gate;
+            let Some(cmd) = self.inputs.pop_admitted(|c| gate.admits(protocol.cost(c))) else {
+                break;
+            };
+            if let Err(e) = self.protocol.submit(&cmd, now, &mut self.outbox) {
+                let reason = match e {
+                    VenueError::NotReady { .. } => Reason::VenueDown,
+                    _ => Reason::VenueRejected,
+                };
+                debug!(error = %e, "command refused");
+                self.reports.push(refusal(&cmd, reason, e.to_string()));
+            }
+        }
+    }
+
+    /// Hands the adapter's transmits to the wire in order, acts on its
+    /// events, and forwards the reports to the desk; repeats while acting
+    /// produced more.
+    async fn flush(&mut self) {
+        loop {
+            if self.outbox.is_empty() {
+                break;
+            }
+            std::mem::swap(&mut self.events, &mut self.outbox.events);
+            for ev in std::mem::take(&mut self.events).drain(..) {
+                match ev {
+                    VenueOutput::Exec(e) => self.reports.push(Report::Exec(e)),
+                    VenueOutput::Status(s) => self.reports.push(Report::Venue(s)),
+                    VenueOutput::Reconnect(conn) => {
+                        if let Some(i) = self.slot_index(conn) {
+                            info!(%conn, "venue asked for a new connection; opening it before the old one closes");
+                            self.start_connect(i);
+                        }
+                    }
+                }
+            }
+            std::mem::swap(&mut self.transmits, &mut self.outbox.transmits);
+            let mut transmits = std::mem::take(&mut self.transmits);
+            let mut touched: u64 = 0;
+            let mut failed: Vec<(usize, String)> = Vec::new();
+            for t in transmits.drain(..) {
+                self.gate.pass(&t);
+                let Some(i) = self.slot_index(t.conn) else {
+                    warn!(conn = %t.conn, "transmit for a connection the adapter never declared; dropped");
+                    continue;
+                };
+                if failed.iter().any(|(f, _)| *f == i) {
+                    continue;
+                }
+                match (&mut self.slots[i].live, t.payload) {
+                    (Some(Link::Ws { sink, .. }), Payload::Text(text)) => {
+                        if let Err(e) = sink.feed(Message::text(text)).await {
+                            failed.push((i, format!("write failed: {e}")));
+                        } else {
+                            touched |= 1 << (i % 64);
+                        }
+                    }
+                    (Some(Link::Http { queue, .. }), Payload::Http(req)) => queue.push_back(req),
+                    (None, _) => {
+                        debug!(conn = %t.conn, "no open socket for a transmit; dropped (the adapter settles it on close)");
+                    }
+                    (Some(_), _) => {
+                        warn!(conn = %t.conn, "transmit of the wrong kind for its connection; dropped");
+                    }
+                }
+            }
+            self.transmits = transmits;
+            for i in 0..self.slots.len() {
+                if touched & (1 << (i % 64)) == 0 {
+                    continue;
+                }
+                if let Some(Link::Ws { sink, .. }) = &mut self.slots[i].live {
+                    if let Err(e) = sink.flush().await {
+                        failed.push((i, format!("write failed: {e}")));
+                    }
+                }
+            }
+            for i in 0..self.slots.len() {
+                self.pump_http(i);
+            }
+            for (i, why) in failed {
+                let g = self.slots[i].live.as_ref().map(Link::generation);
+                if let Some(g) = g {
+                    self.socket_ended(i, g, why);
+                }
+            }
+        }
+        self.output.push_all(&mut self.reports);
+    }
+
+    /// Sends slot `i`'s next queued HTTP request if none is in flight.
+    fn pump_http(&mut self, i: usize) {
+        let slot = &mut self.slots[i];
+        let (id, generation) = (slot.id, slot.generation);
+        let Some(Link::Http {
+            sender,
+            queue,
+            authority,
+            generation: g,
+        }) = &mut slot.live
+        else {
+            return;
+        };
+        if sender.is_none() {
+            return;
+        }
+        let Some(req) = queue.pop_front() else {
+            return;
+        };
+        let mut s = sender.take().expect("checked above");
+        let g = *g;
+        debug_assert_eq!(g, generation);
+        let request = build_request(&req, authority);
+        let rid = req.id;
+        self.http.push(
+            async move {
+                let r = async {
+                    let request = request.map_err(|e| e.to_string())?;
+                    s.ready().await.map_err(|e| e.to_string())?;
+                    let resp = s.send_request(request).await.map_err(|e| e.to_string())?;
+                    let (parts, body) = resp.into_parts();
+                    let body = body.collect().await.map_err(|e| e.to_string())?.to_bytes();
+                    let headers = parts
+                        .headers
+                        .iter()
+                        .map(|(k, v)| {
+                            (
+                                k.as_str().to_owned(),
+                                String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                            )
+                        })
+                        .collect();
+                    Ok((
+                        s,
+                        HttpResponse {
+                            id: rid,
+                            status: parts.status.as_u16(),
+                            headers,
+                            body: body.to_vec(),
+                        },
+                    ))
+                }
+                .await;
+                (id, g, r)
+            }
+            .boxed(),
+        );
+    }
+
+    fn slot_index(&self, conn: ConnId) -> Option<usize> {
+        (conn.index() < self.slots.len()).then_some(conn.index())
+    }
+
+    fn on_wire(&mut self, w: Wire) {
+        match w {
+            Wire::Frame(conn, g, Some(Ok(msg))) => self.on_message(conn, g, msg),
+            Wire::Frame(conn, g, Some(Err(e))) => {
+                if let Some(i) = self.slot_index(conn) {
+                    self.socket_ended(i, g, e.to_string());
+                }
+            }
+            Wire::Frame(conn, g, None) => {
+                if let Some(i) = self.slot_index(conn) {
+                    self.socket_ended(i, g, "end of stream".into());
+                }
+            }
+            Wire::Connected(conn, g, r) => self.on_connected(conn, g, r),
+            Wire::Http(conn, g, Ok((sender, mut resp))) => {
+                let Some(i) = self.slot_index(conn) else {
+                    return;
+                };
+                if let Some(Link::Http {
+                    sender: slot_sender,
+                    generation,
+                    ..
+                }) = &mut self.slots[i].live
+                {
+                    if *generation == g {
+                        *slot_sender = Some(sender);
+                    }
+                }
+                let now = self.now();
+                if let Err(e) = self
+                    .protocol
+                    .on_http(conn, &mut resp, now, &mut self.outbox)
+                {
+                    warn!(%conn, status = resp.status, error = %e, body = %truncate(&resp.body), "unreadable venue response");
+                }
+                self.pump_http(i);
+            }
+            Wire::Http(conn, g, Err(why)) | Wire::HttpEnded(conn, g, why) => {
+                if let Some(i) = self.slot_index(conn) {
+                    self.socket_ended(i, g, why);
+                }
+            }
+        }
+    }
+
+    fn on_connected(&mut self, conn: ConnId, g: u32, r: Result<Opened, SessionError>) {
+        let Some(i) = self.slot_index(conn) else {
+            return;
+        };
+        let now = self.now();
+        self.slots[i].connecting = false;
+        let opened = match r {
+            Ok(o) => o,
+            Err(e) => {
+                warn!(%conn, error = %e, "connect failed");
+                if self.slots[i].live.is_none() {
+                    self.protocol
+                        .on_close(conn, &e.to_string(), now, &mut self.outbox);
+                }
+                self.schedule_retry(i);
+                return;
+            }
+        };
+        let slot = &mut self.slots[i];
+        slot.backoff = slot.policy.min;
+        if let Some(old) = slot.live.take() {
+            // Make before break: the old socket is still read until it
+            // ends; its write half is dropped without a close frame, the
+            // venue closes it after answering what is in flight.
+            slot.draining.push(old.generation());
+        }
+        let replaced = !slot.draining.is_empty();
+        match opened {
+            Opened::Ws(ws) => {
+                let (sink, stream) = (*ws).split();
+                let tagged = stream
+                    .map(move |m| (conn, g, Some(m)))
+                    .chain(futures_util::stream::once(async move { (conn, g, None) }));
+                self.reads.push(tagged.boxed());
+                slot.live = Some(Link::Ws {
+                    generation: g,
+                    sink,
+                });
+            }
+            Opened::Http {
+                sender,
+                driver,
+                authority,
+            } => {
+                self.http_ends
+                    .push(driver.map(move |why| (conn, g, why)).boxed());
+                slot.live = Some(Link::Http {
+                    generation: g,
+                    sender: Some(sender),
+                    queue: VecDeque::new(),
+                    authority,
+                });
+            }
+        }
+        info!(%conn, url = %slot.spec.url, replaced, "connected");
+        self.protocol.on_open(conn, now, &mut self.outbox);
+    }
+
+    /// A socket of slot `i` ended: the live one (tell the adapter, retry
+    /// after the backoff) or a replaced one (tell the adapter it drained).
+    fn socket_ended(&mut self, i: usize, g: u32, why: String) {
+        let now = self.now();
+        let slot = &mut self.slots[i];
+        let conn = slot.id;
+        if let Some(pos) = slot.draining.iter().position(|d| *d == g) {
+            slot.draining.swap_remove(pos);
+            info!(%conn, reason = %why, "replaced connection closed");
+            self.protocol.on_drained(conn, now, &mut self.outbox);
+            return;
+        }
+        if slot.live.as_ref().map(Link::generation) != Some(g) {
+            return; // already handled (an error, then the end of stream)
+        }
+        slot.live = None;
+        warn!(%conn, reason = %why, "disconnected");
+        self.protocol.on_close(conn, &why, now, &mut self.outbox);
+        if !self.slots[i].connecting {
+            self.schedule_retry(i);
+        }
+    }
+
+    fn on_message(&mut self, conn: ConnId, g: u32, msg: Message) {
+        let text = match msg {
+            Message::Text(t) => t,
+            Message::Close(frame) => {
+                let why = frame.map(|f| f.reason.to_string()).unwrap_or_default();
+                if let Some(i) = self.slot_index(conn) {
+                    self.socket_ended(i, g, format!("closed by venue {why}"));
+                }
+                return;
+            }
+            Message::Binary(b) => {
+                warn!(%conn, len = b.len(), "binary frame from the venue; not part of its JSON API, ignored");
+                return;
+            }
+            // Pings are answered by tungstenite.
+            _ => return,
+        };
         // The adapter parses in place (simd-json), so the frame is copied
         // into a buffer this session reuses rather than a fresh allocation.
         let mut bytes = std::mem::take(&mut self.frame);
         bytes.clear();
-        match msg {
-            Message::Text(t) => bytes.extend_from_slice(t.as_bytes()),
-            Message::Close(frame) => {
-                let why = frame.map(|f| f.reason.to_string()).unwrap_or_default();
-                return Err(SessionError::Closed(conn, format!("closed by venue {why}")));
-            }
-            // Pings are answered by tungstenite; binary frames are not
-            // part of the JSON APIs we speak.
-            _ => return Ok(()),
-        }
+        bytes.extend_from_slice(text.as_bytes());
         let now = self.now();
         let result = self
             .protocol
-            .on_frame(conn, &mut bytes, now, &mut self.events, &mut self.out);
+            .on_frame(conn, &mut bytes, now, &mut self.outbox);
         self.frame = bytes;
         if let Err(e) = result {
-            // A frame we cannot read is reported, and harms nothing else:
-            // the venue's state stays what it was.
-            self.events.push(Report::Venue(VenueStatus {
-                venue: self.venue(),
-                state: self.state,
-                text: e.to_string(),
-            }));
+            // A frame we cannot read is logged and harms nothing else: the
+            // venue's state is the adapter's to say.
+            warn!(%conn, error = %e, frame = %truncate(text.as_bytes()), "unreadable venue frame");
         }
-        self.sync_clock();
-        Ok(())
     }
 
-    async fn send_out(&mut self, sinks: &mut Sinks) -> Result<(), SessionError> {
-        if self.out.is_empty() {
-            return Ok(());
-        }
-        let mut touched = [false; 8];
-        for o in self.out.drain(..) {
-            let sink = sinks
-                .get_mut(o.conn)
-                .ok_or_else(|| SessionError::Closed(o.conn, "no such connection".into()))?;
-            sink.feed(Message::text(o.text))
-                .await
-                .map_err(|e| SessionError::Closed(o.conn, e.to_string()))?;
-            if let Some(t) = touched.get_mut(o.conn) {
-                *t = true;
+    /// Closes the WebSockets with a close frame on shutdown.
+    async fn close_all(&mut self) {
+        for s in &mut self.slots {
+            if let Some(Link::Ws { sink, .. }) = &mut s.live {
+                let _ = tokio::time::timeout(Duration::from_secs(1), sink.close()).await;
             }
         }
-        for (i, sink) in sinks.iter_mut().enumerate() {
-            if touched.get(i).copied().unwrap_or(true) {
-                sink.flush()
-                    .await
-                    .map_err(|e| SessionError::Closed(i, e.to_string()))?;
-            }
-        }
-        Ok(())
+        info!("session stopped");
     }
+}
+
+/// The first bytes of a frame or body, for logs.
+fn truncate(bytes: &[u8]) -> String {
+    let n = bytes.len().min(LOGGED_FRAME_BYTES);
+    let mut s = String::from_utf8_lossy(&bytes[..n]).into_owned();
+    if bytes.len() > n {
+        s.push('…');
+    }
+    s
+}
+
+fn build_request(
+    req: &HttpRequest,
+    authority: &str,
+) -> Result<hyper::Request<Full<Bytes>>, hyper::http::Error> {
+    let mut b = hyper::Request::builder()
+        .method(req.method.as_str())
+        .uri(req.path.as_str())
+        .header(hyper::header::HOST, authority);
+    for (k, v) in &req.headers {
+        b = b.header(k.as_str(), v.as_str());
+    }
+    b.body(Full::new(Bytes::from(req.body.clone())))
 }
 
 /// The answer to a command that never reached the venue (venue down, or
@@ -509,26 +903,71 @@ fn refusal(cmd: &Command, reason: Reason, text: String) -> Report {
     }
 }
 
-async fn connect_all(
-    specs: &[ConnSpec],
-    tls: Option<&Arc<rustls::ClientConfig>>,
-    generation: u64,
-) -> Result<(Sinks, Vec<Tagged>), SessionError> {
-    let mut sinks = Vec::with_capacity(specs.len());
-    let mut streams = Vec::with_capacity(specs.len());
-    for (i, spec) in specs.iter().enumerate() {
-        let ws = connect(&spec.url, tls).await?;
-        let (sink, stream) = ws.split();
-        sinks.push(sink);
-        let tagged =
-            stream
-                .map(move |m| (generation, i, Some(m)))
-                .chain(futures_util::stream::once(
-                    async move { (generation, i, None) },
-                ));
-        streams.push(tagged.boxed());
+/// A parsed connection URL.
+struct Target<'a> {
+    secure: bool,
+    host: &'a str,
+    port: u16,
+    authority: &'a str,
+}
+
+fn target<'a>(url: &'a str, schemes: (&str, &str)) -> Result<Target<'a>, SessionError> {
+    let bad = |why: String| SessionError::BadUrl(url.to_owned(), why);
+    let (secure, rest) = if let Some(r) = url.strip_prefix(&format!("{}://", schemes.0)) {
+        (true, r)
+    } else if let Some(r) = url.strip_prefix(&format!("{}://", schemes.1)) {
+        (false, r)
+    } else {
+        return Err(bad(format!(
+            "expected {}:// or {}://",
+            schemes.1, schemes.0
+        )));
+    };
+    let authority = rest.split(['/', '?']).next().unwrap_or_default();
+    let (host, port) = match authority.rsplit_once(':') {
+        Some((h, p)) if !h.ends_with(']') || authority.starts_with('[') => (
+            h.trim_start_matches('[').trim_end_matches(']'),
+            p.parse::<u16>().map_err(|_| bad("bad port".into()))?,
+        ),
+        _ => (authority, if secure { 443 } else { 80 }),
+    };
+    if host.is_empty() {
+        return Err(bad("no host".into()));
     }
-    Ok((sinks, streams))
+    Ok(Target {
+        secure,
+        host,
+        port,
+        authority,
+    })
+}
+
+/// TCP, then TLS when `secure`.
+async fn open_io(
+    url: &str,
+    t: &Target<'_>,
+    tls: Option<&Arc<rustls::ClientConfig>>,
+) -> Result<Box<dyn Io>, SessionError> {
+    let err = |e: Box<dyn std::error::Error + Send + Sync>| SessionError::Connect {
+        url: url.to_owned(),
+        source: e,
+    };
+    let tcp = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect((t.host, t.port)))
+        .await
+        .map_err(|e| err(e.into()))?
+        .map_err(|e| err(e.into()))?;
+    tcp.set_nodelay(true).map_err(|e| err(e.into()))?;
+    if !t.secure {
+        return Ok(Box::new(tcp));
+    }
+    let tls = tls.ok_or_else(|| SessionError::NoTls(url.to_owned()))?;
+    let name = rustls_pki_types::ServerName::try_from(t.host.to_owned())
+        .map_err(|_| SessionError::BadUrl(url.to_owned(), "bad TLS server name".into()))?;
+    let stream = tokio_rustls::TlsConnector::from(tls.clone())
+        .connect(name, tcp)
+        .await
+        .map_err(|e| err(e.into()))?;
+    Ok(Box::new(stream))
 }
 
 /// Opens one WebSocket: TCP, TLS for `wss://`, then the upgrade.
@@ -536,52 +975,55 @@ pub async fn connect(
     url: &str,
     tls: Option<&Arc<rustls::ClientConfig>>,
 ) -> Result<Ws, SessionError> {
-    let bad = |why: &str| SessionError::BadUrl(url.to_owned(), why.to_owned());
-    let (secure, rest) = if let Some(r) = url.strip_prefix("wss://") {
-        (true, r)
-    } else if let Some(r) = url.strip_prefix("ws://") {
-        (false, r)
-    } else {
-        return Err(bad("expected ws:// or wss://"));
-    };
-    let authority = rest.split('/').next().unwrap_or_default();
-    let (host, port) = match authority.rsplit_once(':') {
-        Some((h, p)) if !h.ends_with(']') || authority.starts_with('[') => (
-            h.trim_start_matches('[').trim_end_matches(']'),
-            p.parse::<u16>().map_err(|_| bad("bad port"))?,
-        ),
-        _ => (authority, if secure { 443 } else { 80 }),
-    };
-    if host.is_empty() {
-        return Err(bad("no host"));
-    }
-    let err = |e: Box<dyn std::error::Error + Send + Sync>| SessionError::Connect {
-        url: url.to_owned(),
-        source: e,
-    };
-    let tcp = tokio::time::timeout(Duration::from_secs(10), TcpStream::connect((host, port)))
-        .await
-        .map_err(|e| err(e.into()))?
-        .map_err(|e| err(e.into()))?;
-    tcp.set_nodelay(true).map_err(|e| err(e.into()))?;
-    let io: Box<dyn Io> = if secure {
-        let tls = tls.ok_or_else(|| SessionError::NoTls(url.to_owned()))?;
-        let name = rustls_pki_types::ServerName::try_from(host.to_owned())
-            .map_err(|_| bad("bad TLS server name"))?;
-        let stream = tokio_rustls::TlsConnector::from(tls.clone())
-            .connect(name, tcp)
+    let t = target(url, ("wss", "ws"))?;
+    let io = open_io(url, &t, tls).await?;
+    let (ws, _resp) =
+        tokio::time::timeout(CONNECT_TIMEOUT, tokio_tungstenite::client_async(url, io))
             .await
-            .map_err(|e| err(e.into()))?;
-        Box::new(stream)
-    } else {
-        Box::new(tcp)
-    };
-    let (ws, _resp) = tokio::time::timeout(
-        Duration::from_secs(10),
-        tokio_tungstenite::client_async(url, io),
+            .map_err(|e| SessionError::Connect {
+                url: url.to_owned(),
+                source: e.into(),
+            })?
+            .map_err(|e| SessionError::Connect {
+                url: url.to_owned(),
+                source: e.into(),
+            })?;
+    Ok(ws)
+}
+
+/// Opens one HTTP/1.1 keep-alive connection: TCP, TLS for `https://`, then
+/// hyper's client handshake. The returned driver future runs the
+/// connection and resolves, with the reason, when it ends.
+async fn connect_http(
+    url: &str,
+    tls: Option<&Arc<rustls::ClientConfig>>,
+) -> Result<Opened, SessionError> {
+    let t = target(url, ("https", "http"))?;
+    let authority = t.authority.to_owned();
+    let io = open_io(url, &t, tls).await?;
+    let (sender, conn) = tokio::time::timeout(
+        CONNECT_TIMEOUT,
+        hyper::client::conn::http1::handshake::<_, Full<Bytes>>(hyper_util::rt::TokioIo::new(io)),
     )
     .await
-    .map_err(|e| err(e.into()))?
-    .map_err(|e| err(e.into()))?;
-    Ok(ws)
+    .map_err(|e| SessionError::Connect {
+        url: url.to_owned(),
+        source: e.into(),
+    })?
+    .map_err(|e| SessionError::Connect {
+        url: url.to_owned(),
+        source: e.into(),
+    })?;
+    let driver = async move {
+        match conn.await {
+            Ok(()) => "closed by venue".to_owned(),
+            Err(e) => e.to_string(),
+        }
+    }
+    .boxed();
+    Ok(Opened::Http {
+        sender,
+        driver,
+        authority,
+    })
 }

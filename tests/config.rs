@@ -325,17 +325,49 @@ fn pinned_layout_needs_cores() {
 
     let text = with(
         "wait",
-        "wait = \"spin\"\n[cores]\ngateway = 2\nsessions = [3]",
+        "wait = \"spin\"\n[cores]\ngateway = 2\nsessions = { binance-spot = 3 }",
     )
     .replace("layout = \"single\"", "layout = \"pinned\"");
     let c = Config::from_str(&text, "test.toml").unwrap();
     assert_eq!(c.layout, Layout::Pinned);
     assert_eq!(c.wait, WaitStrategy::Spin);
-    assert_eq!(c.cores.as_ref().unwrap().sessions, vec![3]);
+    let cores = c.cores.as_ref().unwrap();
+    assert_eq!(cores.session(VenueId::BinanceSpot), Some(3));
+    assert_eq!(cores.session(VenueId::BybitSpot), None);
 
-    let text = text.replace("sessions = [3]", "sessions = [2]");
-    let msg = error_at(&text, "sessions");
+    let clash = text.replace("binance-spot = 3", "binance-spot = 2");
+    let msg = error_at(&clash, "sessions");
     assert!(msg.contains("core 2 is used twice"), "{msg}");
+}
+
+#[test]
+fn session_cores_are_keyed_by_venue_id() {
+    let pinned = |sessions: &str| {
+        with(
+            "wait",
+            &format!("wait = \"spin\"\n[cores]\ngateway = 2\nsessions = {sessions}"),
+        )
+        .replace("layout = \"single\"", "layout = \"pinned\"")
+    };
+    // The old positional form is refused, naming the key.
+    let text = pinned("[3]");
+    let msg = error_at(&text, "sessions");
+    assert!(msg.contains("`sessions` in [cores]"), "{msg}");
+    // A configured venue without a core.
+    let text = pinned("{}");
+    let msg = error_at(&text, "sessions");
+    assert!(msg.contains("no core for venue binance-spot"), "{msg}");
+    // A core for a venue that is not configured.
+    let text = pinned("{ binance-spot = 3, bybit-spot = 4 }");
+    let msg = error_at(&text, "sessions");
+    assert!(
+        msg.contains("bybit-spot, which has no [[venue]] table"),
+        "{msg}"
+    );
+    // An id that is no venue at all.
+    let text = pinned("{ kraken = 3 }");
+    let msg = error_at(&text, "sessions");
+    assert!(msg.contains("kraken"), "{msg}");
 }
 
 #[test]

@@ -633,12 +633,85 @@ fn venue_server_shutdown_reconnects_and_orders_survive() {
     assert_eq!(s.first_answer(2).state(), OrderState::New);
 }
 
+/// An order sent the moment the venue announces its shutdown, and others
+/// while the old connection drains and after it closed, are all accepted:
+/// the replacement connection is not closed with the old one, and the
+/// venue never leaves Up.
+#[test]
+fn orders_during_the_server_shutdown_switch_are_accepted() {
+    let h = Harness::with(Opts {
+        shutdown_grace: Duration::from_millis(200),
+        ..Opts::default()
+    });
+    let mut s = h.trader(ALPHA.1);
+    let before = s.venue_states.len();
+    h.sim.trigger_server_shutdown();
+    // During the switch: sent before the sidecar can even have the new
+    // connection open.
+    s.send(s.limit(1, Side::Buy, "59000.00", "0.01"));
+    assert_eq!(s.first_answer(1).state(), OrderState::New);
+    // Keep trading past the old connection's close (the venue closes it
+    // after its grace period).
+    let closed_by = Instant::now() + Duration::from_millis(200) * 5;
+    let mut id = 2;
+    while Instant::now() < closed_by {
+        s.send(s.limit(id, Side::Buy, "59000.00", "0.01"));
+        assert_eq!(s.first_answer(id).state(), OrderState::New, "order {id}");
+        id += 1;
+    }
+    s.send(s.limit(id, Side::Buy, "60100.00", "0.01"));
+    assert_eq!(s.follow(id).state(), OrderState::Filled);
+    s.sync();
+    let after = &s.venue_states[before..];
+    assert!(
+        after.iter().all(|v| v.0 == VenueState::Up),
+        "the venue left Up: {after:?}"
+    );
+    assert!(
+        after.iter().any(|v| v.1.contains("new connection ready")),
+        "the new connection came up: {after:?}"
+    );
+    for n in 1..=id {
+        assert!(
+            h.ledger_entry(ALPHA.0, n).is_some(),
+            "order {n} reached the venue"
+        );
+    }
+}
+
+/// `wait = "spin"` busy-polls: the session must still process what the
+/// venue answers (the first `time` answer used to be stuck behind a timer
+/// that never fired), in both layouts.
+#[test]
+fn spin_wait_trades_in_both_layouts() {
+    for layout in [
+        "layout = \"single\"\nwait = \"spin\"\n",
+        "layout = \"pinned\"\nwait = \"spin\"\n[cores]\ngateway = 0\nsessions = { binance-spot = 1 }\n",
+    ] {
+        let h = Harness::with(Opts {
+            layout,
+            ..Opts::default()
+        });
+        let mut s = h.trader(ALPHA.1);
+        let qty = s.qty("0.02");
+        s.send(s.limit(1, Side::Buy, "60100.00", "0.02"));
+        let t = s.follow(1);
+        assert_eq!(t.state(), OrderState::Filled, "{layout}");
+        t.assert_fills_consistent(qty);
+        h.assert_matches_ledger(ALPHA.0, &t);
+        s.send(s.limit(2, Side::Sell, "61000.00", "0.01"));
+        assert_eq!(s.first_answer(2).state(), OrderState::New);
+        s.cancel(2);
+        assert_eq!(s.follow(2).state(), OrderState::Canceled, "{layout}");
+    }
+}
+
 /// The `pinned` layout: gateway and session each on their own thread,
 /// pinned to a core (the parking wait strategy: this machine has 2 cores).
 #[test]
 fn pinned_layout_trades_like_single() {
     let h = Harness::with(Opts {
-        layout: "layout = \"pinned\"\nwait = \"park\"\n[cores]\ngateway = 0\nsessions = [1]\n",
+        layout: "layout = \"pinned\"\nwait = \"park\"\n[cores]\ngateway = 0\nsessions = { binance-spot = 1 }\n",
         ..Opts::default()
     });
     let mut s = h.trader(ALPHA.1);

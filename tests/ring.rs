@@ -309,3 +309,20 @@ fn wait_strategy_names() {
     assert!(toml::from_str::<Cfg>("wait = \"Spin\"").is_err());
     assert_eq!(WaitStrategy::default(), WaitStrategy::Park);
 }
+
+#[test]
+fn peek_leaves_the_head_for_a_later_pop() {
+    let (mut p, mut c) = ordergate::ring::channel::<u32>(2);
+    assert_eq!(c.peek(), None);
+    p.push(7).unwrap();
+    p.push(8).unwrap();
+    assert_eq!(c.peek(), Some(&7));
+    assert_eq!(c.peek(), Some(&7), "peeking twice does not advance");
+    assert_eq!(p.push(9), Err(9), "a peeked item still holds its slot");
+    assert_eq!(c.pop(), Some(7));
+    assert_eq!(c.peek(), Some(&8));
+    p.push(9).unwrap();
+    assert_eq!(c.pop(), Some(8));
+    assert_eq!(c.pop(), Some(9));
+    assert_eq!(c.peek(), None);
+}

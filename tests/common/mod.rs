@@ -41,6 +41,8 @@ pub struct Opts {
     pub clock_offset_ms: i64,
     /// The layout section of the config (`layout`, `wait`, `[cores]`).
     pub layout: &'static str,
+    /// The simulator's time between `serverShutdown` and the close.
+    pub shutdown_grace: Duration,
 }
 
 impl Default for Opts {
@@ -51,6 +53,7 @@ impl Default for Opts {
             recv_window_ms: 5000,
             clock_offset_ms: 0,
             layout: "layout = \"single\"\nwait = \"park\"\n",
+            shutdown_grace: Duration::from_secs(1),
         }
     }
 }
@@ -157,6 +160,7 @@ impl Harness {
             SimConfig {
                 fill: opts.fill,
                 clock_offset_ms: opts.clock_offset_ms,
+                shutdown_grace: opts.shutdown_grace,
                 ..SimConfig::default()
             },
             "127.0.0.1:0".parse().unwrap(),

@@ -286,6 +286,25 @@ impl<T> Consumer<T> {
         Some(value)
     }
 
+    /// The oldest item, left in the ring: a consumer that may not act on
+    /// it yet (a throttled lane) keeps its head and pops it later.
+    ///
+    /// The reference borrows the consumer mutably, so nothing can pop the
+    /// item while it is looked at; the producer never touches a slot
+    /// inside `head..tail`.
+    pub fn peek(&mut self) -> Option<&T> {
+        if self.ready_slots(1) == 0 {
+            return None;
+        }
+        let ptr = self.shared.slot(self.head).with(|p| p);
+        // SAFETY: `ready_slots` showed this slot inside head..tail, so the
+        // producer initialized it before its Release store of `tail` that
+        // we Acquire-loaded, and will not write it again until we publish
+        // a `head` past it, which needs `&mut self`, borrowed for as long
+        // as the returned reference lives. The value is not moved out.
+        Some(unsafe { (*ptr).assume_init_ref() })
+    }
+
     /// Appends up to `max` items to `out`, releasing their slots with a
     /// single store. Returns how many were popped.
     pub fn pop_batch(&mut self, out: &mut Vec<T>, max: usize) -> usize {

@@ -90,6 +90,30 @@ fn batch_push_and_pop() {
 }
 
 #[test]
+fn peek_keeps_the_head_until_popped() {
+    // A throttled consumer looks at its head without taking it: what it
+    // sees must be the value the producer wrote, it must still be the head
+    // at the next peek (a later push never replaces it), and the pop must
+    // hand out that same value, in order.
+    model(5, || {
+        let (mut p, mut c) = channel::<String>(2);
+        let t = thread::spawn(move || push_all(&mut p, ["a", "b", "c"].map(String::from)));
+        let mut out = Vec::new();
+        while out.len() < 3 {
+            let Some(seen) = c.peek().cloned() else {
+                thread::yield_now();
+                continue;
+            };
+            assert_eq!(c.peek(), Some(&seen), "the head stays put");
+            assert_eq!(c.pop().as_ref(), Some(&seen));
+            out.push(seen);
+        }
+        assert_eq!(out, ["a", "b", "c"]);
+        t.join().unwrap();
+    });
+}
+
+#[test]
 fn unconsumed_items_are_dropped_once() {
     // Each item holds a clone of `token`; loom also reports any leaked Arc.
     model(5, || {

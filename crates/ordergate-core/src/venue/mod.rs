@@ -1,45 +1,29 @@
 //! The venue interface: what every exchange adapter implements.
 //!
 //! An adapter is a sans-IO state machine (the quinn-proto style): it turns
-//! [`Command`]s into frames, and received frames into [`Report`]s (order events and venue status), and
-//! never touches a socket or reads a clock itself: `now` is an argument.
-//! The session driver (`crate::session`) owns the sockets and the timers.
+//! [`Command`]s into [`Transmit`]s (WebSocket text or HTTP requests, each
+//! with its [`Cost`]), and received frames and responses into
+//! [`VenueOutput`]s (order events, venue status, requests to reconnect),
+//! written into a caller-owned [`Outbox`]. It never touches a socket or
+//! reads a clock itself: raw local `now` is an argument, and the adapter
+//! keeps its own venue clock. The session driver (`ordergate::session`)
+//! owns the sockets and the timers; [`registry`] builds adapters.
 
 use crate::ids::{ClientId, InstrumentId, VenueId};
 pub use crate::model::{ExecEvent, OrderRequest, VenueStatus};
 
 pub mod binance;
+pub mod registry;
 
-/// Time as the venue logic sees it: monotonic nanoseconds for timeouts and
-/// rate windows, and the venue-synced wall clock in milliseconds for
-/// request timestamps.
+/// Time as the driver reads it, raw: monotonic nanoseconds for timeouts
+/// and rate windows, and the *local* wall clock in Unix milliseconds. An
+/// adapter keeps its own [`crate::clock::VenueClock`] and turns the local
+/// wall clock into venue time itself when it signs; the driver never
+/// adjusts it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Now {
     pub mono_ns: u64,
     pub wall_ms: u64,
-}
-
-/// One server-time observation, for the driver's venue clock
-/// ([`crate::clock::VenueClock`]): the server
-/// time was read somewhere between sending the `time` request and
-/// receiving its answer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct TimeSample {
-    pub sent: Now,
-    pub received: Now,
-    pub server_ms: u64,
-}
-
-impl TimeSample {
-    /// Server time minus the local wall clock at the round trip's midpoint.
-    pub fn offset_ms(&self) -> i64 {
-        let mid = (self.sent.wall_ms as i128 + self.received.wall_ms as i128) / 2;
-        (self.server_ms as i128 - mid) as i64
-    }
-
-    pub fn round_trip_ns(&self) -> u64 {
-        self.received.mono_ns.saturating_sub(self.sent.mono_ns)
-    }
 }
 
 /// Priority lanes, drained in this order: cancels and position-closing
@@ -88,11 +72,33 @@ pub enum Report {
     Venue(VenueStatus),
 }
 
-/// A frame an adapter wants sent, on which of its connections.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Outgoing {
-    pub conn: usize,
-    pub text: String,
+/// One of a venue's connections: the index of its [`ConnSpec`] in
+/// [`VenueProtocol::connections`]. A connection keeps its id across
+/// reconnects; while one is being replaced (make before break) frames
+/// from the old socket still arrive under the same id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ConnId(pub u16);
+
+impl ConnId {
+    pub fn index(self) -> usize {
+        self.0 as usize
+    }
+}
+
+impl std::fmt::Display for ConnId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "conn{}", self.0)
+    }
+}
+
+/// How a connection is carried.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transport {
+    /// A WebSocket (`ws://` to loopback, `wss://` elsewhere) carrying text frames.
+    WebSocket,
+    /// HTTP/1.1 with keep-alive (`http://` to loopback, `https://`
+    /// elsewhere); requests on one connection are answered in order.
+    Http,
 }
 
 /// What one connection of a venue is for. A venue may use one connection
@@ -101,6 +107,7 @@ pub struct Outgoing {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConnSpec {
     pub url: String,
+    pub transport: Transport,
     pub role: ConnRole,
 }
 
@@ -110,69 +117,211 @@ pub enum ConnRole {
     OrderEntryAndUserData,
     OrderEntry,
     UserData,
+    /// Queries (server time, reconciliation) beside the order path.
+    Rest,
 }
 
 /// What a request costs against the venue's limits, declared by the
 /// adapter so the rate limiter can gate it without knowing the venue.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Cost {
+    /// Request weight (Binance `REQUEST_WEIGHT`, per IP).
     pub weight: u32,
+    /// New orders (Binance `ORDERS`, unfilled order count, per account).
     pub orders: u32,
 }
 
-/// Errors an adapter raises on its own input (a command it cannot express,
-/// a frame it cannot read). Venue-side errors become [`Report`]s.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HttpMethod {
+    Get,
+    Post,
+    Put,
+    Delete,
+}
+
+impl HttpMethod {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HttpMethod::Get => "GET",
+            HttpMethod::Post => "POST",
+            HttpMethod::Put => "PUT",
+            HttpMethod::Delete => "DELETE",
+        }
+    }
+}
+
+/// An HTTP request, transport-neutral: the driver adds `Host` and
+/// `Content-Length`; everything the venue signs is already here.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpRequest {
+    /// The adapter's own id, echoed in the [`HttpResponse`].
+    pub id: u64,
+    pub method: HttpMethod,
+    /// Path and query string, as signed (`/api/v3/time`).
+    pub path: String,
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+}
+
+/// An HTTP response, with its status and headers (rate-limit usage such
+/// as `X-MBX-USED-WEIGHT-1M` travels in headers).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpResponse {
+    /// The request's [`HttpRequest::id`].
+    pub id: u64,
+    pub status: u16,
+    /// Header names in lowercase.
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl HttpResponse {
+    /// The first header named `name` (case-insensitive).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// What goes on the wire.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Payload {
+    /// A WebSocket text frame.
+    Text(String),
+    Http(HttpRequest),
+}
+
+/// One request an adapter wants sent, on which connection, and what it
+/// costs. Every request carries its cost, the adapter's own queries (server
+/// time, subscriptions, reconciliation) as much as orders, so one limiter
+/// can gate all of them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Transmit {
+    pub conn: ConnId,
+    pub payload: Payload,
+    pub cost: Cost,
+}
+
+impl Transmit {
+    /// The WebSocket text, if this is one (tests, logs).
+    pub fn text(&self) -> Option<&str> {
+        match &self.payload {
+            Payload::Text(t) => Some(t),
+            Payload::Http(_) => None,
+        }
+    }
+}
+
+/// What an adapter tells its driver, besides transmits.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum VenueOutput {
+    /// An order event for the desk.
+    Exec(ExecEvent),
+    /// The venue's state changed (or, during a make-before-break switch,
+    /// a note while it stays Up), with the reason. The adapter is the one
+    /// owner of venue state: the driver forwards these, and says nothing of
+    /// its own.
+    Status(VenueStatus),
+    /// Open a fresh socket for this connection while the current one keeps
+    /// being read (make before break): the venue announced it will close it.
+    Reconnect(ConnId),
+}
+
+/// The caller-owned, reused buffers an adapter writes into. The driver
+/// drains both after every call, transmits first.
+#[derive(Debug, Default)]
+pub struct Outbox {
+    pub transmits: Vec<Transmit>,
+    pub events: Vec<VenueOutput>,
+}
+
+impl Outbox {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.transmits.is_empty() && self.events.is_empty()
+    }
+
+    pub fn clear(&mut self) {
+        self.transmits.clear();
+        self.events.clear();
+    }
+}
+
+/// Errors an adapter raises on its own input (a command it cannot express
+/// or may not send now, a frame it cannot read). Venue-side errors become
+/// events.
 #[derive(Debug, thiserror::Error)]
 pub enum VenueError {
     #[error("unknown instrument {0}")]
     UnknownInstrument(InstrumentId),
     #[error("malformed frame from {venue}: {detail}")]
     MalformedFrame { venue: VenueId, detail: String },
+    /// The venue is not ready for orders; `state` and `text` are the last
+    /// status the adapter reported.
+    #[error("{venue} is {state:?}: {text}")]
+    NotReady {
+        venue: VenueId,
+        state: crate::model::VenueState,
+        text: String,
+    },
 }
 
-/// One venue account's protocol logic, driven by a session driver.
+/// One venue account's protocol logic, driven by a session driver
+/// (`ordergate::session`), sans-IO: bytes, events and raw `now` in;
+/// transmits and events out, into the caller's [`Outbox`].
+///
+/// Driver contract, per connection id: `on_connecting` before every
+/// attempt; then `on_open` once it is open, or `on_close` if the attempt
+/// failed; `on_close` again when an open connection ends. When the adapter
+/// asks for [`VenueOutput::Reconnect`], the fresh socket's open is an
+/// `on_open` of the same id (the adapter knows it asked), and the end of
+/// the socket it replaced is `on_drained`, not `on_close`.
 pub trait VenueProtocol: Send {
     fn venue(&self) -> VenueId;
-    /// The connections to open, in order.
+    /// The connections to keep open; index = [`ConnId`].
     fn connections(&self) -> Vec<ConnSpec>;
-    /// A connection is open: queue whatever it needs first (subscribe to
-    /// user data, query the server time, reconcile open orders).
-    fn on_open(&mut self, conn: usize, now: Now, out: &mut Vec<Outgoing>);
-    /// A connection closed or failed; in-flight requests on it are now of
-    /// unknown outcome.
-    fn on_close(&mut self, conn: usize, now: Now, events: &mut Vec<Report>);
-    /// The cost of `cmd`, for the rate limiter.
+    /// The driver starts connecting `conn`.
+    fn on_connecting(&mut self, conn: ConnId, now: Now, out: &mut Outbox);
+    /// `conn` is open: queue whatever it needs first (server time,
+    /// subscriptions, reconciliation).
+    fn on_open(&mut self, conn: ConnId, now: Now, out: &mut Outbox);
+    /// `conn` closed or could not be opened (`why`); requests in flight on
+    /// it are of unknown outcome now.
+    fn on_close(&mut self, conn: ConnId, why: &str, now: Now, out: &mut Outbox);
+    /// The socket that `conn`'s replacement superseded has ended; whatever
+    /// it still had in flight will not be answered.
+    fn on_drained(&mut self, conn: ConnId, now: Now, out: &mut Outbox);
+    /// The cost of `cmd`, for the rate limiter, before it is encoded.
     fn cost(&self, cmd: &Command) -> Cost;
-    /// Encode `cmd` into frames.
-    fn submit(
-        &mut self,
-        cmd: &Command,
-        now: Now,
-        out: &mut Vec<Outgoing>,
-    ) -> Result<(), VenueError>;
-    /// Feed one received text frame (mutable: in-place JSON parsers).
+    /// Encode `cmd` into transmits. Refused with [`VenueError::NotReady`]
+    /// while the venue cannot take it.
+    fn submit(&mut self, cmd: &Command, now: Now, out: &mut Outbox) -> Result<(), VenueError>;
+    /// One received WebSocket text frame (mutable: in-place JSON parsers).
     fn on_frame(
         &mut self,
-        conn: usize,
+        conn: ConnId,
         frame: &mut [u8],
         now: Now,
-        events: &mut Vec<Report>,
-        out: &mut Vec<Outgoing>,
+        out: &mut Outbox,
+    ) -> Result<(), VenueError>;
+    /// One HTTP response on `conn`.
+    fn on_http(
+        &mut self,
+        conn: ConnId,
+        response: &mut HttpResponse,
+        now: Now,
+        out: &mut Outbox,
     ) -> Result<(), VenueError>;
     /// Called when `next_timer` is due: keep-alives, clock sync, request
     /// timeouts, and dead-man heartbeats where a venue has them (Binance
     /// USD-M `countdownCancelAll`, Bybit disconnection cancel-all), which an
     /// adapter renews from here so a dead sidecar's orders get cancelled.
-    fn on_timer(&mut self, now: Now, events: &mut Vec<Report>, out: &mut Vec<Outgoing>);
+    fn on_timer(&mut self, now: Now, out: &mut Outbox);
     /// The next time `on_timer` must run, in monotonic nanoseconds.
     fn next_timer(&self) -> Option<u64>;
-    /// The venue announced it will close this connection (Binance
-    /// `serverShutdown`): the driver opens a fresh one.
-    fn wants_reconnect(&self) -> bool {
-        false
-    }
-    /// Server-time observations since the last call, oldest first.
-    fn take_time_samples(&mut self) -> Vec<TimeSample> {
-        Vec::new()
-    }
 }

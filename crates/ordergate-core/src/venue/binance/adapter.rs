@@ -1,46 +1,67 @@
-//! The Binance Spot adapter: one WebSocket API connection carrying order
-//! entry and the user data stream, as a sans-IO state machine.
+//! The Binance Spot adapter: the WebSocket API connection carrying order
+//! entry and the user data stream, plus a REST connection for periodic
+//! server-time queries, as one sans-IO state machine.
 //!
 //! Behaviour worth knowing when driving it:
-//! - **Accepted once.** An order is reported `Accepted` by whichever comes
-//!   first: the `order.place` ACK response or the `executionReport` with
-//!   `x=NEW` (or, failing both, just before its first fill). The other is
-//!   dropped. Orders are placed with `newOrderRespType=ACK`: fills come only
-//!   from the user data stream, so they are never counted twice.
-//! - **Fills are de-duplicated** by (instrument, trade id, venue order id),
-//!   so a replayed event cannot double count, while a self-trade (one
-//!   trade id, two of our orders) counts on both sides.
+//! - **Phases.** Each WebSocket connection goes [`Phase::Connecting`] →
+//!   [`Phase::ClockSynced`] (the `time` answer fed the adapter's own
+//!   [`VenueClock`]) → [`Phase::Subscribed`] (signed user-data
+//!   subscription) → [`Phase::Reconciled`] (after a reconnect: open orders
+//!   listed per symbol, every tracked order not listed queried) →
+//!   [`Phase::Ready`]. The venue is reported Up at Ready, and only the
+//!   adapter reports venue state.
+//! - **Clock.** The adapter signs with its venue clock's time for the raw
+//!   local `now.wall_ms`; nothing signed goes out before the first `time`
+//!   answer (or its failure, then with the local clock).
+//! - **Every transmit carries its cost** ([`method_cost`]), the adapter's
+//!   own queries included.
+//! - **Accepted** is reported whenever the venue says so (the `order.place`
+//!   ACK, the `NEW` execution report, a reconciliation listing or an
+//!   `order.status`): the lifecycle owns order state and ignores repeats.
+//!   Orders are placed with `newOrderRespType=ACK`: fills come only from
+//!   the user data stream.
+//! - **Fills are de-duplicated** here, and only here: by trade id per
+//!   live order (exact, however many fills), and by (instrument, trade id,
+//!   venue order id) among the last [`FILL_MEMORY`] fills of finished
+//!   orders, so a replay cannot double count while a self-trade (one trade
+//!   id, two of our orders) counts on both sides.
 //! - **Unknown outcomes** (5xx, -1006, -1007) on `order.place` are not
 //!   rejections: the adapter asks `order.status` and reports what it says.
-//! - **Reconnects.** `serverShutdown` sets `wants_reconnect` and emits
-//!   `Status{Up}` saying so; the driver opens a new connection before the
-//!   old one closes (make before break). On every open the adapter syncs the clock (`time`, see
-//!   `take_time_samples`) and subscribes to user data; after
-//!   a reconnect it also lists open orders and queries every order it was
-//!   tracking that is no longer open. `eventStreamTerminated` resubscribes.
+//! - **Reconnects.** `serverShutdown` emits [`VenueOutput::Reconnect`]:
+//!   the driver opens a fresh socket while the old one is still read (make
+//!   before break), the venue stays Up and orders keep flowing; the fresh
+//!   socket runs the phases again. `eventStreamTerminated` resubscribes.
 //! - Events for client ids we did not generate, or from another sidecar
 //!   epoch, are ignored and counted in [`BinanceStats`].
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::fmt;
 
+use tracing::{debug, info, warn};
 use zeroize::Zeroizing;
 
 use super::exec::{self, ExecOutcome};
 use super::parse::{self, ApiError, Event, Frame, OrderResult, ResultBody};
 use super::requests::{self, Param};
-use crate::ids::{ClientId, ClientIdKind, InstrumentId, VenueId};
+use crate::clock::VenueClock;
+use crate::ids::{ClientId, ClientIdKind, InstrumentId, OrderKey, VenueId};
 use crate::instrument::Instrument;
 use crate::model::{flags, OrdType, Reason, Side, TimeInForce, VenueState};
 use crate::venue::{
-    Command, ConnRole, ConnSpec, Cost, ExecEvent, Now, Outgoing, Report, TimeSample, VenueError,
-    VenueProtocol, VenueStatus,
+    Command, ConnId, ConnRole, ConnSpec, Cost, ExecEvent, HttpMethod, HttpRequest, HttpResponse,
+    Now, Outbox, Payload, Transmit, Transport, VenueError, VenueOutput, VenueProtocol, VenueStatus,
 };
+
+/// The WebSocket API connection: order entry and user data.
+pub const WS: ConnId = ConnId(0);
+/// The REST connection (present when a REST URL is configured).
+pub const REST: ConnId = ConnId(1);
 
 /// How often the server time is re-sampled while connected.
 pub const CLOCK_SYNC_INTERVAL_NS: u64 = 30_000_000_000;
-/// How many fill keys are remembered for de-duplication (oldest dropped
-/// first); replays come right after a reconnect, far within this.
+/// How many fill keys of finished orders are remembered for
+/// de-duplication (oldest dropped first); replays come right after a
+/// reconnect, far within this. Live orders keep all of theirs.
 pub const FILL_MEMORY: usize = 65_536;
 
 /// What the adapter needs to know about the account.
@@ -48,6 +69,9 @@ pub const FILL_MEMORY: usize = 65_536;
 pub struct BinanceSpotConfig {
     /// The WebSocket API endpoint, e.g. `wss://ws-api.binance.com:443/ws-api/v3`.
     pub ws_url: String,
+    /// The REST endpoint, e.g. `https://api.binance.com`; `None`: no REST
+    /// connection (server time is then always asked on the WebSocket).
+    pub rest_url: Option<String>,
     pub api_key: String,
     pub api_secret: Vec<u8>,
     /// Sent as `recvWindow` on every signed request (venue default 5000).
@@ -57,11 +81,18 @@ pub struct BinanceSpotConfig {
     pub epoch: u32,
 }
 
+/// An API key as it may appear in logs: its first four characters.
+pub fn redact_key(key: &str) -> String {
+    let head: String = key.chars().take(4).collect();
+    format!("{head}…")
+}
+
 impl fmt::Debug for BinanceSpotConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("BinanceSpotConfig")
             .field("ws_url", &self.ws_url)
-            .field("api_key", &self.api_key)
+            .field("rest_url", &self.rest_url)
+            .field("api_key", &redact_key(&self.api_key))
             .field("api_secret", &"<redacted>")
             .field("recv_window_ms", &self.recv_window_ms)
             .field("instruments", &self.instruments.len())
@@ -87,6 +118,26 @@ pub struct BinanceStats {
     pub stale_events: u64,
     /// Responses whose id we did not send or no longer wait for.
     pub unmatched_responses: u64,
+    /// The last `X-MBX-USED-WEIGHT-1M` a REST response carried.
+    pub used_weight_1m: Option<u32>,
+}
+
+/// Where a WebSocket connection is in its start-up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Phase {
+    /// No socket.
+    Closed,
+    /// Open; the server time was asked.
+    Connecting,
+    /// The venue clock has a sample: signed requests may go out; the
+    /// user-data subscription was sent.
+    ClockSynced,
+    /// User data flows; after a reconnect, open orders are being listed.
+    Subscribed,
+    /// Every tracked order is known open or queried.
+    Reconciled,
+    /// Orders may go out on this socket.
+    Ready,
 }
 
 /// What a request id stands for until its response arrives.
@@ -101,14 +152,27 @@ enum Pending {
 }
 
 #[derive(Debug, Clone, Copy)]
+struct InFlight {
+    what: Pending,
+    conn: ConnId,
+    /// Which WebSocket socket (see `ws_socket`) it went out on.
+    socket: u32,
+}
+
+#[derive(Debug, Clone)]
 struct Tracked {
+    id: ClientId,
     inst: usize,
-    accepted: bool,
+    /// The venue's order id, once any answer carried it.
+    order_id: Option<u64>,
+    /// Trade ids already reported for this order.
+    trades: Vec<i64>,
 }
 
 /// The Binance Spot WebSocket API adapter.
 pub struct BinanceSpot {
     ws_url: String,
+    rest_url: Option<String>,
     api_key: String,
     secret: Zeroizing<Vec<u8>>,
     recv_window: String,
@@ -117,25 +181,32 @@ pub struct BinanceSpot {
     by_id: HashMap<InstrumentId, usize>,
     by_symbol: HashMap<String, usize>,
     next_id: u64,
-    pending: HashMap<u64, Pending>,
-    /// Our orders the venue has not finished, by client id.
-    orders: HashMap<ClientId, Tracked>,
-    fills_seen: HashSet<(usize, i64, u64)>,
-    fills_order: VecDeque<(usize, i64, u64)>,
-    connected: bool,
-    opens: u64,
-    reconnect_wanted: bool,
-    /// This connection's first server time has arrived: the signed
-    /// subscription (and reconciliation) may go out on the next timer,
-    /// after the session has synced its clock from that answer.
-    start_due: bool,
-    awaiting_start: bool,
+    /// Requests awaiting an answer, by id (ordered: what is settled on a
+    /// close is reported in the order it was sent).
+    pending: BTreeMap<u64, InFlight>,
+    /// Our orders the venue has not finished (ordered: reconciliation
+    /// queries go out in a reproducible order).
+    orders: BTreeMap<OrderKey, Tracked>,
+    /// Fill keys of finished orders, for replays.
+    finished_fills: HashSet<(usize, i64, u64)>,
+    finished_order: VecDeque<(usize, i64, u64)>,
+    clock: VenueClock,
+    phase: Phase,
+    /// Some WebSocket socket is Ready (the current one, or the one being
+    /// replaced): orders may be sent.
+    serving: bool,
+    /// A replacement socket was asked for and the old one still serves.
+    replacing: bool,
+    /// Counts WebSocket opens; the current socket's number.
+    ws_socket: u32,
+    rest_open: bool,
     next_clock_sync_ns: u64,
-    time_samples: Vec<TimeSample>,
-    /// Open-order listings still awaited after a reconnect, and the ids
-    /// they showed.
+    /// Open-order listings still awaited, and the ids they showed.
     reconcile_left: usize,
-    reconcile_open: HashSet<ClientId>,
+    reconcile_open: HashSet<OrderKey>,
+    /// The venue state last reported, and why.
+    state: VenueState,
+    state_text: String,
     stats: BinanceStats,
     buffers: simd_json::Buffers,
 }
@@ -144,7 +215,8 @@ impl fmt::Debug for BinanceSpot {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("BinanceSpot")
             .field("ws_url", &self.ws_url)
-            .field("connected", &self.connected)
+            .field("phase", &self.phase)
+            .field("state", &self.state)
             .field("orders", &self.orders.len())
             .field("pending", &self.pending.len())
             .field("stats", &self.stats)
@@ -167,8 +239,9 @@ fn tif_str(t: TimeInForce) -> &'static str {
     }
 }
 
-/// The request weight of the methods this adapter sends, from the API
-/// notes, so a driver can account for the adapter's own requests.
+/// The cost of the WebSocket API methods this adapter sends, from the API
+/// notes (request weight; `orders` for what counts against the order
+/// limits).
 pub fn method_cost(method: &str) -> Cost {
     let (weight, orders) = match method {
         "order.place" => (1, 1),
@@ -180,6 +253,17 @@ pub fn method_cost(method: &str) -> Cost {
         _ => (1, 0),
     };
     Cost { weight, orders }
+}
+
+/// The cost of the REST endpoints this adapter calls, from the API notes.
+pub fn rest_cost(path: &str) -> Cost {
+    let weight = match path {
+        "/api/v3/time" | "/api/v3/ping" => 1,
+        "/api/v3/order" => 4,
+        "/api/v3/openOrders" => 6,
+        _ => 1,
+    };
+    Cost { weight, orders: 0 }
 }
 
 /// Maps a venue error to our reason. `cancel` selects the cancel-specific
@@ -206,6 +290,16 @@ fn outcome_unknown(status: u16, code: i64) -> bool {
     status >= 500 || code == -1006 || code == -1007
 }
 
+/// The first `max` bytes of a frame, for logs.
+fn truncated(bytes: &[u8], max: usize) -> String {
+    let n = bytes.len().min(max);
+    let mut s = String::from_utf8_lossy(&bytes[..n]).into_owned();
+    if bytes.len() > max {
+        s.push('…');
+    }
+    s
+}
+
 impl BinanceSpot {
     pub fn new(cfg: BinanceSpotConfig) -> Self {
         let by_id = cfg
@@ -220,8 +314,16 @@ impl BinanceSpot {
             .enumerate()
             .map(|(i, x)| (x.symbol.clone(), i))
             .collect();
+        debug!(
+            venue = %VenueId::BinanceSpot,
+            ws_url = %cfg.ws_url,
+            api_key = %redact_key(&cfg.api_key),
+            instruments = cfg.instruments.len(),
+            "binance-spot adapter configured"
+        );
         BinanceSpot {
             ws_url: cfg.ws_url,
+            rest_url: cfg.rest_url,
             api_key: cfg.api_key,
             secret: Zeroizing::new(cfg.api_secret),
             recv_window: cfg.recv_window_ms.to_string(),
@@ -230,19 +332,21 @@ impl BinanceSpot {
             by_id,
             by_symbol,
             next_id: 1,
-            pending: HashMap::new(),
-            orders: HashMap::new(),
-            fills_seen: HashSet::new(),
-            fills_order: VecDeque::new(),
-            connected: false,
-            opens: 0,
-            reconnect_wanted: false,
-            start_due: false,
-            awaiting_start: false,
+            pending: BTreeMap::new(),
+            orders: BTreeMap::new(),
+            finished_fills: HashSet::new(),
+            finished_order: VecDeque::new(),
+            clock: VenueClock::default(),
+            phase: Phase::Closed,
+            serving: false,
+            replacing: false,
+            ws_socket: 0,
+            rest_open: false,
             next_clock_sync_ns: 0,
-            time_samples: Vec::new(),
             reconcile_left: 0,
             reconcile_open: HashSet::new(),
+            state: VenueState::Down,
+            state_text: "not connected yet".into(),
             stats: BinanceStats::default(),
             buffers: simd_json::Buffers::default(),
         }
@@ -252,6 +356,21 @@ impl BinanceSpot {
         self.stats
     }
 
+    /// The current WebSocket socket's start-up phase.
+    pub fn phase(&self) -> Phase {
+        self.phase
+    }
+
+    /// The venue clock the adapter signs with.
+    pub fn clock(&self) -> &VenueClock {
+        &self.clock
+    }
+
+    /// The venue state last reported.
+    pub fn state(&self) -> VenueState {
+        self.state
+    }
+
     fn malformed(detail: String) -> VenueError {
         VenueError::MalformedFrame {
             venue: VenueId::BinanceSpot,
@@ -259,45 +378,98 @@ impl BinanceSpot {
         }
     }
 
-    fn take_id(&mut self, p: Pending) -> u64 {
+    /// Reports a state change (and only a change).
+    fn set_state(&mut self, state: VenueState, text: String, out: &mut Outbox) {
+        if state == self.state {
+            return;
+        }
+        self.note_state(state, text, out);
+    }
+
+    /// Reports the state with a reason even if it did not change (the
+    /// make-before-break notes while the venue stays Up).
+    fn note_state(&mut self, state: VenueState, text: String, out: &mut Outbox) {
+        info!(venue = %VenueId::BinanceSpot, from = ?self.state, to = ?state, reason = %text, "venue state");
+        self.state = state;
+        self.state_text.clone_from(&text);
+        out.events.push(VenueOutput::Status(VenueStatus {
+            venue: VenueId::BinanceSpot,
+            state,
+            text,
+        }));
+    }
+
+    fn set_phase(&mut self, phase: Phase) {
+        debug!(venue = %VenueId::BinanceSpot, from = ?self.phase, to = ?phase, "connection phase");
+        self.phase = phase;
+    }
+
+    fn take_id(&mut self, what: Pending, conn: ConnId) -> u64 {
         let id = self.next_id;
         self.next_id += 1;
-        self.pending.insert(id, p);
+        self.pending.insert(
+            id,
+            InFlight {
+                what,
+                conn,
+                socket: self.ws_socket,
+            },
+        );
         id
     }
 
-    /// Sends a signed request with apiKey, recvWindow and timestamp added.
+    /// Sends a signed request with apiKey, recvWindow and a venue-clock
+    /// timestamp added.
     fn send_signed(
         &mut self,
-        method: &str,
+        method: &'static str,
         p: Pending,
         extra: &[Param<'_>],
         now: Now,
-        out: &mut Vec<Outgoing>,
+        out: &mut Outbox,
     ) {
-        let id = self.take_id(p);
-        let ts = now.wall_ms.to_string();
+        let id = self.take_id(p, WS);
+        let ts = self.clock.timestamp_ms(now.wall_ms).to_string();
         let mut params = Vec::with_capacity(extra.len() + 3);
         params.extend_from_slice(extra);
         params.push(Param::str("apiKey", &self.api_key));
         params.push(Param::num("recvWindow", &self.recv_window));
         params.push(Param::num("timestamp", &ts));
-        out.push(Outgoing {
-            conn: 0,
-            text: requests::signed(id, method, &params, &self.secret),
+        out.transmits.push(Transmit {
+            conn: WS,
+            payload: Payload::Text(requests::signed(id, method, &params, &self.secret)),
+            cost: method_cost(method),
         });
     }
 
-    fn send_time(&mut self, now: Now, out: &mut Vec<Outgoing>) {
-        let id = self.take_id(Pending::Time { sent: now });
-        out.push(Outgoing {
-            conn: 0,
-            text: requests::unsigned(id, "time", &[]),
-        });
+    /// Asks the server time: on REST when it is open, else on the
+    /// WebSocket (a connection's first ask is always on its own socket).
+    fn send_time(&mut self, now: Now, prefer_rest: bool, out: &mut Outbox) {
         self.next_clock_sync_ns = now.mono_ns.saturating_add(CLOCK_SYNC_INTERVAL_NS);
+        if prefer_rest && self.rest_open {
+            let id = self.take_id(Pending::Time { sent: now }, REST);
+            out.transmits.push(Transmit {
+                conn: REST,
+                payload: Payload::Http(HttpRequest {
+                    id,
+                    method: HttpMethod::Get,
+                    path: "/api/v3/time".into(),
+                    headers: Vec::new(),
+                    body: String::new(),
+                }),
+                cost: rest_cost("/api/v3/time"),
+            });
+            return;
+        }
+        let id = self.take_id(Pending::Time { sent: now }, WS);
+        out.transmits.push(Transmit {
+            conn: WS,
+            payload: Payload::Text(requests::unsigned(id, "time", &[])),
+            cost: method_cost("time"),
+        });
     }
 
-    fn subscribe(&mut self, now: Now, out: &mut Vec<Outgoing>) {
+    fn subscribe(&mut self, now: Now, out: &mut Outbox) {
         self.send_signed(
             "userDataStream.subscribe.signature",
             Pending::Subscribe,
@@ -307,10 +479,11 @@ impl BinanceSpot {
         );
     }
 
-    fn query_order(&mut self, client_id: ClientId, now: Now, out: &mut Vec<Outgoing>) {
-        let Some(t) = self.orders.get(&client_id) else {
+    fn query_order(&mut self, key: OrderKey, now: Now, out: &mut Outbox) {
+        let Some(t) = self.orders.get(&key) else {
             return;
         };
+        let client_id = t.id;
         let symbol = self.instruments[t.inst].symbol.clone();
         let orig = client_id.encode();
         self.send_signed(
@@ -340,50 +513,83 @@ impl BinanceSpot {
         }
     }
 
-    /// Accepted, unless already reported or the order is already done.
-    fn accept(&mut self, client_id: ClientId, venue_order_id: u64, time_ms: u64) -> Option<Report> {
-        let t = self.orders.get_mut(&client_id)?;
-        if t.accepted {
-            return None;
-        }
-        t.accepted = true;
-        Some(Report::Exec(ExecEvent::Accepted {
+    /// Accepted, for an order still tracked (the lifecycle ignores a
+    /// repeat; a late answer for a finished order adds nothing).
+    fn accept(&mut self, client_id: ClientId, venue_order_id: u64, time_ms: u64, out: &mut Outbox) {
+        let Some(t) = self.orders.get_mut(&client_id.key) else {
+            return;
+        };
+        t.order_id = Some(venue_order_id);
+        debug!(order = ?client_id.key, venue_order_id, "accepted");
+        out.events.push(VenueOutput::Exec(ExecEvent::Accepted {
             client_id,
             venue_order_id: venue_order_id.to_string(),
             time_ms,
-        }))
+        }));
     }
 
-    fn remember_fill(&mut self, key: (usize, i64, u64)) -> bool {
-        if !self.fills_seen.insert(key) {
+    /// The order is done at the venue: its fill keys join the replay memory.
+    fn finish(&mut self, key: OrderKey) -> bool {
+        let Some(t) = self.orders.remove(&key) else {
             return false;
-        }
-        self.fills_order.push_back(key);
-        if self.fills_order.len() > FILL_MEMORY {
-            if let Some(old) = self.fills_order.pop_front() {
-                self.fills_seen.remove(&old);
+        };
+        if let Some(order_id) = t.order_id {
+            for trade in t.trades {
+                self.remember_finished_fill((t.inst, trade, order_id));
             }
         }
         true
     }
 
-    fn on_exec_report(
-        &mut self,
-        ev: &Event<'_>,
-        events: &mut Vec<Report>,
-    ) -> Result<(), VenueError> {
+    fn remember_finished_fill(&mut self, k: (usize, i64, u64)) -> bool {
+        if !self.finished_fills.insert(k) {
+            return false;
+        }
+        self.finished_order.push_back(k);
+        if self.finished_order.len() > FILL_MEMORY {
+            if let Some(old) = self.finished_order.pop_front() {
+                self.finished_fills.remove(&old);
+            }
+        }
+        true
+    }
+
+    /// Whether this fill is new: exact per live order, bounded memory for
+    /// finished ones.
+    fn new_fill(&mut self, key: OrderKey, inst: usize, trade_id: i64, order_id: u64) -> bool {
+        match self.orders.get_mut(&key) {
+            Some(t) => {
+                t.order_id = Some(order_id);
+                if t.trades.contains(&trade_id) {
+                    return false;
+                }
+                t.trades.push(trade_id);
+                !self.finished_fills.contains(&(inst, trade_id, order_id))
+            }
+            None => self.remember_finished_fill((inst, trade_id, order_id)),
+        }
+    }
+
+    fn on_exec_report(&mut self, ev: &Event<'_>, out: &mut Outbox) -> Result<(), VenueError> {
         let symbol = ev
             .symbol
             .as_deref()
             .ok_or_else(|| Self::malformed("executionReport without `s`".into()))?;
         let Some(&inst) = self.by_symbol.get(symbol) else {
             self.stats.stale_events += 1;
+            info!(venue = %VenueId::BinanceSpot, symbol, "execution report for a symbol not configured; ignored");
             return Ok(());
         };
         let exec = match exec::normalize(ev, &self.instruments[inst]).map_err(Self::malformed)? {
             ExecOutcome::Event(e) => e,
             ExecOutcome::Foreign => {
                 self.stats.foreign_events += 1;
+                info!(
+                    venue = %VenueId::BinanceSpot,
+                    symbol,
+                    client_order_id = ev.client_id.as_deref().unwrap_or(""),
+                    "execution report for an order not ours; ignored"
+                );
                 return Ok(());
             }
             ExecOutcome::Nothing => return Ok(()),
@@ -391,100 +597,167 @@ impl BinanceSpot {
         let client_id = exec.client_id;
         if client_id.epoch != self.epoch {
             self.stats.other_epoch_events += 1;
+            info!(venue = %VenueId::BinanceSpot, epoch = client_id.epoch, "execution report from another sidecar epoch; ignored");
             return Ok(());
         }
+        let key = client_id.key;
         match exec.event {
-            Report::Exec(ExecEvent::Accepted { time_ms, .. }) => {
-                match self.accept(client_id, exec.order_id, time_ms) {
-                    Some(a) => events.push(a),
-                    None if !self.orders.contains_key(&client_id) => self.stats.stale_events += 1,
-                    None => {}
-                }
-            }
-            Report::Exec(ExecEvent::Fill { time_ms, .. }) => {
-                if !self.remember_fill((inst, exec.trade_id, exec.order_id)) {
-                    self.stats.duplicate_fills += 1;
-                    return Ok(());
-                }
-                if exec.off_scale {
-                    self.stats.off_scale_fills += 1;
-                }
-                // Never lose a fill, even for an order we no longer track.
-                events.extend(self.accept(client_id, exec.order_id, time_ms));
-                events.push(exec.event);
-                if exec.terminal {
-                    self.orders.remove(&client_id);
-                }
-            }
-            _ => {
-                if self.orders.remove(&client_id).is_some() {
-                    events.push(exec.event);
+            crate::venue::Report::Exec(ExecEvent::Accepted { time_ms, .. }) => {
+                if self.orders.contains_key(&key) {
+                    self.accept(client_id, exec.order_id, time_ms, out);
                 } else {
                     self.stats.stale_events += 1;
                 }
             }
+            crate::venue::Report::Exec(e @ ExecEvent::Fill { .. }) => {
+                if !self.new_fill(key, inst, exec.trade_id, exec.order_id) {
+                    self.stats.duplicate_fills += 1;
+                    debug!(order = ?key, trade_id = exec.trade_id, "duplicate fill dropped");
+                    return Ok(());
+                }
+                if exec.off_scale {
+                    self.stats.off_scale_fills += 1;
+                    warn!(venue = %VenueId::BinanceSpot, symbol, trade_id = exec.trade_id, "fill off the instrument's scale; rounded half-to-even");
+                }
+                debug!(order = ?key, trade_id = exec.trade_id, "fill");
+                // Never lose a fill, even for an order we no longer track.
+                out.events.push(VenueOutput::Exec(e));
+                if exec.terminal {
+                    self.finish(key);
+                }
+            }
+            crate::venue::Report::Exec(e) => {
+                if let ExecEvent::Rejected { text, .. } = &e {
+                    info!(venue = %VenueId::BinanceSpot, order = ?key, reason = %text, "order rejected by the venue");
+                }
+                if self.finish(key) {
+                    debug!(order = ?key, "order finished");
+                    out.events.push(VenueOutput::Exec(e));
+                } else {
+                    self.stats.stale_events += 1;
+                }
+            }
+            crate::venue::Report::Venue(_) => {}
         }
         Ok(())
     }
 
     fn on_event(
         &mut self,
+        conn: ConnId,
         ev: &Event<'_>,
         now: Now,
-        events: &mut Vec<Report>,
-        out: &mut Vec<Outgoing>,
+        out: &mut Outbox,
     ) -> Result<(), VenueError> {
         match &*ev.kind {
-            "executionReport" => self.on_exec_report(ev, events)?,
-            "serverShutdown" => {
-                // Still up: the driver opens a new connection before this
-                // one closes, and orders keep flowing meanwhile.
-                self.reconnect_wanted = true;
-                events.push(Report::Venue(VenueStatus {
-                    venue: VenueId::BinanceSpot,
-                    state: VenueState::Up,
-                    text: "venue announced server shutdown; opening a new connection".into(),
-                }));
+            "executionReport" => self.on_exec_report(ev, out)?,
+            // Still up: the driver opens a new socket before this one
+            // closes, and orders keep flowing meanwhile. Asked once per
+            // switch.
+            "serverShutdown" if !self.replacing => {
+                self.replacing = self.serving;
+                out.events.push(VenueOutput::Reconnect(conn));
+                let state = self.state;
+                self.note_state(
+                    state,
+                    "venue announced server shutdown; opening a new connection".into(),
+                    out,
+                );
             }
-            "eventStreamTerminated" => self.subscribe(now, out),
+            "eventStreamTerminated" => {
+                warn!(venue = %VenueId::BinanceSpot, "user data stream terminated by the venue; resubscribing");
+                if self.phase >= Phase::Subscribed {
+                    self.set_phase(Phase::ClockSynced);
+                }
+                self.subscribe(now, out);
+            }
             // Balances and order lists are not the lifecycle's concern.
             _ => {}
         }
         Ok(())
     }
 
-    fn status_event(state: VenueState, text: String) -> Report {
-        Report::Venue(VenueStatus {
-            venue: VenueId::BinanceSpot,
-            state,
-            text,
-        })
+    /// The clock has its first sample on this socket (or the `time` ask
+    /// failed): subscribe.
+    fn clock_synced(&mut self, now: Now, out: &mut Outbox) {
+        if self.phase != Phase::Connecting {
+            return;
+        }
+        self.set_phase(Phase::ClockSynced);
+        self.subscribe(now, out);
+    }
+
+    /// User data flows on this socket: reconcile after a reconnect.
+    fn subscribed(&mut self, now: Now, out: &mut Outbox) {
+        self.set_phase(Phase::Subscribed);
+        if self.ws_socket > 1 && !self.instruments.is_empty() {
+            // Subscribed before listing, so nothing falls between.
+            self.reconcile_left = self.instruments.len();
+            self.reconcile_open.clear();
+            for i in 0..self.instruments.len() {
+                let symbol = self.instruments[i].symbol.clone();
+                self.send_signed(
+                    "openOrders.status",
+                    Pending::OpenOrders,
+                    &[Param::str("symbol", &symbol)],
+                    now,
+                    out,
+                );
+            }
+        } else {
+            self.reconciled(None, out);
+        }
+    }
+
+    fn reconciled(&mut self, failed: Option<String>, out: &mut Outbox) {
+        self.set_phase(Phase::Reconciled);
+        self.set_phase(Phase::Ready);
+        let was_serving = self.serving;
+        self.serving = true;
+        let mut text = if was_serving {
+            "new connection ready: user data stream subscribed, open orders reconciled".to_owned()
+        } else {
+            "user data stream subscribed; ready for orders".to_owned()
+        };
+        if let Some(f) = failed {
+            text.push_str(&format!(" (reconciliation incomplete: {f})"));
+        }
+        if was_serving {
+            self.note_state(VenueState::Up, text, out);
+        } else {
+            self.set_state(VenueState::Up, text, out);
+        }
     }
 
     fn on_response(
         &mut self,
         frame: Frame<'_>,
         now: Now,
-        events: &mut Vec<Report>,
-        out: &mut Vec<Outgoing>,
+        out: &mut Outbox,
     ) -> Result<(), VenueError> {
         let status = frame.status.unwrap_or(0);
-        let Some(pending) = frame.id.and_then(|id| self.pending.remove(&id)) else {
+        let Some(inflight) = frame.id.and_then(|id| self.pending.remove(&id)) else {
             self.stats.unmatched_responses += 1;
             // An unsolicited error (id null) is the key being revoked.
             if let (None, Some(e)) = (frame.id, &frame.error) {
-                events.push(Self::status_event(
+                warn!(venue = %VenueId::BinanceSpot, code = e.code, msg = %e.msg, "unsolicited venue error");
+                self.serving = false;
+                self.set_state(
                     VenueState::Halted,
                     format!("venue error {}: {}", e.code, e.msg),
-                ));
+                    out,
+                );
+            } else {
+                info!(venue = %VenueId::BinanceSpot, id = ?frame.id, status, "response to no request we wait for; ignored");
             }
             return Ok(());
         };
+        let pending = inflight.what;
         if let Some(err) = &frame.error {
             if err.code == -1021 {
-                self.send_time(now, out);
+                self.send_time(now, false, out);
             }
-            return self.on_error(pending, status, err, now, events, out);
+            return self.on_error(pending, status, err, now, out);
         }
         let result = match frame.result {
             Some(r) => r,
@@ -500,34 +773,28 @@ impl BinanceSpot {
                 let server_ms = r
                     .server_time
                     .ok_or_else(|| Self::malformed("time response without serverTime".into()))?;
-                self.time_samples.push(TimeSample {
-                    sent,
-                    received: now,
-                    server_ms,
-                });
-                if self.awaiting_start {
-                    self.awaiting_start = false;
-                    self.start_due = true;
+                self.observe_time(sent, server_ms, now);
+                if inflight.socket == self.ws_socket {
+                    self.clock_synced(now, out);
                 }
             }
-            (Pending::Subscribe, ResultBody::Object(_)) => events.push(Self::status_event(
-                VenueState::Up,
-                "user data stream subscribed".into(),
-            )),
+            (Pending::Subscribe, ResultBody::Object(_)) => {
+                if inflight.socket == self.ws_socket && self.phase == Phase::ClockSynced {
+                    self.subscribed(now, out);
+                }
+            }
             (Pending::Place { client_id }, ResultBody::Object(r)) => {
                 let order_id = r.order_id.ok_or_else(|| {
                     Self::malformed("order.place response without orderId".into())
                 })?;
-                events.extend(self.accept(client_id, order_id, r.transact_time.unwrap_or(0)));
+                self.accept(client_id, order_id, r.transact_time.unwrap_or(0), out);
             }
             // The cancel's outcome arrives as an executionReport.
             (Pending::Cancel { .. }, ResultBody::Object(_)) => {}
             (Pending::OrderStatus { client_id }, ResultBody::Object(r)) => {
-                self.on_order_status(client_id, &r, events)
+                self.on_order_status(client_id, &r, out)
             }
-            (Pending::OpenOrders, ResultBody::Array(rows)) => {
-                self.on_open_orders(&rows, now, events, out)
-            }
+            (Pending::OpenOrders, ResultBody::Array(rows)) => self.on_open_orders(&rows, now, out),
             (_, _) => {
                 return Err(Self::malformed(format!(
                     "response {} has an unexpected result shape",
@@ -538,39 +805,50 @@ impl BinanceSpot {
         Ok(())
     }
 
+    fn observe_time(&mut self, sent: Now, server_ms: u64, now: Now) {
+        if self.clock.observe(sent.wall_ms, server_ms, now.wall_ms) {
+            debug!(venue = %VenueId::BinanceSpot, offset_ms = ?self.clock.offset_ms(), rtt_ms = ?self.clock.best_rtt_ms(), "venue clock sample");
+        }
+    }
+
     fn on_error(
         &mut self,
         pending: Pending,
         status: u16,
         err: &ApiError<'_>,
         now: Now,
-        events: &mut Vec<Report>,
-        out: &mut Vec<Outgoing>,
+        out: &mut Outbox,
     ) -> Result<(), VenueError> {
         let text = err.msg.to_string();
         match pending {
             Pending::Place { client_id } if outcome_unknown(status, err.code) => {
-                self.query_order(client_id, now, out)
+                warn!(venue = %VenueId::BinanceSpot, order = ?client_id.key, status, code = err.code, msg = %text, "order outcome unknown; querying it");
+                self.query_order(client_id.key, now, out)
             }
             Pending::Place { client_id } => {
-                self.orders.remove(&client_id);
-                events.push(Report::Exec(ExecEvent::Rejected {
+                info!(venue = %VenueId::BinanceSpot, order = ?client_id.key, status, code = err.code, msg = %text, "order rejected by the venue");
+                self.finish(client_id.key);
+                out.events.push(VenueOutput::Exec(ExecEvent::Rejected {
                     client_id,
                     reason: reason_for(status, err.code, &text, false),
                     code: err.code,
                     text,
                 }));
             }
-            Pending::Cancel { orig } => events.push(Report::Exec(ExecEvent::CancelRejected {
-                client_id: orig,
-                reason: reason_for(status, err.code, &text, true),
-                code: err.code,
-                text,
-            })),
+            Pending::Cancel { orig } => {
+                info!(venue = %VenueId::BinanceSpot, order = ?orig.key, status, code = err.code, msg = %text, "cancel rejected by the venue");
+                out.events
+                    .push(VenueOutput::Exec(ExecEvent::CancelRejected {
+                        client_id: orig,
+                        reason: reason_for(status, err.code, &text, true),
+                        code: err.code,
+                        text,
+                    }))
+            }
             // The order never reached the venue: the place was lost.
             Pending::OrderStatus { client_id } if err.code == -2013 => {
-                if self.orders.remove(&client_id).is_some() {
-                    events.push(Report::Exec(ExecEvent::Rejected {
+                if self.finish(client_id.key) {
+                    out.events.push(VenueOutput::Exec(ExecEvent::Rejected {
                         client_id,
                         reason: Reason::VenueRejected,
                         code: err.code,
@@ -578,174 +856,227 @@ impl BinanceSpot {
                     }));
                 }
             }
-            Pending::Subscribe => events.push(Self::status_event(
-                VenueState::Halted,
-                format!("user data subscription failed: {} {}", err.code, text),
-            )),
+            Pending::Subscribe => {
+                warn!(venue = %VenueId::BinanceSpot, code = err.code, msg = %text, "user data subscription refused");
+                self.serving = false;
+                self.replacing = false;
+                self.set_state(
+                    VenueState::Halted,
+                    format!("user data subscription failed: {} {}", err.code, text),
+                    out,
+                );
+            }
             Pending::OpenOrders => {
-                self.reconcile_left = self.reconcile_left.saturating_sub(1);
-                events.push(Self::status_event(
-                    VenueState::Up,
-                    format!("open orders reconciliation failed: {} {}", err.code, text),
-                ));
+                warn!(venue = %VenueId::BinanceSpot, code = err.code, msg = %text, "open orders listing failed");
+                self.reconcile_step(Some(format!("{} {}", err.code, text)), now, out);
             }
             // Without the venue's time, start with the local clock rather
             // than never.
-            Pending::Time { .. } if self.awaiting_start => {
-                self.awaiting_start = false;
-                self.start_due = true;
+            Pending::Time { .. } => {
+                warn!(venue = %VenueId::BinanceSpot, code = err.code, msg = %text, "server time query failed");
+                self.clock_synced(now, out);
             }
-            Pending::OrderStatus { .. } | Pending::Time { .. } => {}
+            Pending::OrderStatus { client_id } => {
+                warn!(venue = %VenueId::BinanceSpot, order = ?client_id.key, code = err.code, msg = %text, "order status query failed");
+            }
         }
         Ok(())
     }
 
-    fn on_order_status(
-        &mut self,
-        client_id: ClientId,
-        r: &OrderResult<'_>,
-        events: &mut Vec<Report>,
-    ) {
+    fn on_order_status(&mut self, client_id: ClientId, r: &OrderResult<'_>, out: &mut Outbox) {
         let time_ms = r.update_time.or(r.transact_time).unwrap_or(0);
         let status = r.status.as_deref().unwrap_or("");
         if let Some(order_id) = r.order_id {
-            events.extend(self.accept(client_id, order_id, time_ms));
+            self.accept(client_id, order_id, time_ms, out);
         }
         let end = match status {
-            "CANCELED" => Report::Exec(ExecEvent::Canceled { client_id, time_ms }),
-            "EXPIRED" | "EXPIRED_IN_MATCH" => {
-                Report::Exec(ExecEvent::Expired { client_id, time_ms })
-            }
-            "REJECTED" => Report::Exec(ExecEvent::Rejected {
+            "CANCELED" => ExecEvent::Canceled { client_id, time_ms },
+            "EXPIRED" | "EXPIRED_IN_MATCH" => ExecEvent::Expired { client_id, time_ms },
+            "REJECTED" => ExecEvent::Rejected {
                 client_id,
                 reason: Reason::VenueRejected,
                 code: 0,
                 text: "REJECTED".into(),
-            }),
+            },
             _ => return,
         };
-        if self.orders.remove(&client_id).is_some() {
-            events.push(end);
+        if self.finish(client_id.key) {
+            out.events.push(VenueOutput::Exec(end));
         }
     }
 
-    /// Subscribes to user data and, after a reconnect, reconciles.
-    fn start(&mut self, now: Now, out: &mut Vec<Outgoing>) {
-        // Subscribe before listing open orders, so nothing falls between.
-        self.subscribe(now, out);
-        if self.opens > 1 {
-            self.reconcile_left = self.instruments.len();
-            self.reconcile_open.clear();
-            for i in 0..self.instruments.len() {
-                let symbol = self.instruments[i].symbol.clone();
-                self.send_signed(
-                    "openOrders.status",
-                    Pending::OpenOrders,
-                    &[Param::str("symbol", &symbol)],
-                    now,
-                    out,
-                );
-            }
-        }
-    }
-
-    fn on_open_orders(
-        &mut self,
-        rows: &[OrderResult<'_>],
-        now: Now,
-        events: &mut Vec<Report>,
-        out: &mut Vec<Outgoing>,
-    ) {
+    fn on_open_orders(&mut self, rows: &[OrderResult<'_>], now: Now, out: &mut Outbox) {
         for r in rows {
             let Some(id) = r.client_order_id.as_deref().and_then(|c| self.our_id(c)) else {
                 continue;
             };
-            self.reconcile_open.insert(id);
+            self.reconcile_open.insert(id.key);
             if let Some(order_id) = r.order_id {
                 let t = r.update_time.unwrap_or(0);
-                events.extend(self.accept(id, order_id, t));
+                self.accept(id, order_id, t, out);
             }
         }
-        self.reconcile_left = self.reconcile_left.saturating_sub(1);
+        self.reconcile_step(None, now, out);
+    }
+
+    /// One open-orders listing is in: once all are, query every tracked
+    /// order none of them showed, in order.
+    fn reconcile_step(&mut self, failed: Option<String>, now: Now, out: &mut Outbox) {
         if self.reconcile_left == 0 {
-            let gone: Vec<ClientId> = self
-                .orders
-                .keys()
-                .filter(|id| !self.reconcile_open.contains(id))
-                .copied()
-                .collect();
-            self.reconcile_open.clear();
-            for id in gone {
-                self.query_order(id, now, out);
+            return;
+        }
+        self.reconcile_left -= 1;
+        if failed.is_some() {
+            // A failed listing cannot show what is open: do not query
+            // orders on its account of them being gone.
+            self.reconcile_open.extend(self.orders.keys().copied());
+        }
+        if self.reconcile_left > 0 {
+            return;
+        }
+        let gone: Vec<OrderKey> = self
+            .orders
+            .keys()
+            .filter(|k| !self.reconcile_open.contains(k))
+            .copied()
+            .collect();
+        self.reconcile_open.clear();
+        for key in gone {
+            self.query_order(key, now, out);
+        }
+        if self.phase == Phase::Subscribed {
+            self.reconciled(failed, out);
+        }
+    }
+
+    /// Settles what was in flight on a WebSocket socket that is gone
+    /// (`socket` = its number, or every one up to the current).
+    fn settle_ws(&mut self, upto_socket: u32, why: &str, now: Now, out: &mut Outbox) {
+        let gone: Vec<(u64, InFlight)> = self
+            .pending
+            .iter()
+            .filter(|(_, p)| p.conn == WS && p.socket <= upto_socket)
+            .map(|(id, p)| (*id, *p))
+            .collect();
+        let mut places = Vec::new();
+        for (id, p) in gone {
+            self.pending.remove(&id);
+            match p.what {
+                Pending::Cancel { orig } => {
+                    out.events
+                        .push(VenueOutput::Exec(ExecEvent::CancelRejected {
+                            client_id: orig,
+                            reason: Reason::VenueDown,
+                            code: 0,
+                            text: format!("{why} before the cancel was answered"),
+                        }))
+                }
+                // Settled by a query, on the new socket or by the
+                // reconciliation after the reconnect.
+                Pending::Place { client_id } | Pending::OrderStatus { client_id } => {
+                    places.push(client_id.key)
+                }
+                Pending::OpenOrders => {
+                    if p.socket == self.ws_socket {
+                        self.reconcile_left = 0;
+                    }
+                }
+                Pending::Time { .. } | Pending::Subscribe => {}
+            }
+        }
+        if self.serving && self.phase >= Phase::ClockSynced {
+            for key in places {
+                self.query_order(key, now, out);
             }
         }
     }
 }
 
 impl VenueProtocol for BinanceSpot {
-    /// Server-time observations since the last call, oldest first, for the
-    /// driver's venue clock.
-    fn take_time_samples(&mut self) -> Vec<TimeSample> {
-        std::mem::take(&mut self.time_samples)
-    }
-
-    /// The venue announced it is going away (`serverShutdown`): the driver
-    /// should open a new connection. Cleared by the next `on_open`.
-    fn wants_reconnect(&self) -> bool {
-        self.reconnect_wanted
-    }
-
     fn venue(&self) -> VenueId {
         VenueId::BinanceSpot
     }
 
     fn connections(&self) -> Vec<ConnSpec> {
-        vec![ConnSpec {
+        let mut v = vec![ConnSpec {
             url: self.ws_url.clone(),
+            transport: Transport::WebSocket,
             role: ConnRole::OrderEntryAndUserData,
-        }]
+        }];
+        if let Some(rest) = &self.rest_url {
+            v.push(ConnSpec {
+                url: rest.clone(),
+                transport: Transport::Http,
+                role: ConnRole::Rest,
+            });
+        }
+        v
     }
 
-    fn on_open(&mut self, _conn: usize, now: Now, out: &mut Vec<Outgoing>) {
-        self.connected = true;
-        self.reconnect_wanted = false;
-        self.opens += 1;
-        self.start_due = false;
+    fn on_connecting(&mut self, conn: ConnId, _now: Now, out: &mut Outbox) {
+        if conn == WS && !self.replacing && self.state == VenueState::Down {
+            self.set_state(
+                VenueState::Connecting,
+                format!("connecting to {}", self.ws_url),
+                out,
+            );
+        }
+    }
+
+    fn on_open(&mut self, conn: ConnId, now: Now, out: &mut Outbox) {
+        if conn == REST {
+            self.rest_open = true;
+            return;
+        }
+        if conn != WS {
+            return;
+        }
+        self.ws_socket += 1;
+        self.set_phase(Phase::Connecting);
+        if !self.replacing {
+            self.serving = false;
+        }
         // Signed requests wait for the venue's time, so a skewed local
         // clock cannot get the subscription refused (-1021).
-        self.send_time(now, out);
-        self.awaiting_start = true;
+        self.send_time(now, false, out);
     }
 
-    /// In-flight places stay tracked and are settled by the reconciliation
-    /// after the reconnect; in-flight cancels are reported CancelRejected
-    /// (`VenueDown`) so the strategy can retry, and a cancel that did go
-    /// through still shows up as Canceled then.
-    fn on_close(&mut self, _conn: usize, _now: Now, events: &mut Vec<Report>) {
-        self.connected = false;
-        let mut cancels: Vec<ClientId> = self
-            .pending
-            .values()
-            .filter_map(|p| match p {
-                Pending::Cancel { orig } => Some(*orig),
-                _ => None,
-            })
-            .collect();
-        cancels.sort_by_key(|c| (c.key, c.epoch));
-        for orig in cancels {
-            events.push(Report::Exec(ExecEvent::CancelRejected {
-                client_id: orig,
-                reason: Reason::VenueDown,
-                code: 0,
-                text: "connection closed before the cancel was answered".into(),
-            }));
+    /// On the WebSocket: in-flight places stay tracked and are settled by
+    /// the reconciliation after the reconnect; in-flight cancels are
+    /// reported CancelRejected (`VenueDown`) so the strategy can retry, and
+    /// a cancel that did go through still shows up as Canceled then.
+    fn on_close(&mut self, conn: ConnId, why: &str, now: Now, out: &mut Outbox) {
+        if conn == REST {
+            self.rest_open = false;
+            self.pending.retain(|_, p| p.conn != REST);
+            return;
         }
-        self.pending.clear();
+        if conn != WS {
+            return;
+        }
+        let opened = self.phase != Phase::Closed;
+        self.set_phase(Phase::Closed);
+        self.serving = false;
+        self.replacing = false;
         self.reconcile_left = 0;
-        events.push(Self::status_event(
-            VenueState::Down,
-            "connection closed".into(),
-        ));
+        self.settle_ws(u32::MAX, "connection closed", now, out);
+        let text = if opened {
+            format!("connection closed: {why}")
+        } else {
+            format!("cannot connect: {why}")
+        };
+        if self.state != VenueState::Halted || opened {
+            self.set_state(VenueState::Down, text, out);
+        }
+    }
+
+    fn on_drained(&mut self, conn: ConnId, now: Now, out: &mut Outbox) {
+        if conn != WS {
+            return;
+        }
+        self.replacing = false;
+        let old = self.ws_socket.saturating_sub(1);
+        self.settle_ws(old, "connection replaced", now, out);
     }
 
     fn cost(&self, cmd: &Command) -> Cost {
@@ -755,12 +1086,14 @@ impl VenueProtocol for BinanceSpot {
         }
     }
 
-    fn submit(
-        &mut self,
-        cmd: &Command,
-        now: Now,
-        out: &mut Vec<Outgoing>,
-    ) -> Result<(), VenueError> {
+    fn submit(&mut self, cmd: &Command, now: Now, out: &mut Outbox) -> Result<(), VenueError> {
+        if !self.serving {
+            return Err(VenueError::NotReady {
+                venue: VenueId::BinanceSpot,
+                state: self.state,
+                text: self.state_text.clone(),
+            });
+        }
         match *cmd {
             Command::Place(o) => {
                 let &inst = self
@@ -804,11 +1137,14 @@ impl VenueProtocol for BinanceSpot {
                     client_id: o.client_id,
                 };
                 self.send_signed("order.place", p, &params, now, out);
+                debug!(order = ?o.client_id.key, "order.place sent");
                 self.orders.insert(
-                    o.client_id,
+                    o.client_id.key,
                     Tracked {
+                        id: o.client_id,
                         inst,
-                        accepted: false,
+                        order_id: None,
+                        trades: Vec::new(),
                     },
                 );
             }
@@ -830,6 +1166,7 @@ impl VenueProtocol for BinanceSpot {
                     Param::str("newClientOrderId", &cancel_s),
                 ];
                 self.send_signed("order.cancel", Pending::Cancel { orig }, &params, now, out);
+                debug!(order = ?orig.key, "order.cancel sent");
             }
         }
         Ok(())
@@ -837,19 +1174,18 @@ impl VenueProtocol for BinanceSpot {
 
     fn on_frame(
         &mut self,
-        _conn: usize,
+        conn: ConnId,
         frame: &mut [u8],
         now: Now,
-        events: &mut Vec<Report>,
-        out: &mut Vec<Outgoing>,
+        out: &mut Outbox,
     ) -> Result<(), VenueError> {
         let mut buffers = std::mem::take(&mut self.buffers);
         let parsed = parse::parse_frame(frame, &mut buffers);
         let res = match parsed {
             Err(e) => Err(Self::malformed(format!("not a WebSocket API frame: {e}"))),
             Ok(f) => match f.event {
-                Some(ref ev) => self.on_event(ev, now, events, out),
-                None if f.status.is_some() => self.on_response(f, now, events, out),
+                Some(ref ev) => self.on_event(conn, ev, now, out),
+                None if f.status.is_some() => self.on_response(f, now, out),
                 None => Err(Self::malformed(
                     "frame is neither a response (no `status`) nor an event (no `event`)".into(),
                 )),
@@ -859,21 +1195,52 @@ impl VenueProtocol for BinanceSpot {
         res
     }
 
-    fn on_timer(&mut self, now: Now, _events: &mut Vec<Report>, out: &mut Vec<Outgoing>) {
-        if self.connected && self.start_due {
-            self.start_due = false;
-            self.start(now, out);
+    fn on_http(
+        &mut self,
+        conn: ConnId,
+        response: &mut HttpResponse,
+        now: Now,
+        _out: &mut Outbox,
+    ) -> Result<(), VenueError> {
+        if let Some(w) = response
+            .header("x-mbx-used-weight-1m")
+            .and_then(|v| v.parse().ok())
+        {
+            self.stats.used_weight_1m = Some(w);
         }
-        if self.connected && now.mono_ns >= self.next_clock_sync_ns {
-            self.send_time(now, out);
+        let Some(inflight) = self.pending.remove(&response.id) else {
+            self.stats.unmatched_responses += 1;
+            return Ok(());
+        };
+        if inflight.conn != conn {
+            self.stats.unmatched_responses += 1;
+            return Ok(());
+        }
+        match inflight.what {
+            Pending::Time { sent } => {
+                if response.status != 200 {
+                    warn!(venue = %VenueId::BinanceSpot, status = response.status, body = %truncated(&response.body, 200), "REST server time query failed");
+                    return Ok(());
+                }
+                let r: OrderResult<'_> = simd_json::serde::from_slice(&mut response.body)
+                    .map_err(|e| Self::malformed(format!("REST time response: {e}")))?;
+                let server_ms = r.server_time.ok_or_else(|| {
+                    Self::malformed("REST time response without serverTime".into())
+                })?;
+                self.observe_time(sent, server_ms, now);
+                Ok(())
+            }
+            _ => Ok(()),
+        }
+    }
+
+    fn on_timer(&mut self, now: Now, out: &mut Outbox) {
+        if self.phase >= Phase::ClockSynced && now.mono_ns >= self.next_clock_sync_ns {
+            self.send_time(now, true, out);
         }
     }
 
     fn next_timer(&self) -> Option<u64> {
-        match (self.connected, self.start_due) {
-            (false, _) => None,
-            (true, true) => Some(0),
-            (true, false) => Some(self.next_clock_sync_ns),
-        }
+        (self.phase >= Phase::ClockSynced).then_some(self.next_clock_sync_ns)
     }
 }

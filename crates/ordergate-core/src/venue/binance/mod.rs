@@ -1,4 +1,4 @@
-//! Binance Spot over its WebSocket API.
+//! Binance Spot over its WebSocket API (and REST beside it).
 
 mod adapter;
 pub mod exec;
@@ -7,6 +7,6 @@ mod requests;
 pub mod sign;
 
 pub use adapter::{
-    method_cost, reason_for, BinanceSpot, BinanceSpotConfig, BinanceStats, CLOCK_SYNC_INTERVAL_NS,
-    FILL_MEMORY,
+    method_cost, reason_for, redact_key, rest_cost, BinanceSpot, BinanceSpotConfig, BinanceStats,
+    Phase, CLOCK_SYNC_INTERVAL_NS, FILL_MEMORY, REST, WS,
 };
