@@ -62,6 +62,8 @@ pub struct VenueClock {
     samples: [Option<Sample>; VENUE_CLOCK_WINDOW],
     next: usize,
     bias_ms: u64,
+    /// The venue refused a timestamp: the next sample replaces the window.
+    distrusted: bool,
 }
 
 impl VenueClock {
@@ -70,7 +72,16 @@ impl VenueClock {
             samples: [None; VENUE_CLOCK_WINDOW],
             next: 0,
             bias_ms,
+            distrusted: false,
         }
+    }
+
+    /// The venue refused a timestamp made from this estimate (Binance
+    /// -1021): one of the clocks stepped, so every sample kept is stale.
+    /// The estimate stays in use until the next observation, which then
+    /// replaces them all.
+    pub fn distrust(&mut self) {
+        self.distrusted = true;
     }
 
     /// Records one server-time observation (all in ms since the Unix
@@ -83,6 +94,9 @@ impl VenueClock {
         };
         let midpoint = local_send_ms + rtt_ms / 2;
         let offset_ms = server_time_ms as i64 - midpoint as i64;
+        if std::mem::take(&mut self.distrusted) {
+            self.samples = [None; VENUE_CLOCK_WINDOW];
+        }
         self.samples[self.next] = Some(Sample { rtt_ms, offset_ms });
         self.next = (self.next + 1) % VENUE_CLOCK_WINDOW;
         true
@@ -100,12 +114,14 @@ impl VenueClock {
         self.best().map(|s| s.rtt_ms)
     }
 
+    /// The shortest round trip; among equals the newest, so a clock that
+    /// moved is followed as soon as a sample as good as the old ones comes.
     fn best(&self) -> Option<Sample> {
-        self.samples
-            .iter()
-            .flatten()
+        let newest_first = (1..=VENUE_CLOCK_WINDOW)
+            .map(|back| (self.next + VENUE_CLOCK_WINDOW - back) % VENUE_CLOCK_WINDOW);
+        newest_first
+            .filter_map(|i| self.samples[i])
             .min_by_key(|s| s.rtt_ms)
-            .copied()
     }
 
     /// A request timestamp for local wall time `local_wall_ms`: the venue's
@@ -184,6 +200,28 @@ mod tests {
         }
         assert_eq!(c.best_rtt_ms(), Some(40));
         assert_eq!(c.offset_ms(), Some(900));
+    }
+
+    #[test]
+    fn a_refused_timestamp_makes_the_next_sample_replace_the_window() {
+        let mut c = VenueClock::new(0);
+        c.observe(0, 1005, 10); // rtt 10, offset 1000
+        c.observe(100, 1105, 110);
+        // The venue's clock stepped 20 s: a sample as good as the old ones
+        // is followed at once (ties go to the newest) ...
+        c.observe(200, 21_205, 210);
+        assert_eq!(c.offset_ms(), Some(21_000));
+        // ... and after a refusal even a worse one replaces them all.
+        c.observe(300, 1305, 310); // back to 1000, rtt 10
+        c.distrust();
+        assert_eq!(
+            c.offset_ms(),
+            Some(1000),
+            "still the old estimate until a sample comes"
+        );
+        c.observe(400, 41_450, 500); // rtt 100, offset 41_000
+        assert_eq!(c.offset_ms(), Some(41_000));
+        assert_eq!(c.best_rtt_ms(), Some(100));
     }
 
     #[test]

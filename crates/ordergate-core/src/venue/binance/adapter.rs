@@ -755,6 +755,9 @@ impl BinanceSpot {
         let pending = inflight.what;
         if let Some(err) = &frame.error {
             if err.code == -1021 {
+                // The estimate the timestamp came from is wrong: resample,
+                // and let the answer replace every older sample.
+                self.clock.distrust();
                 self.send_time(now, false, out);
             }
             return self.on_error(pending, status, err, now, out);
