@@ -147,42 +147,6 @@ fn resting_limit_fills_when_the_market_moves_through_it() {
 }
 
 #[test]
-fn cancel_racing_a_fill_ends_consistently() {
-    let h = Harness::start();
-    let mut s = h.trader(ALPHA.1);
-    for id in 1..=6u64 {
-        s.send(s.limit(id, Side::Buy, "59000.00", "0.02"));
-        assert!(s.first_answer(id).accepted.is_some(), "order {id} rests");
-        if id % 2 == 1 {
-            // The cancel first, the market right behind it.
-            s.cancel(id);
-            h.sim.set_reference_price(SYMBOL, "58990.00").unwrap();
-        } else {
-            h.sim.set_reference_price(SYMBOL, "58990.00").unwrap();
-            s.cancel(id);
-        }
-        // The order ends, and the Cancel gets its own answer.
-        s.until(&format!("order {id} and its cancel answered"), |s| {
-            let t = s.track(id);
-            t.is_terminal() && (t.canceled.is_some() || !t.cancel_rejected.is_empty())
-        });
-        let t = s.track(id).clone();
-        let filled = t.fills.last().is_some_and(|f| f.leaves_qty == 0);
-        assert!(
-            filled != t.canceled.is_some(),
-            "order {id}: exactly one of Filled and Canceled: {t:?}"
-        );
-        assert!(matches!(
-            t.state(),
-            OrderState::Filled | OrderState::Canceled
-        ));
-        h.assert_matches_ledger(ALPHA.0, &t);
-        h.sim.set_reference_price(SYMBOL, REFERENCE).unwrap();
-    }
-    s.sync();
-}
-
-#[test]
 fn price_off_the_tick_is_refused_by_the_gateway() {
     let h = Harness::start();
     let mut s = h.trader(ALPHA.1);
@@ -244,31 +208,6 @@ fn duplicate_order_id_is_answered_with_its_status_and_sent_once() {
     let ledger = h.sim.ledger();
     assert_eq!(ledger.len(), 1, "the venue got one order: {ledger:?}");
     h.assert_matches_ledger(ALPHA.0, s.track(1));
-}
-
-/// Places a resting order, so the session's first signed requests are
-/// known to be through, then moves the venue's clock by `offset_ms`.
-fn skewed_order_is_refused(offset_ms: i64) {
-    let h = Harness::start();
-    let mut s = h.trader(ALPHA.1);
-    s.send(s.limit(1, Side::Buy, "59000.00", "0.01"));
-    assert!(s.first_answer(1).accepted.is_some());
-    h.sim.set_clock_offset_ms(offset_ms);
-    s.send(s.limit(2, Side::Buy, "59000.00", "0.01"));
-    let t = s.follow(2);
-    let (reason, text) = t.rejected.expect("Rejected");
-    assert_eq!(reason, Reason::VenueTimestamp, "{text}");
-    assert!(h.ledger_entry(ALPHA.0, 2).is_none());
-}
-
-#[test]
-fn timestamp_ahead_of_the_venue_clock_is_refused() {
-    skewed_order_is_refused(-70_000);
-}
-
-#[test]
-fn timestamp_outside_recv_window_is_refused() {
-    skewed_order_is_refused(70_000);
 }
 
 #[test]
