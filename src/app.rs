@@ -71,20 +71,28 @@ pub fn open_state(config: &Config) -> Result<StateDir, AppError> {
 /// Runs the sidecar until SIGINT or SIGTERM. `state` is held (and with it
 /// the instance lock) for the whole run.
 pub fn run(config: Config, state: StateDir) -> Result<(), AppError> {
-    let app = start(config, state)?;
-    let mut stop = app.stop_flag();
+    use tokio::signal::unix::{signal, SignalKind};
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
+    // The handlers exist before the socket does: a strategy that can
+    // connect can also be stopped with SIGTERM or SIGINT.
+    let (mut term, mut int) = {
+        let _rt = rt.enter();
+        (
+            signal(SignalKind::terminate())?,
+            signal(SignalKind::interrupt())?,
+        )
+    };
+    let app = start(config, state)?;
+    let mut stop = app.stop_flag();
     rt.block_on(async {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
         tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
+            _ = int.recv() => {}
             _ = term.recv() => {}
             _ = stopped(&mut stop) => {}
         }
-        Ok::<_, std::io::Error>(())
-    })?;
+    });
     tracing::info!("stopping");
     app.stop()
 }
