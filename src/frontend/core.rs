@@ -166,6 +166,14 @@ impl FrontEnd {
         self.strategies.keys().copied()
     }
 
+    /// The strategy `conn` speaks for, once its Hello was accepted.
+    pub fn strategy_of(&self, conn: ConnId) -> Option<StrategyId> {
+        match self.conns.get(&conn)?.state {
+            ConnState::Active(id) => Some(id),
+            _ => None,
+        }
+    }
+
     /// How many connections are open (in any state).
     pub fn connections(&self) -> usize {
         self.conns.len()

@@ -34,6 +34,9 @@ pub struct Driver {
     events: Events,
     listener: UnixListener,
     sockets: BTreeMap<ConnId, UnixStream>,
+    /// One span per strategy connection; its `strategy` field is filled
+    /// in once Hello is accepted.
+    spans: BTreeMap<ConnId, tracing::Span>,
     /// Sockets with WRITABLE interest registered (bytes pending).
     want_write: BTreeSet<ConnId>,
     next_conn: usize,
@@ -58,6 +61,7 @@ impl Driver {
             events: Events::with_capacity(256),
             listener,
             sockets: BTreeMap::new(),
+            spans: BTreeMap::new(),
             want_write: BTreeSet::new(),
             next_conn: 1,
             next_wakeup: WAKEUP_BASE,
@@ -181,7 +185,10 @@ impl Driver {
                 continue;
             }
             self.sockets.insert(id, stream);
-            self.core.on_connect(id, self.now_ns());
+            let span =
+                tracing::info_span!("strategy_conn", conn = id, strategy = tracing::field::Empty);
+            span.in_scope(|| self.core.on_connect(id, self.now_ns()));
+            self.spans.insert(id, span);
         }
     }
 
@@ -198,7 +205,16 @@ impl Driver {
                 Ok(0) => return self.drop_conn(id),
                 Ok(n) => {
                     let bytes = std::mem::take(&mut self.read_buf);
-                    self.core.on_bytes(id, &bytes[..n], desk);
+                    let span = self
+                        .spans
+                        .get(&id)
+                        .cloned()
+                        .unwrap_or_else(tracing::Span::none);
+                    let had = self.core.strategy_of(id);
+                    span.in_scope(|| self.core.on_bytes(id, &bytes[..n], desk));
+                    if let (None, Some(s)) = (had, self.core.strategy_of(id)) {
+                        span.record("strategy", s);
+                    }
                     self.read_buf = bytes;
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
@@ -281,7 +297,10 @@ impl Driver {
             let _ = s.shutdown(std::net::Shutdown::Both);
         }
         self.want_write.remove(&id);
-        self.core.on_closed(id);
+        match self.spans.remove(&id) {
+            Some(span) => span.in_scope(|| self.core.on_closed(id)),
+            None => self.core.on_closed(id),
+        }
     }
 }
 
