@@ -11,6 +11,7 @@
 //! level. Secrets never reach a log: they are `Secret`s, whose `Debug`
 //! and `Display` print `[redacted]`.
 
+use std::io::IsTerminal;
 use std::time::Duration;
 
 use tracing_subscriber::EnvFilter;
@@ -34,6 +35,7 @@ pub fn init(format: LogFormat, default: &str) {
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_target(true);
     let _ = match format {
         LogFormat::Text => builder.try_init(),
