@@ -46,8 +46,8 @@ use crate::ids::VenueId;
 use crate::protocol::Reason;
 use crate::ring::{Consumer, Producer};
 use crate::venue::{
-    Command, ConnId, ConnRole, ConnSpec, Cost, ExecEvent, HttpRequest, HttpResponse, Lane, Now,
-    Outbox, Payload, Report, Transmit, Transport, VenueError, VenueOutput, VenueProtocol,
+    Command, ConnId, ConnRole, ConnSpec, Cost, HttpRequest, HttpResponse, Lane, Now, Outbox,
+    Payload, Report, Transmit, Transport, VenueError, VenueOutput, VenueProtocol,
 };
 
 /// Any byte stream a connection can run over (TCP, or TLS over TCP).
@@ -546,7 +546,8 @@ impl Session {
                     _ => Reason::VenueRejected,
                 };
                 debug!(error = %e, "command refused");
-                self.reports.push(refusal(&cmd, reason, e.to_string()));
+                self.reports
+                    .push(Report::refusal(&cmd, reason, e.to_string()));
             }
         }
     }
@@ -882,25 +883,6 @@ fn build_request(
         b = b.header(k.as_str(), v.as_str());
     }
     b.body(Full::new(Bytes::from(req.body.clone())))
-}
-
-/// The answer to a command that never reached the venue (venue down, or
-/// the adapter could not express it): the strategy hears why.
-fn refusal(cmd: &Command, reason: Reason, text: String) -> Report {
-    match *cmd {
-        Command::Place(o) => Report::Exec(ExecEvent::Rejected {
-            client_id: o.client_id,
-            reason,
-            code: 0,
-            text,
-        }),
-        Command::Cancel { orig, .. } => Report::Exec(ExecEvent::CancelRejected {
-            client_id: orig,
-            reason,
-            code: 0,
-            text,
-        }),
-    }
 }
 
 /// A parsed connection URL.

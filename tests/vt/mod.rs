@@ -22,8 +22,7 @@ use ordergate_core::ids::{OrderKey, StrategyId, VenueId};
 use ordergate_core::instrument::{Category, Instrument};
 use ordergate_core::lifecycle::Order;
 use ordergate_core::model::{
-    ExecEvent, NewOrder, OrdType, OrderState, OrderUpdate, Reason, Side, TimeInForce, VenueState,
-    VenueStatus,
+    NewOrder, OrdType, OrderState, OrderUpdate, Reason, Side, TimeInForce, VenueState, VenueStatus,
 };
 use ordergate_core::venue::binance::{BinanceSpot, BinanceSpotConfig};
 use ordergate_core::venue::{
@@ -367,7 +366,7 @@ impl World {
                         VenueError::NotReady { .. } => Reason::VenueDown,
                         _ => Reason::VenueRejected,
                     };
-                    let report = refusal(&cmd, reason, e.to_string());
+                    let report = Report::refusal(&cmd, reason, e.to_string());
                     self.desk.on_report(&report, &mut self.notices);
                 }
             }
@@ -533,24 +532,6 @@ fn update_order_id(u: &OrderUpdate) -> u64 {
         | OrderUpdate::Expired { order_id, .. } => *order_id,
         OrderUpdate::Fill(f) => f.order_id,
         OrderUpdate::Status(s) => s.order_id,
-    }
-}
-
-/// What the session driver reports for a command the adapter refused.
-fn refusal(cmd: &Command, reason: Reason, text: String) -> Report {
-    match *cmd {
-        Command::Place(o) => Report::Exec(ExecEvent::Rejected {
-            client_id: o.client_id,
-            reason,
-            code: 0,
-            text,
-        }),
-        Command::Cancel { orig, .. } => Report::Exec(ExecEvent::CancelRejected {
-            client_id: orig,
-            reason,
-            code: 0,
-            text,
-        }),
     }
 }
 

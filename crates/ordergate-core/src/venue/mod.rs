@@ -72,6 +72,28 @@ pub enum Report {
     Venue(VenueStatus),
 }
 
+impl Report {
+    /// The answer to a command that never reached the venue (venue not
+    /// ready, or the adapter could not express it): the order is
+    /// `Rejected`, the cancel `CancelRejected`, with `reason` and `text`.
+    pub fn refusal(cmd: &Command, reason: crate::model::Reason, text: String) -> Report {
+        match *cmd {
+            Command::Place(o) => Report::Exec(ExecEvent::Rejected {
+                client_id: o.client_id,
+                reason,
+                code: 0,
+                text,
+            }),
+            Command::Cancel { orig, .. } => Report::Exec(ExecEvent::CancelRejected {
+                client_id: orig,
+                reason,
+                code: 0,
+                text,
+            }),
+        }
+    }
+}
+
 /// One of a venue's connections: the index of its [`ConnSpec`] in
 /// [`VenueProtocol::connections`]. A connection keeps its id across
 /// reconnects; while one is being replaced (make before break) frames
