@@ -304,6 +304,7 @@ fn fill(strategy: StrategyId, order_id: u64, trade: u64, qty: i64) -> Report {
         fee_asset: "BTC".into(),
         time_ms: 2,
         is_maker: true,
+        order_filled: false,
     })
 }
 

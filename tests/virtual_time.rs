@@ -208,3 +208,46 @@ fn the_same_inputs_give_the_same_transcript() {
     };
     assert_eq!(run(), run());
 }
+
+/// A MARKET order sized in quote units: the venue spends what its lot
+/// allows (a little under the amount) and calls the order FILLED; the
+/// sidecar ends it Filled too, never PartiallyFilled forever.
+#[test]
+fn a_quote_sized_market_order_ends_where_the_venue_says() {
+    use ordergate_core::model::{flags, NewOrder, OrdType, TimeInForce};
+    let i = vt::btcusdt();
+    let ten_usdt = 10 * 10i64.pow((i.price_scale + i.qty_scale) as u32);
+    let mut short_and_filled = 0;
+    for seed in 1..=8 {
+        let mut w = World::new(seed);
+        w.place(
+            ALPHA,
+            NewOrder {
+                order_id: 1,
+                instrument_id: i.id,
+                side: Side::Buy,
+                ord_type: OrdType::Market,
+                tif: TimeInForce::Ioc,
+                flags: flags::QUOTE_QTY,
+                price: 0,
+                qty: ten_usdt,
+            },
+        );
+        w.advance(50 * MS);
+        w.assert_matches_ledger(ALPHA, 1);
+        let o = w.order(ALPHA, 1);
+        assert!(
+            o.state().is_terminal(),
+            "seed {seed}: {:?}",
+            w.told(ALPHA, 1)
+        );
+        if o.state() == OrderState::Filled && o.cum_notional < ten_usdt as i128 {
+            short_and_filled += 1;
+            assert_eq!(o.leaves_qty(), 0);
+        }
+    }
+    assert!(
+        short_and_filled > 0,
+        "some seed rounds the order down to the lot"
+    );
+}

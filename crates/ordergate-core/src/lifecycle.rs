@@ -28,6 +28,9 @@
 //!   quantity is applied (the venue traded it), reported, flagged on the
 //!   order and counted; leaves never go negative and nothing wraps (an
 //!   `i64` overflow is an invalid event instead).
+//! - **Filled is the venue's word.** A fill completes the order when the
+//!   venue says the order is filled, or when the cumulative quantity
+//!   reaches the order's (quote notional for quote-sized orders).
 //! - **Trade ids** are the venue adapter's to de-duplicate (it knows what
 //!   identifies a trade on its venue, and sees replays after a reconnect);
 //!   the tracker applies every fill it is given.
@@ -545,6 +548,7 @@ impl Lifecycle {
                 fee_asset,
                 time_ms,
                 is_maker,
+                order_filled,
             } => {
                 return self.on_fill(
                     client_id,
@@ -556,6 +560,7 @@ impl Lifecycle {
                         fee_asset,
                         time_ms: *time_ms,
                         is_maker: *is_maker,
+                        order_filled: *order_filled,
                     },
                     out,
                 )
@@ -649,7 +654,9 @@ impl Lifecycle {
         } else {
             cum_qty as i128
         };
-        let completes = done >= o.qty as i128;
+        // The venue's word is final: an order it calls filled is filled,
+        // even a quote-sized one its lot rounding left short of `qty`.
+        let completes = f.order_filled || done >= o.qty as i128;
         let overfill = done > o.qty as i128;
         self.apply(
             key,
@@ -824,6 +831,7 @@ struct FillIn<'a> {
     fee_asset: &'a str,
     time_ms: u64,
     is_maker: bool,
+    order_filled: bool,
 }
 
 /// The data an event carries besides its kind.

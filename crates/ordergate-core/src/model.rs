@@ -244,6 +244,11 @@ pub enum ExecEvent {
         fee_asset: String,
         time_ms: u64,
         is_maker: bool,
+        /// The venue reports the order completely filled with this trade
+        /// (Binance `X=FILLED`): its final state, whatever our sum says (a
+        /// quote-quantity order rounded down to the lot never reaches its
+        /// quote amount exactly).
+        order_filled: bool,
     },
     Canceled {
         client_id: ClientId,

@@ -1121,6 +1121,7 @@ fn trade_report_is_a_fill_at_instrument_scales() {
                 fee_asset: "BNB".into(),
                 time_ms: 1_719_467_634_105,
                 is_maker: false,
+                order_filled: false,
             })
         ]
     );

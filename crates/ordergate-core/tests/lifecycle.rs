@@ -71,6 +71,7 @@ fn fill(id: u64, trade: &str, qty: i64, price: i64) -> ExecEvent {
         fee_asset: "BNB".to_owned(),
         time_ms: 2,
         is_maker: true,
+        order_filled: false,
     }
 }
 
@@ -354,6 +355,7 @@ fn fees_sum_per_asset_exactly() {
         fee_asset: asset.into(),
         time_ms: 0,
         is_maker: false,
+        order_filled: false,
     };
     let evs = [
         f("a", "0.00075000", "BNB"),
@@ -611,6 +613,32 @@ fn quote_sized_market_completes_on_notional() {
     assert_eq!(t.state(1), OrderState::Filled);
 }
 
+/// The venue rounds a quote-sized order down to its lot, so the order
+/// never spends its whole quote amount; when the venue says FILLED it is
+/// filled, and the strategy hears a final Fill with nothing left.
+#[test]
+fn quote_sized_market_the_venue_calls_filled_is_filled() {
+    let mut t = T::new();
+    let mut req = limit(1, 1_000_000_000); // 100 USDT at scale 2 + 5
+    req.ord_type = OrdType::Market;
+    req.flags = flags::QUOTE_QTY;
+    t.lc.submit(key(1), &btc(), &req).unwrap();
+    t.ev(fill(1, "1", 100, 5_000_000)); // 50 USDT
+                                        // 49.50 USDT: 0.50 short of 100, and the venue says FILLED.
+    let mut last = fill(1, "2", 99, 5_000_000);
+    if let ExecEvent::Fill { order_filled, .. } = &mut last {
+        *order_filled = true;
+    }
+    assert_eq!(t.ev(last), Outcome::Applied);
+    assert_eq!(t.state(1), OrderState::Filled);
+    let st = t.lc.status(key(1)).unwrap();
+    assert_eq!((st.cum_qty, st.leaves_qty), (199, 0));
+    assert!(matches!(
+        t.take().last(),
+        Some(OrderUpdate::Fill(f)) if f.leaves_qty == 0 && f.cum_qty == 199
+    ));
+}
+
 #[test]
 fn venue_reject() {
     let mut t = T::new();
@@ -754,6 +782,7 @@ fn random_sequences_keep_the_invariants() {
                     fee_asset: ["BNB", "USDT"][rng.below(2) as usize].into(),
                     time_ms: step,
                     is_maker: false,
+                    order_filled: false,
                 },
                 6 => canceled(id),
                 7 => cancel_rejected(id),

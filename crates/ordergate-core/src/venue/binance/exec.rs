@@ -121,6 +121,7 @@ pub fn normalize(ev: &Event<'_>, inst: &Instrument) -> Result<ExecOutcome, Strin
                 fee_asset: ev.fee_asset.as_deref().unwrap_or("").to_owned(),
                 time_ms,
                 is_maker: num(ev.is_maker, "m")?,
+                order_filled: status == "FILLED",
             })
         }
         "CANCELED" => Report::Exec(ExecEvent::Canceled { client_id, time_ms }),
