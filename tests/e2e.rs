@@ -146,6 +146,24 @@ fn resting_limit_fills_when_the_market_moves_through_it() {
     h.assert_matches_ledger(ALPHA.0, &t);
 }
 
+/// A cancel sent right behind its order, before any answer: the venue
+/// sees the order first, so the cancel finds it and it ends Canceled
+/// (a cancel that overtook its order would be refused as unknown and
+/// leave the order live).
+#[test]
+fn cancel_sent_right_behind_its_order_cancels_it() {
+    let h = Harness::start();
+    let mut s = h.trader(ALPHA.1);
+    for id in 1..=10u64 {
+        s.send(s.limit(id, Side::Buy, "59000.00", "0.01"));
+        s.cancel(id);
+        let t = s.follow(id);
+        assert_eq!(t.state(), OrderState::Canceled, "order {id}: {t:?}");
+        assert!(t.cancel_rejected.is_empty(), "order {id}: {t:?}");
+        h.assert_matches_ledger(ALPHA.0, &t);
+    }
+}
+
 #[test]
 fn price_off_the_tick_is_refused_by_the_gateway() {
     let h = Harness::start();

@@ -252,6 +252,8 @@ pub struct Order {
     /// completion is judged on the cumulative notional.
     pub quote_qty: bool,
     pub qty: i64,
+    /// The order's flags as the strategy sent them.
+    pub flags: u8,
     pub phase: Phase,
     pub cum_qty: i64,
     /// At `price_scale + qty_scale`.
@@ -442,6 +444,7 @@ impl Lifecycle {
                 side: req.side,
                 quote_qty,
                 qty: req.qty,
+                flags: req.flags,
                 phase: Phase::PENDING_NEW,
                 cum_qty: 0,
                 cum_notional: 0,

@@ -133,9 +133,40 @@ fn an_order_is_routed_by_venue_strategy_and_lane_with_its_client_id() {
         t.desk.lifecycle().status(key).unwrap().state,
         OrderState::PendingNew
     );
-    // A cancel goes to the critical lane of the same venue.
+    // The venue has not answered yet: the cancel goes right behind its
+    // order, on the order's own lane, so the venue sees the order first.
     assert!(t.ask(2, Request::Cancel { order_id: 7 }).is_empty());
+    assert_eq!(t.sink.sent[1].2, Lane::Normal);
+}
+
+#[test]
+fn a_cancel_of_an_order_the_venue_has_jumps_the_queue() {
+    let mut t = T::new();
+    t.place(1, limit(1));
+    let client_id = ClientId::order(
+        EPOCH,
+        OrderKey {
+            strategy: 1,
+            order_id: 1,
+        },
+    );
+    let ack = ExecEvent::Accepted {
+        client_id,
+        venue_order_id: "9".into(),
+        time_ms: 1,
+    };
+    t.desk.on_report(&Report::Exec(ack), &mut t.out);
+    t.ask(1, Request::Cancel { order_id: 1 });
     assert_eq!(t.sink.sent[1].2, Lane::Critical);
+    // A reduce-only order's cancel is critical either way.
+    let ro = NewOrder {
+        instrument_id: 2,
+        flags: flags::REDUCE_ONLY,
+        ..limit(2)
+    };
+    t.place(1, ro);
+    t.ask(1, Request::Cancel { order_id: 2 });
+    assert_eq!(t.sink.sent[3].2, Lane::Critical);
 }
 
 #[test]
@@ -309,10 +340,8 @@ fn cancel_all_cancels_each_open_order_once() {
             other => panic!("{other:?}"),
         })
         .collect();
-    assert_eq!(
-        cancels,
-        vec![(1, Lane::Critical, 1), (1, Lane::Critical, 3)]
-    );
+    // Nothing was acknowledged yet: each cancel follows its order's lane.
+    assert_eq!(cancels, vec![(1, Lane::Normal, 1), (1, Lane::Normal, 3)]);
     // An unknown order's cancel is refused with the reason.
     let n = t.ask(1, Request::Cancel { order_id: 77 });
     assert!(matches!(

@@ -18,7 +18,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use crate::ids::{ClientId, InstrumentId, OrderKey, StrategyId, StrategyOrderId, VenueId};
 use crate::instrument::Instrument;
-use crate::lifecycle::{Lifecycle, Outcome};
+use crate::lifecycle::{Lifecycle, Outcome, Phase, Working};
 use crate::model::{
     NewOrder, OrderRequest, OrderState, OrderUpdate, Reason, VenueState, VenueStatus,
 };
@@ -329,8 +329,19 @@ impl Desk {
                 return out.push(Notice::Order { strategy, update });
             }
         };
-        let Some(instrument) = self.lifecycle.order(key).map(|o| o.instrument) else {
+        let Some(order) = self.lifecycle.order(key) else {
             return;
+        };
+        let instrument = order.instrument;
+        // A cancel jumps the queue, except past its own order: while the
+        // order may still be waiting in its ring, the cancel goes right
+        // behind it, or the venue would see the cancel first and refuse
+        // it (unknown order) while the order goes live.
+        let lane = match order.phase {
+            Phase::PendingCancel {
+                from: Working::PendingNew,
+            } => Lane::of_order(order.flags),
+            _ => Lane::Critical,
         };
         let Some(venue) = self.instruments.get(&instrument).map(|i| i.venue) else {
             return;
@@ -340,7 +351,7 @@ impl Desk {
             orig: ClientId::order(self.epoch, key),
             instrument,
         };
-        if sink.push(venue, strategy, Lane::Critical, cmd).is_err() {
+        if sink.push(venue, strategy, lane, cmd).is_err() {
             self.counters.queue_full += 1;
             tracing::warn!(
                 strategy,

@@ -38,6 +38,16 @@ pub enum Lane {
 
 impl Lane {
     pub const ALL: [Lane; 3] = [Lane::Critical, Lane::Normal, Lane::Bulk];
+
+    /// The lane of a new order with these flags: reduce-only orders close
+    /// positions, so they go first.
+    pub fn of_order(flags: u8) -> Lane {
+        if flags & crate::model::flags::REDUCE_ONLY != 0 {
+            Lane::Critical
+        } else {
+            Lane::Normal
+        }
+    }
 }
 
 /// What travels from the gateway to a venue session on the rings. `Copy`
@@ -54,11 +64,14 @@ pub enum Command {
 }
 
 impl Command {
+    /// Where the command goes when nothing else decides: cancels and
+    /// position-closing orders first. (The desk puts the cancel of an
+    /// order still `PendingNew` behind that order instead, see
+    /// [`Lane::of_order`].)
     pub fn lane(&self) -> Lane {
         match self {
             Command::Cancel { .. } => Lane::Critical,
-            Command::Place(o) if o.flags & crate::model::flags::REDUCE_ONLY != 0 => Lane::Critical,
-            Command::Place(_) => Lane::Normal,
+            Command::Place(o) => Lane::of_order(o.flags),
         }
     }
 }
