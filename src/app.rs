@@ -322,7 +322,7 @@ impl FrontEndRole {
         let _ = self.bell.drain();
         let mut any = false;
         while let Some(n) = self.notices.pop() {
-            self.driver.deliver(&n);
+            self.driver.deliver(n);
             any = true;
         }
         if any {

@@ -338,6 +338,7 @@ pub struct Session {
     events: Vec<VenueOutput>,
     reports: Vec<Report>,
     frame: Vec<u8>,
+    next_counters: Instant,
 }
 
 impl Session {
@@ -368,7 +369,31 @@ impl Session {
             events: Vec::new(),
             reports: Vec::new(),
             frame: Vec::with_capacity(4096),
+            next_counters: Instant::now() + crate::logging::COUNTERS_EVERY,
         }
+    }
+
+    /// The periodic counters line: what went out and what the adapter
+    /// counted but did not pass on.
+    fn log_counters(&mut self) {
+        let now = Instant::now();
+        if now < self.next_counters {
+            return;
+        }
+        self.next_counters = now + crate::logging::COUNTERS_EVERY;
+        let adapter: Vec<String> = self
+            .protocol
+            .counters()
+            .into_iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        info!(
+            target: "ordergate::counters",
+            sent_weight = self.gate.sent.weight,
+            sent_orders = self.gate.sent.orders,
+            adapter = %adapter.join(" "),
+            "counters"
+        );
     }
 
     /// Raw local time: the adapter keeps its own venue clock.
@@ -416,6 +441,7 @@ impl Session {
         }
         let spin = self.config.wait == WaitStrategy::Spin;
         loop {
+            self.log_counters();
             self.service_due();
             self.drain_commands();
             self.flush().await;

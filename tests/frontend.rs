@@ -108,7 +108,7 @@ impl Gateway {
         };
         desk.on_venue_status(&up, &mut notices);
         for n in notices.drain(..) {
-            driver.deliver(&n);
+            driver.deliver(n);
         }
         let cmds = Commands::default();
         let mut sink = VecSink {
@@ -134,7 +134,7 @@ impl Gateway {
                     desk.on_report(&r, &mut notices);
                 }
                 for n in notices.drain(..) {
-                    driver.deliver(&n);
+                    driver.deliver(n);
                 }
                 driver.flush();
             }

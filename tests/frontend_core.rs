@@ -153,7 +153,7 @@ fn closing_an_old_connection_does_not_unhook_the_strategy_from_its_new_one() {
         order_id: 1,
         cum_qty: 0,
     };
-    f.on_notice(&Notice::Order {
+    f.on_notice(Notice::Order {
         strategy: 1,
         update,
     });
@@ -177,7 +177,7 @@ fn a_slow_consumer_is_told_and_closed_and_loses_nothing_sequenced() {
             reason: Reason::VenueRejected,
             text: "x".repeat(200),
         };
-        f.on_notice(&Notice::Order {
+        f.on_notice(Notice::Order {
             strategy: 1,
             update,
         });
@@ -251,7 +251,7 @@ fn venue_states_are_broadcast_and_greet_new_strategies() {
         state: VenueState::Up,
         text: "ready".into(),
     };
-    f.on_notice(&Notice::Venue(status));
+    f.on_notice(Notice::Venue(status));
     assert!(matches!(
         drain(&mut f, 1).as_slice(),
         [(

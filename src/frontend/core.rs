@@ -275,12 +275,12 @@ impl FrontEnd {
     }
 
     /// One notice from the desk.
-    pub fn on_notice(&mut self, notice: &Notice) {
+    pub fn on_notice(&mut self, notice: Notice) {
         match notice {
-            Notice::Order { strategy, update } => self.emit(*strategy, update),
+            Notice::Order { strategy, update } => self.emit(strategy, update),
             Notice::Venue(status) => {
-                self.venues.insert(status.venue, status.clone());
-                let msg = venue_status(status);
+                let msg = venue_status(&status);
+                self.venues.insert(status.venue, status);
                 let active: Vec<ConnId> = self.strategies.values().filter_map(|s| s.conn).collect();
                 for conn in active {
                     self.send(conn, 0, &msg);
@@ -402,7 +402,7 @@ impl FrontEnd {
                 return self.error(conn, Reason::QueueFull, text);
             }
         };
-        self.emit(strategy, &update);
+        self.emit(strategy, update);
     }
 
     fn hello(&mut self, conn: ConnId, min_version: u16, max_version: u16, name: &str) {
@@ -469,7 +469,7 @@ impl FrontEnd {
 
     /// Sequences `update` for `strategy`, keeps it for ResendFrom, and
     /// queues it if the strategy is connected.
-    fn emit(&mut self, strategy: StrategyId, update: &OrderUpdate) {
+    fn emit(&mut self, strategy: StrategyId, update: OrderUpdate) {
         let Some(s) = self.strategies.get_mut(&strategy) else {
             tracing::warn!(
                 strategy,
@@ -477,7 +477,7 @@ impl FrontEnd {
             );
             return;
         };
-        let frame = s.seq.push(&Outbound::from(update.clone()));
+        let frame = s.seq.push(&Outbound::from(update));
         let Some(conn) = s.conn else {
             return;
         };

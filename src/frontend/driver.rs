@@ -152,7 +152,7 @@ impl Driver {
 
     /// Hands one desk notice to the protocol core (call [`Self::flush`]
     /// after a batch).
-    pub fn deliver(&mut self, notice: &Notice) {
+    pub fn deliver(&mut self, notice: Notice) {
         self.core.on_notice(notice);
     }
 

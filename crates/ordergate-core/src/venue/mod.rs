@@ -359,4 +359,9 @@ pub trait VenueProtocol: Send {
     fn on_timer(&mut self, now: Now, out: &mut Outbox);
     /// The next time `on_timer` must run, in monotonic nanoseconds.
     fn next_timer(&self) -> Option<u64>;
+    /// What the adapter counted (foreign events, duplicate fills, …), by
+    /// name, for the session's periodic counters line.
+    fn counters(&self) -> Vec<(&'static str, u64)> {
+        Vec::new()
+    }
 }

@@ -1246,4 +1246,21 @@ impl VenueProtocol for BinanceSpot {
     fn next_timer(&self) -> Option<u64> {
         (self.phase >= Phase::ClockSynced).then_some(self.next_clock_sync_ns)
     }
+
+    fn counters(&self) -> Vec<(&'static str, u64)> {
+        let s = self.stats;
+        let mut v = vec![
+            ("foreign_events", s.foreign_events),
+            ("other_epoch_events", s.other_epoch_events),
+            ("duplicate_fills", s.duplicate_fills),
+            ("off_scale_fills", s.off_scale_fills),
+            ("stale_events", s.stale_events),
+            ("unmatched_responses", s.unmatched_responses),
+            ("tracked_orders", self.orders.len() as u64),
+        ];
+        if let Some(w) = s.used_weight_1m {
+            v.push(("used_weight_1m", u64::from(w)));
+        }
+        v
+    }
 }
