@@ -14,6 +14,7 @@ pub mod doorbell;
 pub mod ids;
 pub mod instrument;
 pub mod lifecycle;
+pub mod limiter;
 pub mod model;
 pub mod ring;
 mod sync;
