@@ -7,8 +7,11 @@ use std::collections::HashMap;
 
 use super::amount::Amount;
 use super::engine::{Engine, ExecEvent, NewOrder, OrderType, Reject, Side, TimeInForce};
-use super::json::{self, Body, Limiter};
+use super::json::{self, Body};
+use super::limits::{LimitRefusal, Meter, RateLimits};
 use super::sign;
+
+pub use super::limits::UsageSnapshot;
 
 /// The simulated server clock: `now + offset + drift_ppm * elapsed / 1e6`,
 /// elapsed counted from `anchor_ms`. Pure: the caller passes its own time
@@ -29,85 +32,6 @@ impl SimClock {
     }
 }
 
-/// The limiters the simulator announces (the values of the WebSocket API
-/// samples). Counts are reported, not enforced.
-pub const LIMITERS: [Limiter; 4] = [
-    Limiter {
-        kind: "REQUEST_WEIGHT",
-        interval: "MINUTE",
-        interval_num: 1,
-        limit: 6000,
-        count: None,
-    },
-    Limiter {
-        kind: "ORDERS",
-        interval: "SECOND",
-        interval_num: 10,
-        limit: 50,
-        count: None,
-    },
-    Limiter {
-        kind: "ORDERS",
-        interval: "DAY",
-        interval_num: 1,
-        limit: 160_000,
-        count: None,
-    },
-    Limiter {
-        kind: "RAW_REQUESTS",
-        interval: "MINUTE",
-        interval_num: 5,
-        limit: 61_000,
-        count: None,
-    },
-];
-
-/// A calendar-aligned counter (a 10-second window resets at :00, :10, …).
-#[derive(Debug, Clone, Copy, Default)]
-struct Window {
-    start: u64,
-    count: u64,
-}
-
-impl Window {
-    fn at(&mut self, now: u64, len_ms: u64) -> &mut u64 {
-        let start = now - now % len_ms;
-        if start != self.start {
-            *self = Window { start, count: 0 };
-        }
-        &mut self.count
-    }
-}
-
-/// Request weight and order counts, one account and one IP in the sim.
-#[derive(Debug, Clone, Default)]
-pub struct Usage {
-    weight_1m: Window,
-    orders_10s: Window,
-    orders_1d: Window,
-}
-
-/// Usage as of one response.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct UsageSnapshot {
-    pub weight_1m: u64,
-    pub orders_10s: u64,
-    pub orders_1d: u64,
-}
-
-impl Usage {
-    fn add(&mut self, now: u64, weight: u64, orders: u64) -> UsageSnapshot {
-        *self.weight_1m.at(now, 60_000) += weight;
-        *self.orders_10s.at(now, 10_000) += orders;
-        *self.orders_1d.at(now, 86_400_000) += orders;
-        UsageSnapshot {
-            weight_1m: *self.weight_1m.at(now, 60_000),
-            orders_10s: *self.orders_10s.at(now, 10_000),
-            orders_1d: *self.orders_1d.at(now, 86_400_000),
-        }
-    }
-}
-
 /// The account-side state every request sees: the engine, the API keys,
 /// the server clock and the request counters. Connections and
 /// subscriptions are the [`Exchange`](super::Exchange)'s.
@@ -115,28 +39,27 @@ pub struct State {
     pub engine: Engine,
     pub accounts: HashMap<String, String>,
     pub clock: SimClock,
-    usage: Usage,
+    pub(crate) meter: Meter,
 }
 
 impl State {
-    pub fn new(engine: Engine, accounts: HashMap<String, String>, clock: SimClock) -> State {
+    pub fn new(
+        engine: Engine,
+        accounts: HashMap<String, String>,
+        clock: SimClock,
+        limits: RateLimits,
+    ) -> State {
         State {
             engine,
             accounts,
             clock,
-            usage: Usage::default(),
+            meter: Meter::new(limits),
         }
     }
 
     /// The server's time when the caller's clock reads `now_ms`.
     pub fn server_time(&self, now_ms: u64) -> u64 {
         self.clock.server_time(now_ms)
-    }
-
-    /// Counts a request the shared methods do not cover (session, user
-    /// data stream).
-    pub fn add_weight(&mut self, now: u64, weight: u64) -> UsageSnapshot {
-        self.usage.add(now, weight, 0)
     }
 }
 
@@ -148,6 +71,9 @@ pub struct ApiError {
     pub http: u16,
     pub code: i64,
     pub msg: String,
+    /// For 429 and 418: when the request may be sent again.
+    #[serde(skip)]
+    pub limit: Option<LimitRefusal>,
 }
 
 impl ApiError {
@@ -156,6 +82,7 @@ impl ApiError {
             http: 400,
             code,
             msg: msg.into(),
+            limit: None,
         }
     }
     pub fn mandatory(name: &str) -> ApiError {
@@ -169,6 +96,7 @@ impl ApiError {
             http: 401,
             code: -2015,
             msg: "Invalid API-key, IP, or permissions for action.".into(),
+            limit: None,
         }
     }
     pub fn key_format() -> ApiError {
@@ -176,6 +104,7 @@ impl ApiError {
             http: 401,
             code: -2014,
             msg: "API-key format invalid.".into(),
+            limit: None,
         }
     }
     fn illegal(name: &str, range: &str) -> ApiError {
@@ -349,7 +278,9 @@ pub struct Handled {
     pub events: Vec<ExecEvent>,
 }
 
-/// Runs one request: weight, authentication and the method.
+/// Runs one request: the IP limits (ban, back-off, raw requests and
+/// weight), authentication, the ORDERS limit of a new order, and the
+/// method. A successfully placed order is counted against its account.
 ///
 /// `auth` is ignored by unsigned methods; transports pass the error they
 /// report when a signed request carries no API key.
@@ -361,19 +292,23 @@ pub fn handle(
     now: u64,
 ) -> Handled {
     let weight = op.weight(params);
-    let mut orders = 0;
+    let mut account = None;
     let result = (|| {
-        let account = if op.signed() {
-            Some(authenticate(state, params, auth?, now)?)
-        } else {
-            None
-        };
-        if op == Op::OrderPlace {
-            orders = 1;
+        state.meter.admit(now, weight)?;
+        if op.signed() {
+            account = Some(authenticate(state, params, auth?, now)?);
         }
-        execute(state, op, params, account.as_deref(), now)
+        let acct = account.as_deref().unwrap_or_default();
+        if op == Op::OrderPlace {
+            state.meter.admit_order(acct, now)?;
+        }
+        let done = execute(state, op, params, acct, now)?;
+        if op == Op::OrderPlace {
+            state.meter.count_order(acct, now);
+        }
+        Ok(done)
     })();
-    let usage = state.usage.add(now, weight, orders);
+    let usage = state.meter.usage(account.as_deref(), now);
     let (result, events) = match result {
         Ok((body, events)) => (Ok(body), events),
         Err(e) => (Err(e), Vec::new()),
@@ -389,17 +324,22 @@ fn execute(
     state: &mut State,
     op: Op,
     params: &Params,
-    account: Option<&str>,
+    account: &str,
     now: u64,
 ) -> Result<(Body, Vec<ExecEvent>), ApiError> {
-    let account = account.unwrap_or_default();
     match op {
         Op::Ping => Ok((Body::empty(), Vec::new())),
         Op::Time => Ok((
             Body::ServerTime(json::ServerTime { server_time: now }),
             Vec::new(),
         )),
-        Op::ExchangeInfo => Ok((exchange_info(&state.engine, params, now)?, Vec::new())),
+        Op::ExchangeInfo => {
+            let limiters = state.meter.limits.limiters();
+            Ok((
+                exchange_info(&state.engine, &limiters, params, now)?,
+                Vec::new(),
+            ))
+        }
         Op::OrderPlace => place(&mut state.engine, params, account, now),
         Op::OrderCancel => {
             let symbol = params.require("symbol")?;
@@ -431,7 +371,12 @@ fn execute(
     }
 }
 
-fn exchange_info(engine: &Engine, params: &Params, now: u64) -> Result<Body, ApiError> {
+fn exchange_info(
+    engine: &Engine,
+    limiters: &[json::Limiter],
+    params: &Params,
+    now: u64,
+) -> Result<Body, ApiError> {
     let mut names: Vec<String> = Vec::new();
     if let Some(s) = params.value("symbol") {
         names.push(s.to_owned());
@@ -444,7 +389,7 @@ fn exchange_info(engine: &Engine, params: &Params, now: u64) -> Result<Body, Api
     if names.is_empty() {
         return Ok(Body::ExchangeInfo(json::ExchangeInfo::new(
             now,
-            &LIMITERS,
+            limiters,
             engine.specs(),
         )));
     }
@@ -453,7 +398,7 @@ fn exchange_info(engine: &Engine, params: &Params, now: u64) -> Result<Body, Api
         .map(|n| engine.spec(n).ok_or(Reject::InvalidSymbol))
         .collect::<Result<Vec<_>, _>>()?;
     Ok(Body::ExchangeInfo(json::ExchangeInfo::new(
-        now, &LIMITERS, specs,
+        now, limiters, specs,
     )))
 }
 

@@ -19,6 +19,7 @@ use super::amount;
 use super::api::{SimClock, State};
 use super::engine::{Engine, ExecEvent, LedgerEntry};
 use super::json;
+use super::limits::{LimitStats, RateLimits};
 use super::{SimConfig, SimError};
 
 /// The WebSocket API path.
@@ -136,6 +137,30 @@ pub struct RestReply {
     pub frames: Frames,
 }
 
+/// One request as the simulator received it, for tests that check the
+/// wire order (see [`Exchange::request_log`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestRecord {
+    /// 1, 2, 3, … in the order the simulator received the requests, over
+    /// every transport and connection.
+    pub seq: u64,
+    /// The WebSocket connection it came on; None for REST.
+    pub conn: Option<ConnId>,
+    /// The WebSocket API method as sent (`order.place`; empty when the
+    /// frame had none), `"<HTTP method> <path>"` for REST
+    /// (`POST /api/v3/order`), `"GET /ws-api/v3"` for a connection attempt.
+    pub method: String,
+    /// `newClientOrderId` as sent.
+    pub client_order_id: Option<String>,
+    /// `origClientOrderId` as sent.
+    pub orig_client_order_id: Option<String>,
+    /// The server's time when it arrived.
+    pub server_time: u64,
+    /// The answer's status: 200, the error's HTTP status (429, 418, …);
+    /// 101 for an accepted connection.
+    pub status: u16,
+}
+
 /// The simulated Binance Spot venue, socket-free and single-threaded:
 /// the engine and ledger, accounts, server clock, request counters,
 /// WebSocket connections and their user data subscriptions.
@@ -148,6 +173,7 @@ pub struct Exchange {
     pub(crate) subs: Subscriptions,
     next_conn: u64,
     shutdown_grace: Duration,
+    log: Vec<RequestRecord>,
 }
 
 impl Exchange {
@@ -162,12 +188,85 @@ impl Exchange {
             anchor_ms: now_ms,
         };
         Ok(Exchange {
-            state: State::new(engine, accounts, clock),
+            state: State::new(engine, accounts, clock, config.limits),
             conns: BTreeMap::new(),
             subs: Subscriptions::default(),
             next_conn: 1,
             shutdown_grace: config.shutdown_grace,
+            log: Vec::new(),
         })
+    }
+
+    /// Appends one request to the request log.
+    pub(crate) fn record(
+        &mut self,
+        conn: Option<ConnId>,
+        method: String,
+        ids: (Option<String>, Option<String>),
+        server_time: u64,
+        status: u16,
+    ) {
+        let seq = self.log.len() as u64 + 1;
+        self.log.push(RequestRecord {
+            seq,
+            conn,
+            method,
+            client_order_id: ids.0,
+            orig_client_order_id: ids.1,
+            server_time,
+            status,
+        });
+    }
+
+    /// Every request received so far (REST, WebSocket API frames,
+    /// connection attempts), in the order received, refused ones included.
+    pub fn request_log(&self) -> &[RequestRecord] {
+        &self.log
+    }
+
+    /// The limits in force.
+    pub fn rate_limits(&self) -> RateLimits {
+        self.state.meter.limits
+    }
+
+    /// Replaces the limits (counters, back-offs and a ban in force stay).
+    pub fn set_rate_limits(&mut self, limits: RateLimits) {
+        self.state.meter.limits = limits;
+    }
+
+    /// How many 429s and 418s were answered, and bans started.
+    pub fn limit_stats(&self) -> LimitStats {
+        self.state.meter.stats
+    }
+
+    /// Adds `n` to the request weight of the current minute (server clock
+    /// at `now_ms`), as if other clients on the IP had spent it.
+    pub fn preload_weight(&mut self, n: u64, now_ms: u64) {
+        let now = self.state.server_time(now_ms);
+        self.state.meter.add_weight(now, n);
+    }
+
+    /// Adds `n` placed orders to the current ORDERS windows (10 s and day)
+    /// of every configured account.
+    pub fn preload_orders(&mut self, n: u64, now_ms: u64) {
+        let now = self.state.server_time(now_ms);
+        let keys: Vec<String> = self.state.accounts.keys().cloned().collect();
+        for k in keys {
+            self.state.meter.add_orders(&k, now, n);
+        }
+    }
+
+    /// Bans the IP for `duration` from `now_ms`: every request and
+    /// connection attempt is answered 418 until then.
+    pub fn force_ban(&mut self, duration: Duration, now_ms: u64) {
+        let now = self.state.server_time(now_ms);
+        let ms = u64::try_from(duration.as_millis()).unwrap_or(u64::MAX);
+        self.state.meter.force_ban(now, ms);
+    }
+
+    /// When the ban in force ends (server time, epoch ms), if there is one.
+    pub fn ban_until(&self, now_ms: u64) -> Option<u64> {
+        self.state.meter.ban_until(self.state.server_time(now_ms))
     }
 
     /// The server's time when the caller's clock reads `now_ms`.
@@ -218,7 +317,56 @@ impl Exchange {
         Some(self.ws_connect_with(opts, now_ms))
     }
 
+    /// A WebSocket connection attempt to `path_and_query` as the socket
+    /// server sees it, with the connection limits applied: the new
+    /// connection, or the HTTP answer that refuses the upgrade (404 for a
+    /// path without an endpoint; 429 over the connection or weight limit;
+    /// 418 during a ban, both with `Retry-After` and a `{code,msg}` body).
+    pub fn ws_handshake(&mut self, path_and_query: &str, now_ms: u64) -> Result<ConnId, RestReply> {
+        let now = self.state.server_time(now_ms);
+        let method = format!("GET {}", path_and_query.split('?').next().unwrap_or(""));
+        let Some(opts) = Exchange::ws_route(path_and_query) else {
+            self.record(None, method, (None, None), now, 404);
+            return Err(RestReply {
+                status: 404,
+                headers: Vec::new(),
+                body: String::new(),
+                frames: Vec::new(),
+            });
+        };
+        if let Err(e) = self.state.meter.admit_connection(now) {
+            tracing::debug!(status = e.http, msg = %e.msg, "WebSocket connection refused");
+            self.record(None, method, (None, None), now, e.http);
+            let usage = self.state.meter.usage(None, now);
+            let mut headers = vec![
+                ("Content-Type", "application/json;charset=UTF-8".to_owned()),
+                ("X-MBX-USED-WEIGHT-1M", usage.weight_1m.to_string()),
+            ];
+            if let Some(r) = e.limit {
+                headers.push(("Retry-After", r.retry_after_secs().to_string()));
+            }
+            return Err(RestReply {
+                status: e.http,
+                headers,
+                body: e.body(),
+                frames: Vec::new(),
+            });
+        }
+        self.record(None, method, (None, None), now, 101);
+        Ok(self.open(opts, now_ms))
+    }
+
+    /// A new connection with `opts`. The attempt and its 2 weight are
+    /// counted, but never refused (the harness path; the socket server
+    /// uses [`Exchange::ws_handshake`]).
     pub fn ws_connect_with(&mut self, opts: ConnOptions, now_ms: u64) -> ConnId {
+        let now = self.state.server_time(now_ms);
+        self.state.meter.count_connection(now);
+        self.record(None, format!("GET {WS_PATH}"), (None, None), now, 101);
+        self.open(opts, now_ms)
+    }
+
+    fn open(&mut self, opts: ConnOptions, now_ms: u64) -> ConnId {
         let id = ConnId(self.next_conn);
         self.next_conn += 1;
         self.conns.insert(

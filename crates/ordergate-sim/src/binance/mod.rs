@@ -17,6 +17,7 @@ pub mod api;
 pub mod engine;
 pub mod exchange;
 pub mod json;
+pub mod limits;
 pub mod rest;
 pub mod server;
 pub mod sign;
@@ -34,7 +35,10 @@ pub use engine::{
     ExecEvent, FillModel, LedgerEntry, Order, OrderStatus, OrderType, Side, SpecError,
     SymbolConfig, TimeInForce, Trade,
 };
-pub use exchange::{ConnId, ConnOptions, Exchange, Frames, MarketMove, RestReply, WS_PATH};
+pub use exchange::{
+    ConnId, ConnOptions, Exchange, Frames, MarketMove, RequestRecord, RestReply, WS_PATH,
+};
+pub use limits::{LimitStats, RateLimits};
 
 use server::{lock, real_ms, Hub};
 
@@ -58,6 +62,9 @@ pub struct SimConfig {
     pub ping_interval: Duration,
     /// Time between `serverShutdown` and the close.
     pub shutdown_grace: Duration,
+    /// The rate limits enforced and published (default: the documented
+    /// values).
+    pub limits: RateLimits,
 }
 
 impl Default for SimConfig {
@@ -70,6 +77,7 @@ impl Default for SimConfig {
             clock_offset_ms: 0,
             ping_interval: Duration::from_secs(20),
             shutdown_grace: Duration::from_secs(1),
+            limits: RateLimits::default(),
         }
     }
 }
@@ -197,6 +205,43 @@ impl SimHandle {
     /// millionths from now on.
     pub fn set_clock_drift_ppm(&self, ppm: i64) {
         lock(&self.hub).exchange.set_clock_drift_ppm(ppm, real_ms());
+    }
+
+    /// The rate limits in force.
+    pub fn rate_limits(&self) -> RateLimits {
+        lock(&self.hub).exchange.rate_limits()
+    }
+
+    /// Replaces the rate limits (counters and a ban in force stay).
+    pub fn set_rate_limits(&self, limits: RateLimits) {
+        lock(&self.hub).exchange.set_rate_limits(limits);
+    }
+
+    /// How many 429s and 418s the simulator answered, and bans started.
+    pub fn limit_stats(&self) -> LimitStats {
+        lock(&self.hub).exchange.limit_stats()
+    }
+
+    /// Every request received so far, in the order received (see
+    /// [`RequestRecord`]).
+    pub fn request_log(&self) -> Vec<RequestRecord> {
+        lock(&self.hub).exchange.request_log().to_vec()
+    }
+
+    /// Adds `n` to the current minute's request weight.
+    pub fn preload_weight(&self, n: u64) {
+        lock(&self.hub).exchange.preload_weight(n, real_ms());
+    }
+
+    /// Adds `n` placed orders to the current ORDERS windows of every
+    /// account.
+    pub fn preload_orders(&self, n: u64) {
+        lock(&self.hub).exchange.preload_orders(n, real_ms());
+    }
+
+    /// Bans the IP for `duration` from now.
+    pub fn force_ban(&self, duration: Duration) {
+        lock(&self.hub).exchange.force_ban(duration, real_ms());
     }
 
     /// Stops the simulator and waits for its thread.

@@ -40,8 +40,10 @@ impl Exchange {
         let (path, query) = path_and_query
             .split_once('?')
             .unwrap_or((path_and_query, ""));
+        let now = self.state.server_time(now_ms);
         let Some(op) = route(method, path) else {
             tracing::debug!(method, path, "REST request to no endpoint (404)");
+            self.record(None, format!("{method} {path}"), (None, None), now, 404);
             return RestReply {
                 status: 404,
                 headers: Vec::new(),
@@ -65,7 +67,6 @@ impl Exchange {
             }),
             None => Err(ApiError::key_format()),
         };
-        let now = self.state.server_time(now_ms);
         let h = api::handle(&mut self.state, op, &params, auth, now);
         let (status, body) = match &h.result {
             Ok(b) => (200, b.to_json()),
@@ -83,6 +84,21 @@ impl Exchange {
         };
         let mut headers = vec![("Content-Type", "application/json;charset=UTF-8".to_owned())];
         headers.push(("X-MBX-USED-WEIGHT-1M", h.usage.weight_1m.to_string()));
+        if let Err(ApiError {
+            limit: Some(refusal),
+            ..
+        }) = &h.result
+        {
+            headers.push(("Retry-After", refusal.retry_after_secs().to_string()));
+        }
+        let id = |n: &str| params.get(n).map(str::to_owned);
+        self.record(
+            None,
+            format!("{method} {path}"),
+            (id("newClientOrderId"), id("origClientOrderId")),
+            now,
+            status,
+        );
         if op == Op::OrderPlace && status == 200 {
             headers.push(("X-MBX-ORDER-COUNT-10S", h.usage.orders_10s.to_string()));
             headers.push(("X-MBX-ORDER-COUNT-1D", h.usage.orders_1d.to_string()));

@@ -33,7 +33,7 @@ use tokio_tungstenite::tungstenite::protocol::Role;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
 
-use super::exchange::{ConnId, ConnOptions, Exchange, Frames};
+use super::exchange::{ConnId, Exchange, Frames, RestReply};
 
 pub use super::exchange::WS_PATH;
 
@@ -176,6 +176,11 @@ async fn route(req: Request<Incoming>, hub: Arc<Mutex<Hub>>, opts: WsOptions) ->
         hub.deliver(std::mem::take(&mut r.frames));
         r
     };
+    reply(r)
+}
+
+/// The HTTP response for an exchange's answer.
+fn reply(r: RestReply) -> Reply {
     let mut resp = Response::new(Full::new(Bytes::from(r.body)));
     *resp.status_mut() = StatusCode::from_u16(r.status).unwrap_or(StatusCode::BAD_REQUEST);
     let headers = resp.headers_mut();
@@ -195,13 +200,13 @@ fn upgrade(mut req: Request<Incoming>, hub: Arc<Mutex<Hub>>, opts: WsOptions) ->
         plain(status)
     };
     let target = req.uri().path_and_query().map_or("/", |p| p.as_str());
-    let Some(conn_opts) = Exchange::ws_route(target) else {
+    if Exchange::ws_route(target).is_none() {
         return refuse(
             &req,
             StatusCode::NOT_FOUND,
             "no WebSocket endpoint at this path",
         );
-    };
+    }
     let h = req.headers();
     if req.method() != Method::GET || !has_token(h, header::CONNECTION, "upgrade") {
         return refuse(
@@ -231,17 +236,28 @@ fn upgrade(mut req: Request<Incoming>, hub: Arc<Mutex<Hub>>, opts: WsOptions) ->
     let Ok(accept) = HeaderValue::from_str(&derive_accept_key(key.as_bytes())) else {
         return refuse(&req, StatusCode::BAD_REQUEST, "unusable Sec-WebSocket-Key");
     };
+    // The connection limits (attempts, weight, ban) come last: only a
+    // well-formed handshake is an attempt.
+    let handshake = {
+        let target = target.to_owned();
+        lock(&hub).exchange.ws_handshake(&target, real_ms())
+    };
+    let conn = match handshake {
+        Ok(conn) => conn,
+        Err(r) => return reply(r),
+    };
     let on_upgrade = hyper::upgrade::on(&mut req);
     tokio::spawn(async move {
         let upgraded = match on_upgrade.await {
             Ok(u) => u,
             Err(e) => {
                 tracing::debug!(error = %e, "WebSocket upgrade failed");
+                lock(&hub).exchange.ws_disconnect(conn);
                 return;
             }
         };
         let ws = WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, None).await;
-        serve_ws(ws, hub, conn_opts, opts).await;
+        serve_ws(ws, hub, conn, opts).await;
     });
     let mut r = plain(StatusCode::SWITCHING_PROTOCOLS);
     let headers = r.headers_mut();
@@ -257,17 +273,16 @@ fn upgrade(mut req: Request<Incoming>, hub: Arc<Mutex<Hub>>, opts: WsOptions) ->
 async fn serve_ws<S>(
     mut ws: WebSocketStream<S>,
     hub: Arc<Mutex<Hub>>,
-    conn_opts: ConnOptions,
+    conn: ConnId,
     opts: WsOptions,
 ) where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let (tx, mut rx) = mpsc::unbounded_channel();
-    let (conn, grace) = {
+    let grace = {
         let mut hub = lock(&hub);
-        let conn = hub.exchange.ws_connect_with(conn_opts, real_ms());
         hub.outboxes.insert(conn, tx);
-        (conn, hub.exchange.shutdown_grace())
+        hub.exchange.shutdown_grace()
     };
     let mut ping = tokio::time::interval(opts.ping_interval);
     ping.tick().await;

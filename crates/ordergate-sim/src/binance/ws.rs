@@ -7,10 +7,11 @@
 
 use serde_json::Value;
 
-use super::api::{self, ApiError, Auth, Op, Params, State, UsageSnapshot, LIMITERS};
+use super::api::{self, ApiError, Auth, Op, Params, State, UsageSnapshot};
 use super::engine::ExecEvent;
 use super::exchange::{Conn, ConnId, Exchange, Frames, Subscriptions};
 use super::json::{self, Body, Limiter, SessionStatus};
+use super::limits::{LimitRefusal, RateLimits};
 use super::sign;
 
 impl Exchange {
@@ -24,14 +25,49 @@ impl Exchange {
         let Some(c) = self.conns.get_mut(&conn) else {
             return Vec::new();
         };
-        let (response, events) = request(&mut self.state, &mut self.subs, conn, c, text, now);
+        let (response, events, seen) = request(&mut self.state, &mut self.subs, conn, c, text, now);
+        self.record(Some(conn), seen.method, seen.ids, now, seen.status);
         let mut frames = vec![(conn, response)];
         frames.extend(self.subs.frames(&events, now));
         frames
     }
 }
 
-/// Handles one text frame; returns the response frame and the events.
+/// What the request log keeps of one request.
+struct Seen {
+    method: String,
+    ids: (Option<String>, Option<String>),
+    status: u16,
+}
+
+impl Seen {
+    fn new(method: &str, params: &Params, status: u16) -> Seen {
+        let id = |n: &str| params.get(n).map(str::to_owned);
+        Seen {
+            method: method.to_owned(),
+            ids: (id("newClientOrderId"), id("origClientOrderId")),
+            status,
+        }
+    }
+}
+
+/// A frame the API could not read: it still counts as a raw request (no
+/// weight), and during a ban it is answered 418.
+fn unreadable(
+    state: &mut State,
+    id_of_conn: ConnId,
+    id: &Value,
+    e: ApiError,
+    now: u64,
+) -> (String, Vec<ExecEvent>, Seen) {
+    let e = state.meter.admit(now, 0).err().unwrap_or(e);
+    refused(id_of_conn, "", &e);
+    let seen = Seen::new("", &Params::default(), e.http);
+    (respond(id, Err(&e), None), Vec::new(), seen)
+}
+
+/// Handles one text frame; returns the response frame, the events and
+/// what the request log keeps.
 fn request(
     state: &mut State,
     subs: &mut Subscriptions,
@@ -39,14 +75,13 @@ fn request(
     conn: &mut Conn,
     text: &str,
     now: u64,
-) -> (String, Vec<ExecEvent>) {
+) -> (String, Vec<ExecEvent>, Seen) {
     let Ok(Value::Object(req)) = serde_json::from_str::<Value>(text) else {
         let e = ApiError::new(
             -1102,
             "A mandatory parameter was not sent, was empty/null, or malformed.",
         );
-        refused(id_of_conn, "", &e);
-        return (respond(&Value::Null, Err(&e), None), Vec::new());
+        return unreadable(state, id_of_conn, &Value::Null, e, now);
     };
     let id = req.get("id").cloned().unwrap_or(Value::Null);
     let params = match req.get("params") {
@@ -64,15 +99,11 @@ fn request(
                 .collect(),
         ),
         Some(_) => {
-            let e = ApiError::mandatory("params");
-            refused(id_of_conn, "", &e);
-            return (respond(&id, Err(&e), None), Vec::new());
+            return unreadable(state, id_of_conn, &id, ApiError::mandatory("params"), now);
         }
     };
     let Some(method) = req.get("method").and_then(Value::as_str) else {
-        let e = ApiError::mandatory("method");
-        refused(id_of_conn, "", &e);
-        return (respond(&id, Err(&e), None), Vec::new());
+        return unreadable(state, id_of_conn, &id, ApiError::mandatory("method"), now);
     };
     let method = method.strip_prefix("v3/").unwrap_or(method);
     let rate_limits = conn.return_rate_limits && params.get("returnRateLimits") != Some("false");
@@ -88,27 +119,31 @@ fn request(
     };
     if let Some(op) = op {
         let h = api::handle(state, op, &params, auth(conn, &params), now);
-        let limits = rate_limits.then(|| rate_limits_of(h.usage, op == Op::OrderPlace));
-        let text = match &h.result {
-            Ok(body) => respond(&id, Ok(body), limits.as_deref()),
+        let limits =
+            rate_limits.then(|| rate_limits_of(&state.meter.limits, h.usage, op == Op::OrderPlace));
+        let (text, status) = match &h.result {
+            Ok(body) => (respond(&id, Ok(body), limits.as_deref()), 200),
             Err(e) => {
                 refused(id_of_conn, method, e);
-                respond(&id, Err(e), limits.as_deref())
+                (respond(&id, Err(e), limits.as_deref()), e.http)
             }
         };
-        return (text, h.events);
+        return (text, h.events, Seen::new(method, &params, status));
     }
-    let result = session_method(state, subs, id_of_conn, conn, method, &params, now);
-    let usage = state.add_weight(now, 2);
-    let limits = rate_limits.then(|| rate_limits_of(usage, false));
-    let text = match result {
-        Ok(body) => respond(&id, Ok(&body), limits.as_deref()),
+    let result = state
+        .meter
+        .admit(now, 2)
+        .and_then(|()| session_method(state, subs, id_of_conn, conn, method, &params, now));
+    let usage = state.meter.usage(None, now);
+    let limits = rate_limits.then(|| rate_limits_of(&state.meter.limits, usage, false));
+    let (text, status) = match result {
+        Ok(body) => (respond(&id, Ok(&body), limits.as_deref()), 200),
         Err(e) => {
             refused(id_of_conn, method, &e);
-            respond(&id, Err(&e), limits.as_deref())
+            (respond(&id, Err(&e), limits.as_deref()), e.http)
         }
     };
-    (text, Vec::new())
+    (text, Vec::new(), Seen::new(method, &params, status))
 }
 
 /// A request answered with an error, at debug level.
@@ -161,6 +196,7 @@ fn session_method(
                             http: 401,
                             code: -1002,
                             msg: "You are not authorized to execute this request.".into(),
+                            limit: None,
                         })
                     }
                 }
@@ -229,15 +265,24 @@ fn session_status(subs: &Subscriptions, id_of_conn: ConnId, conn: &Conn, now: u6
 }
 
 /// The `rateLimits` array: order methods also report the order counts.
-fn rate_limits_of(u: UsageSnapshot, with_orders: bool) -> Vec<Limiter> {
-    let [weight, orders_10s, orders_1d, _] = LIMITERS;
+fn rate_limits_of(limits: &RateLimits, u: UsageSnapshot, with_orders: bool) -> Vec<Limiter> {
     let mut items = Vec::with_capacity(3);
     if with_orders {
-        items.push(orders_10s.with_count(u.orders_10s));
-        items.push(orders_1d.with_count(u.orders_1d));
+        items.push(limits.orders_10s_limiter().with_count(u.orders_10s));
+        items.push(limits.orders_1d_limiter().with_count(u.orders_1d));
     }
-    items.push(weight.with_count(u.weight_1m));
+    items.push(limits.weight_limiter().with_count(u.weight_1m));
     items
+}
+
+/// The `error` object: `{code, msg}`, with `data: {serverTime,
+/// retryAfter}` when refused for limits (429, 418).
+#[derive(serde::Serialize)]
+struct WsError<'a> {
+    code: i64,
+    msg: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    data: Option<LimitRefusal>,
 }
 
 /// The response envelope, `{"id","status","result"|"error","rateLimits"}`.
@@ -249,7 +294,7 @@ struct Response<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     result: Option<&'a Body>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    error: Option<&'a ApiError>,
+    error: Option<WsError<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     rate_limits: Option<&'a [Limiter]>,
 }
@@ -261,7 +306,15 @@ fn respond(
 ) -> String {
     let (status, result, error) = match result {
         Ok(body) => (200, Some(body), None),
-        Err(e) => (e.http, None, Some(e)),
+        Err(e) => (
+            e.http,
+            None,
+            Some(WsError {
+                code: e.code,
+                msg: &e.msg,
+                data: e.limit,
+            }),
+        ),
     };
     json::to_string(&Response {
         id,
