@@ -165,3 +165,51 @@ async fn websocket_api_on_the_rest_port() {
         assert_eq!(v.get("rateLimits").is_some(), limits, "{v}");
     }
 }
+
+/// Limits over the socket: a ban answers the WebSocket upgrade and REST
+/// with HTTP 418 and `Retry-After`, the connection-attempt limit answers
+/// the upgrade 429, and the handle counts both.
+#[test]
+fn limits_refuse_the_upgrade_over_http() {
+    let sim = start();
+    let upgrade = |sim: &SimHandle| {
+        let mut s = connect(sim);
+        s.write_all(
+            b"GET /ws-api/v3 HTTP/1.1\r\nHost: sim\r\nUpgrade: websocket\r\n\
+              Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+              Sec-WebSocket-Version: 13\r\n\r\n",
+        )
+        .unwrap();
+        read_response(&mut s)
+    };
+    sim.force_ban(Duration::from_secs(90));
+    let (status, headers, body) = upgrade(&sim);
+    assert_eq!(status, "HTTP/1.1 418 I'm a teapot");
+    let secs: u64 = header(&headers, "retry-after").unwrap().parse().unwrap();
+    assert!((89..=90).contains(&secs), "{secs}");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["code"], -1003);
+    assert!(v["msg"]
+        .as_str()
+        .unwrap()
+        .starts_with("Way too much request weight used; IP banned until "));
+    let mut s = connect(&sim);
+    s.write_all(b"GET /api/v3/ping HTTP/1.1\r\nHost: sim\r\n\r\n")
+        .unwrap();
+    let (status, headers, _) = read_response(&mut s);
+    assert_eq!(status, "HTTP/1.1 418 I'm a teapot");
+    assert!(header(&headers, "retry-after").is_some());
+    assert_eq!(sim.limit_stats().answered_418, 2);
+
+    let sim = start();
+    sim.set_rate_limits(ordergate_sim::binance::RateLimits {
+        connections_per_5m: 0,
+        ..sim.rate_limits()
+    });
+    let (status, headers, _) = upgrade(&sim);
+    assert_eq!(status, "HTTP/1.1 429 Too Many Requests");
+    assert!(header(&headers, "retry-after").is_some());
+    assert_eq!(sim.limit_stats().connections_429, 1);
+    let log = sim.request_log();
+    assert_eq!(log.iter().map(|r| r.status).collect::<Vec<_>>(), [429]);
+}
