@@ -559,6 +559,7 @@ pub fn start(config: Config, state: StateDir) -> Result<App, AppError> {
                             max: Duration::from_secs(30),
                         },
                     )],
+                    limits: venue.limits.clone(),
                 },
             ),
         ));

@@ -152,6 +152,8 @@ pub struct VenueConfig {
     pub recv_window_ms: u32,
     /// Trust only this PEM CA file instead of the webpki roots.
     pub ca_file: Option<PathBuf>,
+    /// The rate limiter's settings (`[venue.limits]`).
+    pub limits: crate::session::LimitsConfig,
 }
 
 impl VenueConfig {
@@ -298,6 +300,30 @@ struct RawVenue {
     api_secret: Spanned<SecretSource>,
     recv_window_ms: Option<Spanned<u32>>,
     ca_file: Option<PathBuf>,
+    limits: Option<RawLimits>,
+}
+
+/// `[venue.limits]`: the rate limiter of that venue's session.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLimits {
+    /// Per cent of every rule kept for cancels and reduce-only orders.
+    critical_reserve_percent: Option<Spanned<u16>>,
+    window_margin_ms: Option<u64>,
+    stale_order_ms: Option<Spanned<u64>>,
+    max_in_flight: Option<Spanned<usize>>,
+    pass_through: Option<bool>,
+    #[serde(default)]
+    rule: Vec<RawRule>,
+}
+
+/// One `[[venue.limits.rule]]`: a limit that replaces the venue's own.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRule {
+    counts: Spanned<String>,
+    window_ms: u64,
+    limit: u32,
 }
 
 #[derive(Deserialize)]
@@ -727,6 +753,7 @@ impl Source<'_> {
                 origin: self.origin.to_owned(),
                 line: self.line_of(s.span().start),
             };
+            let limits = self.limits(id, rv.limits.as_ref(), recv_window_ms)?;
             out.push(VenueConfig {
                 id,
                 ws_url,
@@ -735,9 +762,73 @@ impl Source<'_> {
                 api_secret: secret("api_secret", &rv.api_secret),
                 recv_window_ms,
                 ca_file: rv.ca_file.clone(),
+                limits,
             });
         }
         Ok(out)
+    }
+
+    /// `[venue.limits]`, checked: the stale bound stays below the receive
+    /// window, the reserve is a share, rules name what they count.
+    fn limits(
+        &self,
+        id: VenueId,
+        raw: Option<&RawLimits>,
+        recv_window_ms: u32,
+    ) -> Result<crate::session::LimitsConfig, ConfigError> {
+        use crate::limiter::{Counts, Rule};
+        let mut l = crate::session::LimitsConfig::default();
+        l.stale_ms = l.stale_ms.min(recv_window_ms as u64 / 2);
+        let Some(raw) = raw else { return Ok(l) };
+        if let Some(p) = &raw.critical_reserve_percent {
+            if *p.get_ref() > 90 {
+                return Err(self.err(
+                    &p.span(),
+                    format!("[venue.limits] of {id}: `critical_reserve_percent` is {}; it must be at most 90", p.get_ref()),
+                ));
+            }
+            l.reserve_permille = *p.get_ref() * 10;
+        }
+        if let Some(m) = raw.window_margin_ms {
+            l.margin_ms = m;
+        }
+        if let Some(st) = &raw.stale_order_ms {
+            let v = *st.get_ref();
+            if v == 0 || v >= recv_window_ms as u64 {
+                return Err(self.err(
+                    &st.span(),
+                    format!("[venue.limits] of {id}: `stale_order_ms` is {v}; it must be above 0 and below recv_window_ms ({recv_window_ms}) minus the round trip"),
+                ));
+            }
+            l.stale_ms = v;
+        }
+        if let Some(m) = &raw.max_in_flight {
+            if *m.get_ref() == 0 {
+                return Err(self.err(
+                    &m.span(),
+                    format!("[venue.limits] of {id}: `max_in_flight` must be at least 1"),
+                ));
+            }
+            l.max_in_flight = *m.get_ref();
+        }
+        l.pass_through = raw.pass_through.unwrap_or(false);
+        for r in &raw.rule {
+            let counts = match r.counts.get_ref().as_str() {
+                "weight" => Counts::Weight,
+                "orders" => Counts::Orders,
+                "requests" => Counts::Requests,
+                "connections" => Counts::Connections,
+                other => {
+                    return Err(self.err(
+                        &r.counts.span(),
+                        format!("[[venue.limits.rule]] of {id}: `counts` is {other:?}; expected one of weight, orders, requests, connections"),
+                    ))
+                }
+            };
+            l.overrides
+                .push(Rule::new(counts, r.window_ms.max(1), r.limit));
+        }
+        Ok(l)
     }
 
     /// An explicit URL, else the preset's; TLS required except to loopback.

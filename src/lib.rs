@@ -9,7 +9,7 @@
 #![deny(clippy::undocumented_unsafe_blocks)]
 
 pub use ordergate_core::{
-    clock, decimal, doorbell, ids, instrument, lifecycle, model, ring, venue,
+    clock, decimal, desk, doorbell, ids, instrument, lifecycle, limiter, model, ring, venue,
 };
 pub use ordergate_proto::{client, codec as protocol};
 pub use ordergate_sim as sim;

@@ -43,6 +43,7 @@ use tracing::{debug, info, warn, Instrument};
 use crate::clock::MonoClock;
 use crate::doorbell::{Doorbell, Ringer, WaitStrategy};
 use crate::ids::VenueId;
+use crate::limiter::{Counts, Limiter, Rule};
 use crate::protocol::Reason;
 use crate::ring::{Consumer, Producer};
 use crate::venue::{
@@ -81,7 +82,19 @@ pub enum SessionError {
 /// The command rings one session drains: per strategy, one ring per lane.
 pub struct CommandInputs {
     lanes: [Vec<Consumer<Command>>; 3],
+    /// Per ring: since when (monotonic ns) its head has been held.
+    held_since: [Vec<Option<u64>>; 3],
     next: [usize; 3],
+}
+
+/// What [`CommandInputs::pop_admitted`] took off a ring.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Taken {
+    /// Admitted: send it.
+    Admitted(Command),
+    /// A new order held longer than the stale bound: refuse it
+    /// (`Throttled`) rather than send it late.
+    Stale(Command),
 }
 
 impl Default for CommandInputs {
@@ -94,6 +107,7 @@ impl CommandInputs {
     pub fn new() -> Self {
         CommandInputs {
             lanes: [Vec::new(), Vec::new(), Vec::new()],
+            held_since: [Vec::new(), Vec::new(), Vec::new()],
             next: [0; 3],
         }
     }
@@ -101,15 +115,23 @@ impl CommandInputs {
     /// Adds one strategy's ring for `lane`.
     pub fn add(&mut self, lane: Lane, ring: Consumer<Command>) {
         self.lanes[lane as usize].push(ring);
+        self.held_since[lane as usize].push(None);
     }
 
     /// The next command `admit` lets through: critical lane first, then
-    /// normal, then bulk; round-robin between strategies inside a lane so
-    /// one busy strategy cannot starve another. A command `admit` refuses
-    /// stays at the head of its ring (peeked, not popped), and draining
-    /// stops there until the next call.
-    pub fn pop_admitted(&mut self, mut admit: impl FnMut(&Command) -> bool) -> Option<Command> {
-        for lane in 0..3 {
+    /// normal, then bulk (strict priority: a held lane holds the lanes
+    /// below it too); round-robin between strategies inside a lane so one
+    /// busy strategy cannot starve another. A command `admit` refuses
+    /// stays at the head of its ring (peeked, not popped) — unless it is a
+    /// new order held for longer than `stale_ns`, which comes back as
+    /// [`Taken::Stale`].
+    pub fn pop_admitted(
+        &mut self,
+        now_ns: u64,
+        stale_ns: u64,
+        mut admit: impl FnMut(Lane, &Command) -> bool,
+    ) -> Option<Taken> {
+        for (lane, lane_id) in Lane::ALL.into_iter().enumerate() {
             let rings = &mut self.lanes[lane];
             let n = rings.len();
             for i in 0..n {
@@ -117,12 +139,20 @@ impl CommandInputs {
                 let Some(head) = rings[idx].peek() else {
                     continue;
                 };
-                if !admit(head) {
-                    return None;
+                let since = &mut self.held_since[lane][idx];
+                if admit(lane_id, head) {
+                    *since = None;
+                    let cmd = rings[idx].pop()?;
+                    self.next[lane] = (idx + 1) % n;
+                    return Some(Taken::Admitted(cmd));
                 }
-                let cmd = rings[idx].pop();
-                self.next[lane] = (idx + 1) % n;
-                return cmd;
+                let held_for = now_ns.saturating_sub(*since.get_or_insert(now_ns));
+                if matches!(head, Command::Place(_)) && held_for > stale_ns {
+                    *since = None;
+                    let cmd = rings[idx].pop()?;
+                    return Some(Taken::Stale(cmd));
+                }
+                return None;
             }
         }
         None
@@ -130,7 +160,9 @@ impl CommandInputs {
 
     /// The next command, admitting everything.
     pub fn pop(&mut self) -> Option<Command> {
-        self.pop_admitted(|_| true)
+        match self.pop_admitted(0, u64::MAX, |_, _| true)? {
+            Taken::Admitted(c) | Taken::Stale(c) => Some(c),
+        }
     }
 
     pub fn is_empty(&self) -> bool {
@@ -216,6 +248,7 @@ pub struct SessionConfig {
     pub reconnect: ReconnectPolicy,
     /// Policies by connection role (e.g. REST backs off further).
     pub per_role: Vec<(ConnRole, ReconnectPolicy)>,
+    pub limits: LimitsConfig,
 }
 
 impl SessionConfig {
@@ -227,19 +260,120 @@ impl SessionConfig {
     }
 }
 
-/// Where every transmit passes on its way to the wire, in order. The rate
-/// limiter (next issue) gates here by [`Transmit::cost`], and the ring
-/// draining asks [`Gate::admits`] before it takes a command off a ring.
-#[derive(Debug, Default)]
+/// How the session's limiter is set up (`[venue.limits]` in the config).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LimitsConfig {
+    /// Rules that replace the venue's (same counts and window) or add to
+    /// them; what the venue publishes never overrides these.
+    pub overrides: Vec<Rule>,
+    /// The share of every rule only the critical lane may use.
+    pub reserve_permille: u16,
+    /// How much longer than the venue's window the local one is (clock
+    /// offset and network jitter).
+    pub margin_ms: u64,
+    /// A new order held longer than this is refused `Throttled` rather
+    /// than sent late (keep it below recvWindow minus the round trip).
+    pub stale_ms: u64,
+    /// Requests the venue has not answered yet, at most: so the lanes'
+    /// order is the wire order, nothing queues below the limiter.
+    pub max_in_flight: usize,
+    /// Admit everything, counting still (the flood demo's control run).
+    pub pass_through: bool,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        LimitsConfig {
+            overrides: Vec::new(),
+            reserve_permille: 200,
+            margin_ms: 1_000,
+            stale_ms: 3_000,
+            max_in_flight: 16,
+            pass_through: false,
+        }
+    }
+}
+
+/// Where every transmit passes on its way to the wire, in order: the
+/// limiter admits commands before the adapter encodes and signs them (so
+/// a request never waits after it was signed), and the adapter's own
+/// queries (bulk lane) before they are written.
+#[derive(Debug)]
 struct Gate {
-    /// What went out so far (for the limiter to account against windows).
+    limiter: Limiter,
+    config: LimitsConfig,
+    /// What went out so far.
     sent: Cost,
+    /// The adapter's own transmits waiting for room, in order.
+    held: VecDeque<Transmit>,
+    /// When a held request may fit: the session wakes then.
+    retry_at_ns: Option<u64>,
+    /// The last drain stopped with commands still queued.
+    holding: bool,
 }
 
 impl Gate {
-    /// Whether a command of this cost may be taken now.
-    fn admits(&self, _cost: Cost) -> bool {
-        true
+    fn new(rules: &[Rule], config: LimitsConfig) -> Gate {
+        let mut limiter = Limiter::new(rules, config.reserve_permille, config.margin_ms);
+        for r in &config.overrides {
+            limiter.set_rule(*r);
+        }
+        limiter.set_pass_through(config.pass_through);
+        Gate {
+            limiter,
+            config,
+            sent: Cost::default(),
+            held: VecDeque::new(),
+            retry_at_ns: None,
+            holding: false,
+        }
+    }
+
+    /// Admits (and counts) a request of `cost` in `lane`, or notes when to
+    /// try again.
+    fn admit(&mut self, now_ns: u64, lane: Lane, cost: Cost) -> bool {
+        match self.limiter.admit(now_ns, lane, cost) {
+            Ok(()) => true,
+            Err(w) => {
+                debug!(?lane, wait = ?w, "held by the limiter");
+                let t = w.until_ns();
+                self.retry_at_ns = Some(self.retry_at_ns.map_or(t, |r| r.min(t)));
+                false
+            }
+        }
+    }
+
+    /// What the venue published or counted: its limit replaces ours unless
+    /// the config set it; its count may only raise ours.
+    fn usage(
+        &mut self,
+        now_ns: u64,
+        counts: Counts,
+        window_ms: u64,
+        limit: Option<u32>,
+        count: u32,
+    ) {
+        let overridden = self
+            .config
+            .overrides
+            .iter()
+            .any(|r| r.counts == counts && r.window_ms == window_ms);
+        if let (Some(limit), false) = (limit, overridden) {
+            let known = self
+                .limiter
+                .rules()
+                .any(|r| r.counts == counts && r.window_ms == window_ms && r.limit == limit);
+            if !known {
+                info!(counts = counts.as_str(), window_ms, limit, "venue limit");
+                if !self.limiter.set_rule(Rule::new(counts, window_ms, limit)) {
+                    warn!(
+                        counts = counts.as_str(),
+                        window_ms, "no room for another rate-limit rule; ignored"
+                    );
+                }
+            }
+        }
+        self.limiter.observe(now_ns, counts, window_ms, count);
     }
 
     /// Accounts one transmit going to the wire.
@@ -335,10 +469,14 @@ pub struct Session {
     /// the receive buffer for the adapter's in-place parser.
     outbox: Outbox,
     transmits: Vec<Transmit>,
+    /// Transmits of commands the gate admitted, not yet written.
+    admitted: Vec<Transmit>,
     events: Vec<VenueOutput>,
     reports: Vec<Report>,
     frame: Vec<u8>,
     next_counters: Instant,
+    /// For reconnect jitter.
+    jitter_seed: u64,
 }
 
 impl Session {
@@ -350,6 +488,8 @@ impl Session {
         config: SessionConfig,
     ) -> Self {
         let venue = protocol.venue();
+        let protocol_rules = protocol.default_rules();
+        let gate = Gate::new(&protocol_rules, config.limits.clone());
         Session {
             protocol,
             venue,
@@ -358,7 +498,7 @@ impl Session {
             output,
             config,
             clock: MonoClock::new(),
-            gate: Gate::default(),
+            gate,
             slots: Vec::new(),
             reads: SelectAll::new(),
             connects: FuturesUnordered::new(),
@@ -366,10 +506,12 @@ impl Session {
             http_ends: FuturesUnordered::new(),
             outbox: Outbox::new(),
             transmits: Vec::new(),
+            admitted: Vec::new(),
             events: Vec::new(),
             reports: Vec::new(),
             frame: Vec::with_capacity(4096),
             next_counters: Instant::now() + crate::logging::COUNTERS_EVERY,
+            jitter_seed: crate::clock::system_ms() | 1,
         }
     }
 
@@ -387,10 +529,24 @@ impl Session {
             .into_iter()
             .map(|(k, v)| format!("{k}={v}"))
             .collect();
+        let mut rules = Vec::new();
+        self.gate.limiter.usage(self.clock.now_ns(), &mut |u| {
+            rules.push(format!(
+                "{}/{}ms={}/{} (reserved {}, resets in {} ms)",
+                u.rule.counts.as_str(),
+                u.rule.window_ms,
+                u.used,
+                u.rule.limit,
+                u.reserved,
+                u.resets_in_ns / 1_000_000
+            ))
+        });
         info!(
             target: "ordergate::counters",
             sent_weight = self.gate.sent.weight,
             sent_orders = self.gate.sent.orders,
+            held = self.gate.held.len(),
+            limits = %rules.join(", "),
             adapter = %adapter.join(" "),
             "counters"
         );
@@ -448,7 +604,10 @@ impl Session {
 
             if !spin {
                 self.doorbell.prepare_sleep();
-                if !self.inputs.is_empty() || !self.output.overflow.is_empty() {
+                // Commands the gate holds are not work to do now: wait for
+                // an answer (in-flight window) or the limiter's time.
+                let runnable = !self.inputs.is_empty() && !self.gate.holding;
+                if runnable || !self.output.overflow.is_empty() {
                     self.doorbell.cancel_sleep();
                     self.output.flush();
                     tokio::task::yield_now().await;
@@ -490,6 +649,10 @@ impl Session {
     fn next_deadline(&self) -> Instant {
         let now = Instant::now();
         let mut deadline = now + Duration::from_secs(1);
+        if let Some(t) = self.gate.retry_at_ns {
+            let wait = Duration::from_nanos(t.saturating_sub(self.clock.now_ns()));
+            deadline = deadline.min(now + wait);
+        }
         if let Some(t) = self.protocol.next_timer() {
             let wait = Duration::from_nanos(t.saturating_sub(self.clock.now_ns()));
             deadline = deadline.min(now + wait);
@@ -506,6 +669,9 @@ impl Session {
     /// has passed.
     fn service_due(&mut self) {
         let now = self.now();
+        if self.gate.retry_at_ns.is_some_and(|t| t <= now.mono_ns) {
+            self.gate.retry_at_ns = None;
+        }
         if self.protocol.next_timer().is_some_and(|t| t <= now.mono_ns) {
             self.protocol.on_timer(now, &mut self.outbox);
         }
@@ -522,10 +688,19 @@ impl Session {
     /// make-before-break replacement while the live socket stays).
     fn start_connect(&mut self, i: usize) {
         let now = self.now();
-        let slot = &mut self.slots[i];
-        if slot.connecting {
+        if self.slots[i].connecting {
             return;
         }
+        // Connection attempts count against the venue's connection rule,
+        // and none is made during a ban, so reconnecting never prolongs it.
+        if let Err(w) = self.gate.limiter.admit_connect(now.mono_ns) {
+            let delay = Duration::from_nanos(w.until_ns().saturating_sub(now.mono_ns));
+            let slot = &mut self.slots[i];
+            slot.retry_at = Some(Instant::now() + delay + jitter(delay, &mut self.jitter_seed));
+            info!(conn = %slot.id, delay_ms = delay.as_millis() as u64, wait = ?w, "connection attempt held by the venue's limits");
+            return;
+        }
+        let slot = &mut self.slots[i];
         slot.connecting = true;
         slot.generation += 1;
         let (id, generation) = (slot.id, slot.generation);
@@ -550,22 +725,50 @@ impl Session {
     /// Schedules slot `i`'s next attempt after its backoff, doubling it.
     fn schedule_retry(&mut self, i: usize) {
         let slot = &mut self.slots[i];
-        let delay = slot.backoff;
+        let delay = slot.backoff + jitter(slot.backoff, &mut self.jitter_seed);
         slot.backoff = (slot.backoff * 2).min(slot.policy.max);
         slot.retry_at = Some(Instant::now() + delay);
         info!(conn = %slot.id, delay_ms = delay.as_millis() as u64, "reconnect backoff");
     }
 
     /// Takes commands off the rings while the gate admits them and hands
-    /// them to the adapter; what the adapter refuses is answered at once.
+    /// them to the adapter (which signs them now, after admission); what
+    /// the adapter refuses is answered at once, and a new order held too
+    /// long is refused `Throttled`.
     fn drain_commands(&mut self) {
         let now = self.now();
+        let stale_ns = self.gate.config.stale_ms.saturating_mul(1_000_000);
+        self.gate.holding = false;
         loop {
-            let protocol = &self.protocol;
-            let gate = &self.gate;
-            let Some(cmd) = self.inputs.pop_admitted(|c| gate.admits(protocol.cost(c))) else {
+            // No queue below the limiter: a request is admitted only while
+            // the venue has few unanswered, so lane order is wire order.
+            if self.protocol.in_flight() >= self.gate.config.max_in_flight {
+                self.gate.holding = !self.inputs.is_empty();
                 break;
+            }
+            let protocol = &self.protocol;
+            let gate = &mut self.gate;
+            let taken = self.inputs.pop_admitted(now.mono_ns, stale_ns, |lane, c| {
+                gate.admit(now.mono_ns, lane, protocol.cost(c))
+            });
+            let cmd = match taken {
+                None => {
+                    self.gate.holding = !self.inputs.is_empty();
+                    break;
+                }
+                Some(Taken::Stale(cmd)) => {
+                    let text = format!(
+                        "held more than {} ms by the venue's rate limits; not sent",
+                        self.gate.config.stale_ms
+                    );
+                    info!(reason = %text, "order refused: throttled");
+                    self.reports
+                        .push(Report::refusal(&cmd, Reason::Throttled, text));
+                    continue;
+                }
+                Some(Taken::Admitted(cmd)) => cmd,
             };
+            let before = self.outbox.transmits.len();
             if let Err(e) = self.protocol.submit(&cmd, now, &mut self.outbox) {
                 let reason = match e {
                     VenueError::NotReady { .. } => Reason::VenueDown,
@@ -575,6 +778,8 @@ impl Session {
                 self.reports
                     .push(Report::refusal(&cmd, reason, e.to_string()));
             }
+            // Admitted already: these go out without a second count.
+            self.admitted.extend(self.outbox.transmits.drain(before..));
         }
     }
 
@@ -583,7 +788,13 @@ impl Session {
     /// produced more.
     async fn flush(&mut self) {
         loop {
-            if self.outbox.is_empty() {
+            let held_fits = self.gate.held.front().is_some_and(|t| {
+                self.gate
+                    .limiter
+                    .check(self.clock.now_ns(), Lane::Bulk, t.cost)
+                    .is_ok()
+            });
+            if self.outbox.is_empty() && self.admitted.is_empty() && !held_fits {
                 break;
             }
             std::mem::swap(&mut self.events, &mut self.outbox.events);
@@ -597,10 +808,41 @@ impl Session {
                             self.start_connect(i);
                         }
                     }
+                    VenueOutput::Usage {
+                        counts,
+                        window_ms,
+                        limit,
+                        count,
+                    } => {
+                        let now_ns = self.clock.now_ns();
+                        self.gate.usage(now_ns, counts, window_ms, limit, count);
+                    }
+                    VenueOutput::Backoff { until_ns, ban } => {
+                        let secs = until_ns.saturating_sub(self.clock.now_ns()) / 1_000_000_000;
+                        if ban {
+                            warn!(for_s = secs, "banned by the venue: nothing is sent, no connection is attempted until it ends");
+                            self.gate.limiter.ban_until(until_ns);
+                        } else {
+                            warn!(for_s = secs, "rate limited by the venue: every lane waits");
+                            self.gate.limiter.pause_until(until_ns);
+                        }
+                        self.gate.retry_at_ns = Some(until_ns);
+                    }
                 }
             }
-            std::mem::swap(&mut self.transmits, &mut self.outbox.transmits);
+            // Commands were admitted before they were encoded; the
+            // adapter's own queries are admitted here, in order, on the
+            // bulk lane, and wait their turn when there is no room.
             let mut transmits = std::mem::take(&mut self.transmits);
+            transmits.append(&mut self.admitted);
+            self.gate.held.extend(self.outbox.transmits.drain(..));
+            let now_ns = self.clock.now_ns();
+            while let Some(t) = self.gate.held.front() {
+                if !self.gate.admit(now_ns, Lane::Bulk, t.cost) {
+                    break;
+                }
+                transmits.extend(self.gate.held.pop_front());
+            }
             let mut touched: u64 = 0;
             let mut failed: Vec<(usize, String)> = Vec::new();
             for t in transmits.drain(..) {
@@ -909,6 +1151,16 @@ fn build_request(
         b = b.header(k.as_str(), v.as_str());
     }
     b.body(Full::new(Bytes::from(req.body.clone())))
+}
+
+/// Up to a quarter of `base` more, so sessions that lost the venue at the
+/// same moment do not all come back at the same moment.
+fn jitter(base: Duration, seed: &mut u64) -> Duration {
+    *seed ^= *seed << 13;
+    *seed ^= *seed >> 7;
+    *seed ^= *seed << 17;
+    let quarter = base.as_nanos() as u64 / 4;
+    Duration::from_nanos(if quarter == 0 { 0 } else { *seed % quarter })
 }
 
 /// A parsed connection URL.

@@ -11,7 +11,9 @@ use ordergate::doorbell::{Doorbell, WaitStrategy};
 use ordergate::ids::{ClientId, OrderKey, VenueId};
 use ordergate::model::{OrdType, Side, TimeInForce, VenueState};
 use ordergate::ring;
-use ordergate::session::{CommandInputs, EventOutput, ReconnectPolicy, Session, SessionConfig};
+use ordergate::session::{
+    CommandInputs, EventOutput, LimitsConfig, ReconnectPolicy, Session, SessionConfig,
+};
 use ordergate::venue::{
     Command, ConnId, ConnRole, ConnSpec, Cost, ExecEvent, HttpMethod, HttpRequest, HttpResponse,
     Lane, Now, OrderRequest, Outbox, Payload, Report, Transmit, Transport, VenueError, VenueOutput,
@@ -338,6 +340,7 @@ fn run_two_connections(wait: WaitStrategy) {
                     max: Duration::from_secs(3600),
                 },
             )],
+            limits: LimitsConfig::default(),
         },
     );
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);

@@ -251,3 +251,21 @@ fn a_quote_sized_market_order_ends_where_the_venue_says() {
         "some seed rounds the order down to the lot"
     );
 }
+
+#[test]
+fn answered_requests_leave_nothing_in_flight() {
+    use ordergate_core::venue::VenueProtocol;
+    let mut w = World::new(1);
+    for id in 1..=5 {
+        w.place(ALPHA, limit(id, Side::Buy, "59000.00", "0.01"));
+    }
+    w.advance(10 * MS);
+    for id in 1..=5 {
+        w.cancel(ALPHA, id);
+    }
+    w.advance(10 * MS);
+    for id in 1..=5 {
+        assert_eq!(w.state(ALPHA, id), OrderState::Canceled);
+    }
+    assert_eq!(w.venue.in_flight(), 0);
+}

@@ -349,6 +349,9 @@ impl World {
                         self.statuses.push(s.clone());
                         self.desk.on_report(&Report::Venue(s), &mut self.notices)
                     }
+                    // The world sends everything at once: it models no rate
+                    // limiter (the session's gate and its tests do).
+                    VenueOutput::Usage { .. } | VenueOutput::Backoff { .. } => {}
                     VenueOutput::Reconnect(_) => {
                         // Make before break: the old socket keeps being read.
                         for l in &mut self.links {

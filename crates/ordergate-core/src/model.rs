@@ -111,6 +111,9 @@ pub enum Reason {
     UnknownOrder = 109,
     OrderNotOpen = 110,
     QueueFull = 111,
+    /// Held by the sidecar's rate limiter longer than the configured bound;
+    /// never sent.
+    Throttled = 112,
     // 200..299: venue outcomes
     VenueDown = 200,
     VenueRejected = 201,
@@ -364,6 +367,7 @@ impl Reason {
             UnknownOrder,
             OrderNotOpen,
             QueueFull,
+            Throttled,
             VenueDown,
             VenueRejected,
             VenueRateLimited,

@@ -83,14 +83,17 @@ fn json_of(t: &Transmit) -> Value {
     serde_json::from_str(t.text().expect("a WebSocket transmit")).expect("frame is JSON")
 }
 
-/// What the desk hears of an adapter's output (reconnect requests left out).
+/// What the desk hears of an adapter's output (what is for the session
+/// alone, reconnects and rate-limit feedback, left out).
 fn reports(events: &[VenueOutput]) -> Vec<Report> {
     events
         .iter()
         .filter_map(|e| match e {
             VenueOutput::Exec(x) => Some(Report::Exec(x.clone())),
             VenueOutput::Status(s) => Some(Report::Venue(s.clone())),
-            VenueOutput::Reconnect(_) => None,
+            VenueOutput::Reconnect(_) | VenueOutput::Usage { .. } | VenueOutput::Backoff { .. } => {
+                None
+            }
         })
         .collect()
 }
@@ -473,7 +476,14 @@ fn open_walks_the_phases_and_reports_up_once_ready() {
     );
     assert_signed(&sub);
     assert_eq!(sub["params"].as_object().unwrap().len(), 4);
-    assert!(o.events.is_empty());
+    // Only the venue's counts (its `rateLimits`), for the limiter.
+    assert!(
+        o.events
+            .iter()
+            .all(|e| matches!(e, VenueOutput::Usage { .. })),
+        "{:?}",
+        o.events
+    );
 
     let mut s = fixture("subscribed");
     s["id"] = sub["id"].clone();
@@ -1358,6 +1368,12 @@ fn place_errors_map_to_reasons_with_venue_text_verbatim() {
         let id = oid(i as u64);
         let req = place(&mut a, order(id, BTC, Side::Buy, 100, 1_000));
         let (ev, out) = feed(&mut a, &error_response(&req, status, code, msg));
+        // A rate-limit answer also halts the venue until it passes
+        // (checked in `a_429_halts_until_retry_after_then_resumes`).
+        let ev: Vec<Report> = ev
+            .into_iter()
+            .filter(|r| !matches!(r, Report::Venue(s) if s.state == VenueState::Halted && status == 429))
+            .collect();
         assert_eq!(
             ev,
             [Report::Exec(ExecEvent::Rejected {
@@ -1383,6 +1399,10 @@ fn place_errors_map_to_reasons_with_venue_text_verbatim() {
         let err = f["error"].clone();
         f["id"] = req["id"].clone();
         let (ev, _) = feed(&mut a, &f);
+        let ev: Vec<Report> = ev
+            .into_iter()
+            .filter(|r| !matches!(r, Report::Venue(s) if s.state == VenueState::Halted))
+            .collect();
         assert_eq!(
             ev,
             [Report::Exec(ExecEvent::Rejected {
@@ -1393,6 +1413,108 @@ fn place_errors_map_to_reasons_with_venue_text_verbatim() {
             })]
         );
     }
+}
+
+/// A 429 with `retryAfter`: the session is told to hold everything until
+/// then (a Backoff in monotonic time), the venue is Halted meanwhile with
+/// the reason, and comes back Up by itself when the time has passed.
+#[test]
+fn a_429_halts_until_retry_after_then_resumes() {
+    let mut a = adapter();
+    let req = place(&mut a, order(oid(1), BTC, Side::Buy, 100, 1_000));
+    // The venue's clock agrees with ours (see `open`): retry in 1500 ms.
+    let retry_at = FEED_AT + 1_500;
+    let mut f = error_response(
+        &req,
+        429,
+        -1003,
+        "Too much request weight used; current limit is 6000 request weight per 1 MINUTE.",
+    );
+    f["error"]["data"] = json!({"serverTime": FEED_AT, "retryAfter": retry_at});
+    let out = feed_out(&mut a, &f);
+    let backoff = out.events.iter().find_map(|e| match e {
+        VenueOutput::Backoff { until_ns, ban } => Some((*until_ns, *ban)),
+        _ => None,
+    });
+    let (until_ns, ban) = backoff.expect("a Backoff for the session");
+    assert!(!ban);
+    let wait_ms = (until_ns - FEED_AT * 1_000_000) / 1_000_000;
+    assert!((1_500..=1_510).contains(&wait_ms), "{wait_ms}");
+    assert_eq!(a.state(), VenueState::Halted);
+    assert!(reports(&out.events).iter().any(|r| matches!(r,
+        Report::Venue(s) if s.state == VenueState::Halted && s.text.contains("rate limited"))));
+    // Not yet: still Halted.
+    let mut o = Outbox::new();
+    a.on_timer(now(FEED_AT + 1_000), &mut o);
+    assert_eq!(a.state(), VenueState::Halted);
+    assert!(a.next_timer().is_some_and(|t| t <= until_ns));
+    a.on_timer(now(FEED_AT + 1_600), &mut o);
+    assert_eq!(a.state(), VenueState::Up);
+}
+
+/// A 418 is a ban: the Backoff says so and the text gives the ban's end.
+#[test]
+fn a_418_ban_says_until_when() {
+    let mut a = adapter();
+    let req = place(&mut a, order(oid(1), BTC, Side::Buy, 100, 1_000));
+    let mut f = fixture("banned");
+    f["id"] = req["id"].clone();
+    let out = feed_out(&mut a, &f);
+    assert!(out
+        .events
+        .iter()
+        .any(|e| matches!(e, VenueOutput::Backoff { ban: true, .. })));
+    let halted = reports(&out.events)
+        .into_iter()
+        .find_map(|r| match r {
+            Report::Venue(s) if s.state == VenueState::Halted => Some(s.text),
+            _ => None,
+        })
+        .expect("Halted");
+    assert!(
+        halted.contains("banned") && halted.contains("1659146400000"),
+        "{halted}"
+    );
+}
+
+/// Every response's `rateLimits` reaches the limiter, with the venue's
+/// limit; an interval or type we do not know is skipped, never fatal.
+#[test]
+fn rate_limits_in_responses_are_reported_for_the_limiter() {
+    use ordergate_core::limiter::Counts;
+    let mut a = adapter();
+    let req = place(&mut a, order(oid(1), BTC, Side::Buy, 100, 1_000));
+    let f = json!({
+        "id": req["id"], "status": 200,
+        "result": {"symbol": "BTCUSDT", "orderId": 9, "clientOrderId": oid(1).encode(), "transactTime": 1},
+        "rateLimits": [
+            {"rateLimitType": "REQUEST_WEIGHT", "interval": "MINUTE", "intervalNum": 1, "limit": 6000, "count": 12},
+            {"rateLimitType": "ORDERS", "interval": "SECOND", "intervalNum": 10, "limit": 50, "count": 3},
+            {"rateLimitType": "SOMETHING_NEW", "interval": "MINUTE", "intervalNum": 1, "limit": 1, "count": 1},
+            {"rateLimitType": "ORDERS", "interval": "FORTNIGHT", "intervalNum": 1, "limit": 1, "count": 1}
+        ]
+    });
+    let out = feed_out(&mut a, &f);
+    let usage: Vec<_> = out
+        .events
+        .iter()
+        .filter_map(|e| match e {
+            VenueOutput::Usage {
+                counts,
+                window_ms,
+                limit,
+                count,
+            } => Some((*counts, *window_ms, *limit, *count)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        usage,
+        [
+            (Counts::Weight, 60_000, Some(6000), 12),
+            (Counts::Orders, 10_000, Some(50), 3)
+        ]
+    );
 }
 
 #[test]

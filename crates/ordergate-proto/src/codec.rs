@@ -1231,7 +1231,7 @@ mod tests {
                 assert!(*r as u16 > Reason::ALL[i - 1] as u16);
             }
         }
-        assert_eq!(Reason::ALL.len(), 33);
+        assert_eq!(Reason::ALL.len(), 34);
         assert_eq!(Reason::from_u16(12), None);
     }
 }

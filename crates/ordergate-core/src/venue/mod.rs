@@ -262,6 +262,20 @@ pub enum VenueOutput {
     /// Open a fresh socket for this connection while the current one keeps
     /// being read (make before break): the venue announced it will close it.
     Reconnect(ConnId),
+    /// What the venue says it counted in one of its windows, and the limit
+    /// it applies there when it says (WebSocket `rateLimits` do, REST usage
+    /// headers do not): the limiter takes the venue's limit and may only
+    /// raise its own count.
+    Usage {
+        counts: crate::limiter::Counts,
+        window_ms: u64,
+        limit: Option<u32>,
+        count: u32,
+    },
+    /// The venue refused for rate (HTTP 429) or banned us (418): nothing
+    /// may be sent before `until_ns` (monotonic), and with a ban no
+    /// connection either.
+    Backoff { until_ns: u64, ban: bool },
 }
 
 /// The caller-owned, reused buffers an adapter writes into. The driver
@@ -359,6 +373,15 @@ pub trait VenueProtocol: Send {
     fn on_timer(&mut self, now: Now, out: &mut Outbox);
     /// The next time `on_timer` must run, in monotonic nanoseconds.
     fn next_timer(&self) -> Option<u64>;
+    /// The venue's documented rate limits, until it publishes its own.
+    fn default_rules(&self) -> Vec<crate::limiter::Rule> {
+        Vec::new()
+    }
+    /// Requests sent and not answered yet: the session admits more only
+    /// while few are, so nothing queues below the limiter.
+    fn in_flight(&self) -> usize {
+        0
+    }
     /// What the adapter counted (foreign events, duplicate fills, …), by
     /// name, for the session's periodic counters line.
     fn counters(&self) -> Vec<(&'static str, u64)> {

@@ -41,11 +41,12 @@ use tracing::{debug, info, warn};
 use zeroize::Zeroizing;
 
 use super::exec::{self, ExecOutcome};
-use super::parse::{self, ApiError, Event, Frame, OrderResult, ResultBody};
+use super::parse::{self, ApiError, Event, Frame, OrderResult, RateLimit, ResultBody};
 use super::requests::{self, Param};
 use crate::clock::VenueClock;
 use crate::ids::{ClientId, ClientIdKind, InstrumentId, OrderKey, VenueId};
 use crate::instrument::Instrument;
+use crate::limiter::Counts;
 use crate::model::{flags, OrdType, Reason, Side, TimeInForce, VenueState};
 use crate::venue::{
     Command, ConnId, ConnRole, ConnSpec, Cost, ExecEvent, HttpMethod, HttpRequest, HttpResponse,
@@ -207,6 +208,9 @@ pub struct BinanceSpot {
     /// The venue state last reported, and why.
     state: VenueState,
     state_text: String,
+    /// A rate-limit pause or ban in force: until when (monotonic), and
+    /// whether it is a ban.
+    backoff: Option<(u64, bool)>,
     stats: BinanceStats,
     buffers: simd_json::Buffers,
 }
@@ -347,6 +351,7 @@ impl BinanceSpot {
             reconcile_open: HashSet::new(),
             state: VenueState::Down,
             state_text: "not connected yet".into(),
+            backoff: None,
             stats: BinanceStats::default(),
             buffers: simd_json::Buffers::default(),
         }
@@ -379,6 +384,97 @@ impl BinanceSpot {
     }
 
     /// Reports a state change (and only a change).
+    /// Passes the venue's `rateLimits` to the limiter. A type or interval
+    /// we do not know is logged and ignored.
+    fn report_usage(&mut self, limits: &[RateLimit<'_>], out: &mut Outbox) {
+        for r in limits {
+            let counts = match &*r.kind {
+                "REQUEST_WEIGHT" => Counts::Weight,
+                "ORDERS" => Counts::Orders,
+                "RAW_REQUESTS" => Counts::Requests,
+                other => {
+                    debug!(venue = %VenueId::BinanceSpot, kind = other, "unknown rateLimitType; ignored");
+                    continue;
+                }
+            };
+            let unit_ms = match &*r.interval {
+                "SECOND" => 1_000,
+                "MINUTE" => 60_000,
+                "HOUR" => 3_600_000,
+                "DAY" => 86_400_000,
+                other => {
+                    debug!(venue = %VenueId::BinanceSpot, interval = other, "unknown rate-limit interval; ignored");
+                    continue;
+                }
+            };
+            out.events.push(VenueOutput::Usage {
+                counts,
+                window_ms: unit_ms * r.interval_num,
+                limit: Some(r.limit),
+                count: r.count,
+            });
+        }
+    }
+
+    /// The venue refused for rate (429, -1003, -1015) or banned us (418):
+    /// the limiter holds everything until `retry_after` (venue epoch ms;
+    /// without one, a second for a 429 and two minutes for a ban), the
+    /// venue is Halted meanwhile and comes back Up by itself.
+    fn back_off(
+        &mut self,
+        status: u16,
+        code: i64,
+        msg: &str,
+        retry_after_ms: Option<u64>,
+        now: Now,
+        out: &mut Outbox,
+    ) {
+        let ban = status == 418;
+        let venue_now = self.clock.timestamp_ms(now.wall_ms);
+        let default_ms = if ban { 120_000 } else { 1_000 };
+        let wait_ms = retry_after_ms
+            .map(|t| t.saturating_sub(venue_now))
+            .unwrap_or(default_ms)
+            .max(1);
+        let until_ns = now.mono_ns.saturating_add(wait_ms * 1_000_000);
+        let until = self.backoff.map_or(until_ns, |(u, _)| u.max(until_ns));
+        let ban = ban || self.backoff.is_some_and(|(_, b)| b);
+        self.backoff = Some((until, ban));
+        warn!(venue = %VenueId::BinanceSpot, status, code, msg, wait_ms, ban, "venue rate limit: holding every request");
+        out.events.push(VenueOutput::Backoff {
+            until_ns: until,
+            ban,
+        });
+        let until_text = retry_after_ms.map_or(format!("in {wait_ms} ms"), |t| {
+            format!("at venue time {t} ms")
+        });
+        let text = if ban {
+            format!("banned by the venue (HTTP 418, {code} {msg}); trading resumes {until_text}")
+        } else {
+            format!("rate limited by the venue (HTTP {status}, {code} {msg}); requests wait, resuming {until_text}")
+        };
+        self.set_state(VenueState::Halted, text, out);
+    }
+
+    /// The back-off is over: back Up if the venue was serving.
+    fn end_backoff(&mut self, now: Now, out: &mut Outbox) {
+        let Some((until, ban)) = self.backoff else {
+            return;
+        };
+        if now.mono_ns < until {
+            return;
+        }
+        self.backoff = None;
+        if self.serving {
+            let what = if ban { "ban" } else { "rate-limit pause" };
+            self.set_state(
+                VenueState::Up,
+                format!("the venue's {what} is over; ready for orders"),
+                out,
+            );
+        }
+    }
+
     fn set_state(&mut self, state: VenueState, text: String, out: &mut Outbox) {
         if state == self.state {
             return;
@@ -736,6 +832,13 @@ impl BinanceSpot {
         out: &mut Outbox,
     ) -> Result<(), VenueError> {
         let status = frame.status.unwrap_or(0);
+        self.report_usage(&frame.rate_limits, out);
+        if let Some(e) = &frame.error {
+            if status == 429 || status == 418 || e.code == -1003 || e.code == -1015 {
+                let retry = e.data.as_ref().and_then(|d| d.retry_after);
+                self.back_off(status, e.code, &e.msg, retry, now, out);
+            }
+        }
         let Some(inflight) = frame.id.and_then(|id| self.pending.remove(&id)) else {
             self.stats.unmatched_responses += 1;
             // An unsolicited error (id null) is the key being revoked.
@@ -1203,13 +1306,29 @@ impl VenueProtocol for BinanceSpot {
         conn: ConnId,
         response: &mut HttpResponse,
         now: Now,
-        _out: &mut Outbox,
+        out: &mut Outbox,
     ) -> Result<(), VenueError> {
         if let Some(w) = response
             .header("x-mbx-used-weight-1m")
             .and_then(|v| v.parse().ok())
         {
             self.stats.used_weight_1m = Some(w);
+            out.events.push(VenueOutput::Usage {
+                counts: Counts::Weight,
+                window_ms: 60_000,
+                limit: None,
+                count: w,
+            });
+        }
+        if response.status == 429 || response.status == 418 {
+            // Retry-After is in seconds.
+            let venue_now = self.clock.timestamp_ms(now.wall_ms);
+            let retry = response
+                .header("retry-after")
+                .and_then(|v| v.parse::<u64>().ok())
+                .map(|secs| venue_now + secs * 1000);
+            let status = response.status;
+            self.back_off(status, 0, "REST request refused", retry, now, out);
         }
         let Some(inflight) = self.pending.remove(&response.id) else {
             self.stats.unmatched_responses += 1;
@@ -1238,13 +1357,26 @@ impl VenueProtocol for BinanceSpot {
     }
 
     fn on_timer(&mut self, now: Now, out: &mut Outbox) {
+        self.end_backoff(now, out);
         if self.phase >= Phase::ClockSynced && now.mono_ns >= self.next_clock_sync_ns {
             self.send_time(now, true, out);
         }
     }
 
     fn next_timer(&self) -> Option<u64> {
-        (self.phase >= Phase::ClockSynced).then_some(self.next_clock_sync_ns)
+        let sync = (self.phase >= Phase::ClockSynced).then_some(self.next_clock_sync_ns);
+        match (sync, self.backoff) {
+            (Some(s), Some((b, _))) => Some(s.min(b)),
+            (s, b) => s.or(b.map(|(u, _)| u)),
+        }
+    }
+
+    fn default_rules(&self) -> Vec<crate::limiter::Rule> {
+        crate::limiter::BINANCE_SPOT_RULES.to_vec()
+    }
+
+    fn in_flight(&self) -> usize {
+        self.pending.len()
     }
 
     fn counters(&self) -> Vec<(&'static str, u64)> {

@@ -34,15 +34,43 @@ pub struct Frame<'a> {
     pub subscription_id: Option<u32>,
     #[serde(borrow)]
     pub event: Option<Event<'a>>,
+    /// What the venue counted, on every response (unless suppressed).
+    #[serde(borrow, default, rename = "rateLimits")]
+    pub rate_limits: Vec<RateLimit<'a>>,
 }
 
-/// `error` of a failed response. `data` (retryAfter, serverTime) is not
-/// read: the rate limiter works from its own accounting.
+/// One entry of a response's `rateLimits`: the venue's own count.
+#[derive(Debug, Deserialize)]
+pub struct RateLimit<'a> {
+    #[serde(borrow, rename = "rateLimitType")]
+    pub kind: Cow<'a, str>,
+    #[serde(borrow)]
+    pub interval: Cow<'a, str>,
+    #[serde(rename = "intervalNum")]
+    pub interval_num: u64,
+    pub limit: u32,
+    #[serde(default)]
+    pub count: u32,
+}
+
+/// `error` of a failed response.
 #[derive(Debug, Deserialize)]
 pub struct ApiError<'a> {
     pub code: i64,
     #[serde(borrow, default)]
     pub msg: Cow<'a, str>,
+    #[serde(default)]
+    pub data: Option<ErrorData>,
+}
+
+/// `error.data` of a rate-limit or ban answer: when to come back, in the
+/// venue's epoch milliseconds.
+#[derive(Debug, Default, Deserialize)]
+pub struct ErrorData {
+    #[serde(rename = "retryAfter")]
+    pub retry_after: Option<u64>,
+    #[serde(rename = "serverTime")]
+    pub server_time: Option<u64>,
 }
 
 /// `result` is an object for most methods and an array for
