@@ -486,3 +486,62 @@ fn check_config_reads_secrets_only_when_asked() {
     assert!(stderr.contains(&format!("c.toml:{line}: ")), "{stderr}");
     assert!(stderr.contains("OG_TEST_KEY is not set"), "{stderr}");
 }
+
+/// `[venue.limits]`: defaults without it, every key read with it, and each
+/// refusal names the key and the line.
+#[test]
+fn venue_limits_table() {
+    use ordergate::limiter::{Counts, Rule};
+    let c = Config::from_str(BASE, "base.toml").unwrap();
+    let l = &c.venues[0].limits;
+    assert_eq!(
+        (l.reserve_permille, l.max_in_flight, l.pass_through),
+        (200, 16, false)
+    );
+    assert!(l.stale_ms < c.venues[0].recv_window_ms as u64);
+
+    let text = with(
+        "api_secret",
+        r#"api_secret = { env = "OG_TEST_SECRET" }
+[venue.limits]
+critical_reserve_percent = 30
+window_margin_ms = 250
+stale_order_ms = 1500
+max_in_flight = 4
+pass_through = true
+[[venue.limits.rule]]
+counts = "orders"
+window_ms = 10000
+limit = 7"#,
+    );
+    let c = Config::from_str(&text, "limits.toml").unwrap();
+    let l = &c.venues[0].limits;
+    assert_eq!(l.reserve_permille, 300);
+    assert_eq!((l.margin_ms, l.stale_ms, l.max_in_flight), (250, 1500, 4));
+    assert!(l.pass_through);
+    assert_eq!(l.overrides, vec![Rule::new(Counts::Orders, 10_000, 7)]);
+
+    let bad = |line: &str| {
+        with(
+            "api_secret",
+            &format!("api_secret = {{ env = \"OG_TEST_SECRET\" }}\n[venue.limits]\n{line}"),
+        )
+    };
+    let e = error_at(&bad("stale_order_ms = 9000"), "stale_order_ms");
+    assert!(e.contains("below recv_window_ms"), "{e}");
+    let e = error_at(
+        &bad("critical_reserve_percent = 95"),
+        "critical_reserve_percent",
+    );
+    assert!(e.contains("at most 90"), "{e}");
+    let e = error_at(&bad("max_in_flight = 0"), "max_in_flight");
+    assert!(e.contains("at least 1"), "{e}");
+    let e = error_at(
+        &bad("[[venue.limits.rule]]\ncounts = \"weights\"\nwindow_ms = 1\nlimit = 1"),
+        "counts",
+    );
+    assert!(e.contains("expected one of weight, orders"), "{e}");
+    let text = bad("reserve = 1");
+    let e = Config::from_str(&text, "x.toml").unwrap_err().to_string();
+    assert!(e.contains("reserve"), "{e}");
+}
