@@ -120,6 +120,9 @@ struct Window {
     counts: [u32; BUCKETS],
     /// The absolute bucket number (now / bucket_ns) of the newest bucket.
     newest: u64,
+    /// When the next bucket starts: until then `advance` has nothing to
+    /// do and skips the division.
+    next_ns: u64,
     sum: u32,
 }
 
@@ -137,13 +140,18 @@ impl Window {
             bucket_ns,
             counts: [0; BUCKETS],
             newest: 0,
+            next_ns: bucket_ns,
             sum: 0,
         }
     }
 
     /// Drops buckets that left the window by `now_ns`.
     fn advance(&mut self, now_ns: u64) {
+        if now_ns < self.next_ns {
+            return;
+        }
         let b = now_ns / self.bucket_ns;
+        self.next_ns = (b + 1).saturating_mul(self.bucket_ns);
         if b <= self.newest {
             return;
         }
