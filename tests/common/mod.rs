@@ -44,6 +44,13 @@ pub struct Opts {
     pub layout: &'static str,
     /// The simulator's time between `serverShutdown` and the close.
     pub shutdown_grace: Duration,
+    /// The rate limits the simulator enforces.
+    pub sim_limits: RateLimits,
+    /// TOML written inside the `[[venue]]` table, after its keys: a
+    /// `[venue.limits]` table and its `[[venue.limits.rule]]`s.
+    pub venue_limits: String,
+    /// TOML appended to the config: `[rings]`, more `[[strategy]]`s.
+    pub extra: String,
 }
 
 impl Default for Opts {
@@ -55,6 +62,16 @@ impl Default for Opts {
             clock_offset_ms: 0,
             layout: "layout = \"single\"\nwait = \"park\"\n",
             shutdown_grace: Duration::from_secs(1),
+            // Some tests send orders faster than Binance's 50 per 10 s:
+            // only the ORDERS limit is lifted, the others stay the
+            // documented ones.
+            sim_limits: RateLimits {
+                orders_per_10s: 1_000_000,
+                orders_per_day: 1_000_000,
+                ..RateLimits::default()
+            },
+            venue_limits: String::new(),
+            extra: String::new(),
         }
     }
 }
@@ -98,7 +115,7 @@ rest_url = "{rest_url}"
 api_key = {{ file = "{d}/api.key" }}
 api_secret = {{ file = "{d}/api.secret" }}
 recv_window_ms = {rw}
-
+{venue_limits}
 [[strategy]]
 id = {a_id}
 name = "{a_name}"
@@ -116,8 +133,10 @@ tick = "0.01000000"
 lot = "0.00001000"
 min_qty = "0.00001000"
 min_notional = "5.00000000"
-"#,
+{extra}"#,
         rw = opts.recv_window_ms,
+        venue_limits = opts.venue_limits,
+        extra = opts.extra,
         layout = opts.layout,
         a_id = ALPHA.0,
         a_name = ALPHA.1,
@@ -162,14 +181,7 @@ impl Harness {
                 fill: opts.fill,
                 clock_offset_ms: opts.clock_offset_ms,
                 shutdown_grace: opts.shutdown_grace,
-                // Some tests send orders faster than Binance's 50 per 10 s,
-                // which the sidecar does not pace (yet): only the ORDERS
-                // limit is lifted, the others stay the documented ones.
-                limits: RateLimits {
-                    orders_per_10s: 1_000_000,
-                    orders_per_day: 1_000_000,
-                    ..RateLimits::default()
-                },
+                limits: opts.sim_limits,
                 ..SimConfig::default()
             },
             "127.0.0.1:0".parse().unwrap(),
