@@ -55,7 +55,14 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     // The demo prints a report; its sidecar's logs would bury it.
     let quiet = matches!(cli.command, Command::Demo(_) | Command::DemoStrategy(_));
-    ordergate::logging::init(cli.log_format, if quiet { "warn" } else { "info" });
+    // The flood demo draws the venue's 429s and 418s on purpose, and its
+    // table counts them: their warnings would only bury it.
+    let level = match &cli.command {
+        Command::Demo(a) if a.flood => "error",
+        _ if quiet => "warn",
+        _ => "info",
+    };
+    ordergate::logging::init(cli.log_format, level);
     let result = match cli.command {
         Command::CheckConfig { file, secrets } => check_config(&file, secrets),
         Command::Run { config } => run(&config),

@@ -9,6 +9,7 @@
 //! operator would), and prints the counts and the order round-trip latency
 //! next to a floor measured in the same run.
 
+pub mod flood;
 pub mod floor;
 pub mod rest;
 pub mod strategy;
@@ -58,6 +59,10 @@ pub struct DemoArgs {
     /// Round trips measured for each latency floor.
     #[arg(long, default_value_t = 2000)]
     pub floor_rounds: usize,
+    /// Instead: flood the venue's rate limits, with the limiter and
+    /// without it (`pass_through`), and compare (see `demo::flood`).
+    #[arg(long)]
+    pub flood: bool,
 }
 
 /// Arguments of the hidden `demo-strategy` subcommand (the strategy child).
@@ -95,6 +100,8 @@ pub enum DemoError {
     Mismatch(Vec<String>),
     #[error("with {0} orders every category must occur, but none were: {1}")]
     Coverage(usize, String),
+    #[error("flood: {0}")]
+    Flood(String),
 }
 
 fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> DemoError {
@@ -252,6 +259,9 @@ fn wait_for_socket(path: &Path, child: Option<&mut ChildGuard>) -> Result<(), De
 
 /// `ordergate demo`.
 pub fn run(args: DemoArgs) -> Result<(), DemoError> {
+    if args.flood {
+        return flood::run();
+    }
     let started = Instant::now();
     let dir = TempDir::new()?;
     write_secret(&dir.0.join("api.key"), DEMO_API_KEY)?;
