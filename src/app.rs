@@ -236,6 +236,8 @@ struct DeskRole {
     links: Vec<FrontEndLink>,
     bell: Doorbell,
     notices: Vec<Notice>,
+    /// The sidecar's one monotonic clock, shared with the sessions.
+    clock: crate::clock::MonoClock,
 }
 
 impl DeskRole {
@@ -254,8 +256,9 @@ impl DeskRole {
         for l in 0..self.links.len() {
             while let Some(input) = self.links[l].input.pop() {
                 busy = true;
+                let now_ns = self.clock.now_ns();
                 self.desk
-                    .on_request(input, &mut self.sink, &mut self.notices);
+                    .on_request(input, now_ns, &mut self.sink, &mut self.notices);
             }
         }
         for r in 0..self.reports.len() {
@@ -499,6 +502,9 @@ pub fn start(config: Config, state: StateDir) -> Result<App, AppError> {
     let epoch = state.epoch().ok_or(AppError::NoEpoch)?;
     let shutdown = Arc::new(Shutdown::new());
     let desk_bell = Doorbell::new()?;
+    // One monotonic time base for the desk and every session, so a time
+    // the desk stamps means the same to a session.
+    let clock = crate::clock::MonoClock::new();
 
     let mut sessions = Vec::new();
     let mut sink = RingSink {
@@ -561,7 +567,8 @@ pub fn start(config: Config, state: StateDir) -> Result<App, AppError> {
                     )],
                     limits: venue.limits.clone(),
                 },
-            ),
+            )
+            .with_clock(clock.clone()),
         ));
     }
 
@@ -631,6 +638,7 @@ pub fn start(config: Config, state: StateDir) -> Result<App, AppError> {
             links,
             bell: desk_bell,
             notices,
+            clock: clock.clone(),
         },
         next_counters: std::time::Instant::now() + crate::logging::COUNTERS_EVERY,
     };

@@ -132,26 +132,35 @@ impl CommandInputs {
         mut admit: impl FnMut(Lane, &Command) -> bool,
     ) -> Option<Taken> {
         for (lane, lane_id) in Lane::ALL.into_iter().enumerate() {
-            let rings = &mut self.lanes[lane];
-            let n = rings.len();
+            let n = self.lanes[lane].len();
+            let mut held = false;
             for i in 0..n {
                 let idx = (self.next[lane] + i) % n;
-                let Some(head) = rings[idx].peek() else {
+                let Some(head) = self.lanes[lane][idx].peek() else {
                     continue;
                 };
-                let since = &mut self.held_since[lane][idx];
-                if admit(lane_id, head) {
-                    *since = None;
-                    let cmd = rings[idx].pop()?;
+                if !held && admit(lane_id, head) {
+                    self.held_since[lane][idx] = None;
+                    let cmd = self.lanes[lane][idx].pop()?;
                     self.next[lane] = (idx + 1) % n;
                     return Some(Taken::Admitted(cmd));
                 }
-                let held_for = now_ns.saturating_sub(*since.get_or_insert(now_ns));
-                if matches!(head, Command::Place(_)) && held_for > stale_ns {
-                    *since = None;
-                    let cmd = rings[idx].pop()?;
-                    return Some(Taken::Stale(cmd));
+                // Held: every ring's head in this lane is checked for
+                // staleness, not only the first.
+                held = true;
+                let since = self.held_since[lane][idx].get_or_insert(now_ns);
+                if let Command::Place(o) = head {
+                    // From when the desk queued it, where it says.
+                    let queued = if o.queued_ns > 0 { o.queued_ns } else { *since };
+                    if now_ns.saturating_sub(queued) > stale_ns {
+                        self.held_since[lane][idx] = None;
+                        let cmd = self.lanes[lane][idx].pop()?;
+                        return Some(Taken::Stale(cmd));
+                    }
                 }
+            }
+            if held {
+                // Strict priority: a held lane holds the lanes below it.
                 return None;
             }
         }
@@ -550,6 +559,13 @@ impl Session {
             adapter = %adapter.join(" "),
             "counters"
         );
+    }
+
+    /// Shares `clock` (the desk's), so the times the desk stamps on
+    /// commands compare with the session's.
+    pub fn with_clock(mut self, clock: MonoClock) -> Self {
+        self.clock = clock;
+        self
     }
 
     /// Raw local time: the adapter keeps its own venue clock.

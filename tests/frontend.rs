@@ -128,7 +128,7 @@ impl Gateway {
                     })
                     .unwrap();
                 for i in inputs.drain(..) {
-                    desk.on_request(i, &mut sink, &mut notices);
+                    desk.on_request(i, 0, &mut sink, &mut notices);
                 }
                 for r in rx.try_iter() {
                     desk.on_report(&r, &mut notices);

@@ -192,6 +192,7 @@ fn order_id(n: u64) -> ClientId {
 
 fn place(n: u64) -> Command {
     Command::Place(OrderRequest {
+        queued_ns: 0,
         client_id: order_id(n),
         instrument: 1,
         side: Side::Buy,

@@ -438,7 +438,7 @@ impl World {
             request: Request::NewOrder(o),
         };
         self.desk
-            .on_request(input, &mut self.commands, &mut self.notices);
+            .on_request(input, self.now_ns, &mut self.commands, &mut self.notices);
         self.flush();
     }
 
@@ -448,7 +448,7 @@ impl World {
             request: Request::Cancel { order_id },
         };
         self.desk
-            .on_request(input, &mut self.commands, &mut self.notices);
+            .on_request(input, self.now_ns, &mut self.commands, &mut self.notices);
         self.flush();
     }
 

@@ -207,6 +207,9 @@ pub enum OrderUpdate {
 /// quantities are mantissas at the instrument's scales.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct OrderRequest {
+    /// When the desk queued it (monotonic ns on the sidecar's one clock):
+    /// the session refuses a new order held longer than its stale bound.
+    pub queued_ns: u64,
     pub client_id: ClientId,
     pub instrument: InstrumentId,
     pub side: Side,

@@ -117,6 +117,7 @@ fn oid(order: u64) -> ClientId {
 
 fn order(client_id: ClientId, instrument: u32, side: Side, price: i64, qty: i64) -> OrderRequest {
     OrderRequest {
+        queued_ns: 0,
         client_id,
         instrument,
         side,

@@ -78,6 +78,7 @@ impl T {
     fn ask(&mut self, strategy: StrategyId, request: Request) -> Vec<Notice> {
         self.desk.on_request(
             DeskInput { strategy, request },
+            0,
             &mut self.sink,
             &mut self.out,
         );

@@ -164,10 +164,12 @@ impl Desk {
         self.venues.values()
     }
 
-    /// One request from a front end.
+    /// One request from a front end, at `now_ns` (the sidecar's monotonic
+    /// clock, which sessions share: it stamps when a new order was queued).
     pub fn on_request(
         &mut self,
         input: DeskInput,
+        now_ns: u64,
         sink: &mut impl CommandSink,
         out: &mut Vec<Notice>,
     ) {
@@ -180,7 +182,7 @@ impl Desk {
             return;
         }
         match input.request {
-            Request::NewOrder(o) => self.new_order(strategy, &o, sink, out),
+            Request::NewOrder(o) => self.new_order(strategy, &o, now_ns, sink, out),
             Request::Cancel { order_id } => {
                 let key = OrderKey { strategy, order_id };
                 self.cancel(key, sink, out)
@@ -246,6 +248,7 @@ impl Desk {
         &mut self,
         strategy: StrategyId,
         o: &NewOrder,
+        now_ns: u64,
         sink: &mut impl CommandSink,
         out: &mut Vec<Notice>,
     ) {
@@ -287,6 +290,7 @@ impl Desk {
             return out.push(Notice::Order { strategy, update });
         }
         let cmd = Command::Place(OrderRequest {
+            queued_ns: now_ns,
             client_id: ClientId::order(self.epoch, key),
             instrument: o.instrument_id,
             side: o.side,
