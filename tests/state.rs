@@ -36,13 +36,31 @@ fn open_creates_the_directory() {
     assert!(nested.join("ordergate.lock").exists());
 }
 
+/// Opens a state directory this process just closed. Other tests in this
+/// binary spawn child processes: a child forked while our lock file was
+/// open holds the lock until it execs, so for a moment the lock looks held
+/// by ourselves. Only that case is waited out.
+fn open_again(path: &std::path::Path) -> StateDir {
+    for _ in 0..200 {
+        match StateDir::open(path) {
+            Err(ordergate::state::StateError::Locked { holder, .. })
+                if format!("{holder:?}").contains(&std::process::id().to_string()) =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(10))
+            }
+            other => return other.unwrap(),
+        }
+    }
+    panic!("{} stayed locked by this very process", path.display())
+}
+
 #[test]
 fn epoch_strictly_increases_across_restarts() {
     let dir = tempfile::tempdir().unwrap();
     let mut last = 0;
     for _ in 0..5 {
         // Each iteration is one sidecar lifetime.
-        let mut state = StateDir::open(dir.path()).unwrap();
+        let mut state = open_again(dir.path());
         assert_eq!(state.epoch(), None);
         let epoch = state.bump_epoch().unwrap();
         assert!(epoch > last);
