@@ -44,7 +44,7 @@ fn open_again(path: &std::path::Path) -> StateDir {
     for _ in 0..200 {
         match StateDir::open(path) {
             Err(ordergate::state::StateError::Locked { holder, .. })
-                if format!("{holder:?}").contains(&std::process::id().to_string()) =>
+                if holder.0 == Some(std::process::id()) =>
             {
                 std::thread::sleep(std::time::Duration::from_millis(10))
             }
