@@ -42,13 +42,13 @@ use tracing::{debug, info, warn, Instrument};
 
 use crate::clock::MonoClock;
 use crate::doorbell::{Doorbell, Ringer, WaitStrategy};
-use crate::ids::VenueId;
+use crate::ids::{ClientId, VenueId};
 use crate::limiter::{Counts, Limiter, Rule};
 use crate::protocol::Reason;
 use crate::ring::{Consumer, Producer};
 use crate::venue::{
-    Command, ConnId, ConnRole, ConnSpec, Cost, HttpRequest, HttpResponse, Lane, Now, Outbox,
-    Payload, Report, Transmit, Transport, VenueError, VenueOutput, VenueProtocol,
+    Command, ConnId, ConnRole, ConnSpec, Cost, ExecEvent, HttpRequest, HttpResponse, Lane, Now,
+    Outbox, Payload, Report, Transmit, Transport, VenueError, VenueOutput, VenueProtocol,
 };
 
 /// Any byte stream a connection can run over (TCP, or TLS over TCP).
@@ -82,6 +82,9 @@ pub enum SessionError {
 /// The command rings one session drains: per strategy, one ring per lane.
 pub struct CommandInputs {
     lanes: [Vec<Consumer<Command>>; 3],
+    /// Orders answered Canceled in the queue: their cancels, still queued
+    /// behind, are dropped when they come up (never sent).
+    canceled_in_queue: std::collections::HashSet<ClientId>,
     /// Per ring: since when (monotonic ns) its head has been held.
     held_since: [Vec<Option<u64>>; 3],
     next: [usize; 3],
@@ -95,6 +98,9 @@ pub enum Taken {
     /// A new order held longer than the stale bound: refuse it
     /// (`Throttled`) rather than send it late.
     Stale(Command),
+    /// A new order still queued whose cancel was queued behind it: it
+    /// never reaches the venue, and is answered Canceled here.
+    CanceledInQueue(Command),
 }
 
 impl Default for CommandInputs {
@@ -107,6 +113,7 @@ impl CommandInputs {
     pub fn new() -> Self {
         CommandInputs {
             lanes: [Vec::new(), Vec::new(), Vec::new()],
+            canceled_in_queue: std::collections::HashSet::new(),
             held_since: [Vec::new(), Vec::new(), Vec::new()],
             next: [0; 3],
         }
@@ -136,18 +143,34 @@ impl CommandInputs {
             let mut held = false;
             for i in 0..n {
                 let idx = (self.next[lane] + i) % n;
-                let Some(head) = self.lanes[lane][idx].peek() else {
+                let Some(&head) = self.lanes[lane][idx].peek() else {
                     continue;
                 };
-                if !held && admit(lane_id, head) {
+                // The cancel of an order canceled in the queue: its answer
+                // was given already; nothing goes to the venue.
+                if let Command::Cancel { orig, .. } = head {
+                    if self.canceled_in_queue.remove(&orig) {
+                        self.lanes[lane][idx].pop();
+                        return self.pop_admitted(now_ns, stale_ns, admit);
+                    }
+                }
+                if !held && admit(lane_id, &head) {
                     self.held_since[lane][idx] = None;
                     let cmd = self.lanes[lane][idx].pop()?;
                     self.next[lane] = (idx + 1) % n;
                     return Some(Taken::Admitted(cmd));
                 }
-                // Held: every ring's head in this lane is checked for
-                // staleness, not only the first.
+                // Held: every ring's head in this lane is checked for a
+                // cancel queued behind it, and for staleness.
                 held = true;
+                if let Command::Place(o) = head {
+                    if self.cancel_queued_behind(lane, idx, o.client_id) {
+                        self.held_since[lane][idx] = None;
+                        self.canceled_in_queue.insert(o.client_id);
+                        let cmd = self.lanes[lane][idx].pop()?;
+                        return Some(Taken::CanceledInQueue(cmd));
+                    }
+                }
                 let since = self.held_since[lane][idx].get_or_insert(now_ns);
                 if let Command::Place(o) = head {
                     // From when the desk queued it, where it says.
@@ -167,10 +190,20 @@ impl CommandInputs {
         None
     }
 
+    /// Whether a cancel of `order` waits in the same ring behind its head
+    /// (the desk queues the cancel of an unacknowledged order right behind
+    /// it, on its lane).
+    fn cancel_queued_behind(&mut self, lane: usize, idx: usize, order: ClientId) -> bool {
+        let ring = &mut self.lanes[lane][idx];
+        (1..ring.len()).any(
+            |i| matches!(ring.peek_at(i), Some(Command::Cancel { orig, .. }) if *orig == order),
+        )
+    }
+
     /// The next command, admitting everything.
     pub fn pop(&mut self) -> Option<Command> {
         match self.pop_admitted(0, u64::MAX, |_, _| true)? {
-            Taken::Admitted(c) | Taken::Stale(c) => Some(c),
+            Taken::Admitted(c) | Taken::Stale(c) | Taken::CanceledInQueue(c) => Some(c),
         }
     }
 
@@ -780,6 +813,16 @@ impl Session {
                     info!(reason = %text, "order refused: throttled");
                     self.reports
                         .push(Report::refusal(&cmd, Reason::Throttled, text));
+                    continue;
+                }
+                Some(Taken::CanceledInQueue(cmd)) => {
+                    if let Command::Place(o) = cmd {
+                        debug!(order = ?o.client_id.key, "canceled while still queued; never sent");
+                        self.reports.push(Report::Exec(ExecEvent::Canceled {
+                            client_id: o.client_id,
+                            time_ms: 0,
+                        }));
+                    }
                     continue;
                 }
                 Some(Taken::Admitted(cmd)) => cmd,

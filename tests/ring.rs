@@ -326,3 +326,23 @@ fn peek_leaves_the_head_for_a_later_pop() {
     assert_eq!(c.pop(), Some(9));
     assert_eq!(c.peek(), None);
 }
+
+#[test]
+fn peek_at_looks_behind_the_head_across_the_wrap() {
+    let (mut p, mut c) = ordergate::ring::channel::<u32>(4);
+    for v in 1..=3 {
+        p.push(v).unwrap();
+    }
+    let seen: Vec<u32> = (0..3).filter_map(|i| c.peek_at(i).copied()).collect();
+    assert_eq!(seen, [1, 2, 3]);
+    assert_eq!(c.peek_at(3), None, "nothing past the tail");
+    // Wrap the indices round the slots.
+    assert_eq!(c.pop(), Some(1));
+    assert_eq!(c.pop(), Some(2));
+    p.push(4).unwrap();
+    p.push(5).unwrap();
+    p.push(6).unwrap();
+    let seen: Vec<u32> = (0..4).filter_map(|i| c.peek_at(i).copied()).collect();
+    assert_eq!(seen, [3, 4, 5, 6]);
+    assert_eq!(c.len(), 4, "peeking took nothing");
+}

@@ -293,10 +293,16 @@ impl<T> Consumer<T> {
     /// item while it is looked at; the producer never touches a slot
     /// inside `head..tail`.
     pub fn peek(&mut self) -> Option<&T> {
-        if self.ready_slots(1) == 0 {
+        self.peek_at(0)
+    }
+
+    /// The item `i` places behind the head (0 = the head), without taking
+    /// anything: a session looking for the cancel of a held order.
+    pub fn peek_at(&mut self, i: usize) -> Option<&T> {
+        if self.ready_slots(i + 1) <= i {
             return None;
         }
-        let ptr = self.shared.slot(self.head).with(|p| p);
+        let ptr = self.shared.slot(self.head.wrapping_add(i)).with(|p| p);
         // SAFETY: `ready_slots` showed this slot inside head..tail, so the
         // producer initialized it before its Release store of `tail` that
         // we Acquire-loaded, and will not write it again until we publish

@@ -114,6 +114,32 @@ fn peek_keeps_the_head_until_popped() {
 }
 
 #[test]
+fn peek_at_sees_what_was_published_behind_the_head() {
+    // Looking past the head must see exactly the producer's values, in
+    // order, or nothing yet: never a slot it has not finished writing.
+    model(5, || {
+        let (mut p, mut c) = channel::<String>(4);
+        let t = thread::spawn(move || push_all(&mut p, ["a", "b", "c"].map(String::from)));
+        loop {
+            // The second first: once it is seen, the head must be there
+            // too (only this consumer ever removes anything).
+            let second = c.peek_at(1).cloned();
+            let first = c.peek_at(0).cloned();
+            match (first, second) {
+                (Some(a), Some(b)) => {
+                    assert_eq!((a.as_str(), b.as_str()), ("a", "b"));
+                    break;
+                }
+                (None, Some(_)) => panic!("a second item without a first"),
+                _ => thread::yield_now(),
+            }
+        }
+        assert_eq!(pop_n(&mut c, 3), ["a", "b", "c"]);
+        t.join().unwrap();
+    });
+}
+
+#[test]
 fn unconsumed_items_are_dropped_once() {
     // Each item holds a clone of `token`; loom also reports any leaked Arc.
     model(5, || {
