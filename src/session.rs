@@ -319,7 +319,8 @@ pub struct LimitsConfig {
     /// Requests the venue has not answered yet, at most: so the lanes'
     /// order is the wire order, nothing queues below the limiter.
     pub max_in_flight: usize,
-    /// Admit everything, counting still (the flood demo's control run).
+    /// Admit whatever the venue has not paused or banned, counting still
+    /// (the flood demo's control run).
     pub pass_through: bool,
 }
 

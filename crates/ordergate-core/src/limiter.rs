@@ -220,7 +220,8 @@ pub struct Limiter {
     margin_ns: u64,
     paused_until_ns: u64,
     banned_until_ns: u64,
-    /// Passes everything (the demo's negative control); counts still run.
+    /// Passes everything the venue has not paused or banned (the demo's
+    /// negative control); counts still run.
     pass_through: bool,
 }
 
@@ -243,8 +244,7 @@ impl Limiter {
         l
     }
 
-    /// No limits: admits everything (tests and the flood demo's negative
-    /// control).
+    /// No rules at all: admits whatever no pause or ban holds.
     pub fn unlimited() -> Limiter {
         Limiter::new(&[], 0, 0)
     }
