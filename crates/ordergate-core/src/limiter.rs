@@ -244,17 +244,8 @@ impl Limiter {
         l
     }
 
-    /// No rules at all: admits whatever no pause or ban holds.
-    pub fn unlimited() -> Limiter {
-        Limiter::new(&[], 0, 0)
-    }
-
     pub fn set_pass_through(&mut self, on: bool) {
         self.pass_through = on;
-    }
-
-    pub fn reserve_permille(&self) -> u16 {
-        self.reserve_permille
     }
 
     /// Adds a rule, or replaces the limit of the rule with the same
