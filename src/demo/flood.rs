@@ -20,7 +20,9 @@ use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
 
-use super::{floor, io, wait_for_socket, write_secret, DemoError, TempDir};
+use super::{
+    floor, io, sidecar_config, wait_for_socket, write_secret, DemoError, Filters, TempDir,
+};
 use crate::client::Client;
 use crate::config::Config;
 use crate::protocol::{NewOrder, OrdType, Outbound, Reason, Side, TimeInForce, VenueState};
@@ -124,26 +126,14 @@ fn config_text(dir: &Path, sim_addr: &str, pass_through: bool) -> Result<String,
         .into_iter()
         .find(|s| s.symbol == SYMBOL)
         .ok_or_else(|| DemoError::Setup(format!("the simulator has no default {SYMBOL}")))?;
-    let d = dir.display();
-    let mut strategies = String::new();
-    for (id, name) in FLOODERS.into_iter().chain([CANCELER]) {
-        strategies.push_str(&format!("[[strategy]]\nid = {id}\nname = \"{name}\"\n\n"));
-    }
-    Ok(format!(
-        r#"# Written by `ordergate demo --flood`.
-state_dir = "{d}/state"
-socket = "{d}/og.sock"
-layout = "single"
-wait = "park"
-
-[[venue]]
-id = "binance-spot"
-ws_url = "ws://{sim_addr}/ws-api/v3"
-rest_url = "http://{sim_addr}"
-api_key = {{ file = "{d}/api.key" }}
-api_secret = {{ file = "{d}/api.secret" }}
-recv_window_ms = 5000
-
+    let filters = Filters {
+        tick: sym.tick_size,
+        lot: sym.step_size,
+        min_qty: sym.min_qty,
+        min_notional: sym.min_notional,
+    };
+    let limits = format!(
+        r#"
 [venue.limits]
 critical_reserve_percent = 20
 window_margin_ms = 1000
@@ -160,18 +150,16 @@ limit = {ORDERS_PER_10S}
 counts = "weight"
 window_ms = 60000
 limit = {WEIGHT_PER_MINUTE}
-
-{strategies}[[instrument]]
-id = 1
-venue = "binance-spot"
-symbol = "{SYMBOL}"
-category = "spot"
-tick = "{}"
-lot = "{}"
-min_qty = "{}"
-min_notional = "{}"
-"#,
-        sym.tick_size, sym.step_size, sym.min_qty, sym.min_notional
+"#
+    );
+    let strategies: Vec<(u32, &str)> = FLOODERS.into_iter().chain([CANCELER]).collect();
+    Ok(sidecar_config(
+        "ordergate demo --flood",
+        dir,
+        sim_addr,
+        &limits,
+        &strategies,
+        &filters,
     ))
 }
 

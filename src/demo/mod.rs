@@ -159,11 +159,11 @@ fn now_ms() -> u64 {
 }
 
 /// The filters of `symbol` from the venue's exchangeInfo.
-struct Filters {
-    tick: String,
-    lot: String,
-    min_qty: String,
-    min_notional: String,
+pub(crate) struct Filters {
+    pub(crate) tick: String,
+    pub(crate) lot: String,
+    pub(crate) min_qty: String,
+    pub(crate) min_notional: String,
 }
 
 fn exchange_filters(rest: &mut rest::Rest, symbol: &str) -> Result<Filters, DemoError> {
@@ -190,9 +190,34 @@ fn exchange_filters(rest: &mut rest::Rest, symbol: &str) -> Result<Filters, Demo
 }
 
 fn config_text(dir: &Path, sim_addr: &str, f: &Filters) -> String {
+    sidecar_config(
+        "ordergate demo",
+        dir,
+        sim_addr,
+        "",
+        &[(STRATEGY_ID, STRATEGY_NAME)],
+        f,
+    )
+}
+
+/// The sidecar's config for a demo: the simulator at `sim_addr`, the
+/// secrets in files in `dir`, `venue_tables` (e.g. `[venue.limits]`)
+/// inside the venue, the strategies, and the demo symbol with `f`.
+pub(crate) fn sidecar_config(
+    written_by: &str,
+    dir: &Path,
+    sim_addr: &str,
+    venue_tables: &str,
+    strategies: &[(u32, &str)],
+    f: &Filters,
+) -> String {
     let d = dir.display();
+    let strategies: String = strategies
+        .iter()
+        .map(|(id, name)| format!("[[strategy]]\nid = {id}\nname = \"{name}\"\n\n"))
+        .collect();
     format!(
-        r#"# Written by `ordergate demo`.
+        r#"# Written by `{written_by}`.
 state_dir = "{d}/state"
 socket = "{d}/og.sock"
 layout = "single"
@@ -205,12 +230,8 @@ rest_url = "http://{sim_addr}"
 api_key = {{ file = "{d}/api.key" }}
 api_secret = {{ file = "{d}/api.secret" }}
 recv_window_ms = 5000
-
-[[strategy]]
-id = {STRATEGY_ID}
-name = "{STRATEGY_NAME}"
-
-[[instrument]]
+{venue_tables}
+{strategies}[[instrument]]
 id = 1
 venue = "binance-spot"
 symbol = "{SYMBOL}"
