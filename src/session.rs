@@ -85,9 +85,18 @@ pub struct CommandInputs {
     /// Orders answered Canceled in the queue: their cancels, still queued
     /// behind, are dropped when they come up (never sent).
     canceled_in_queue: std::collections::HashSet<ClientId>,
-    /// Per ring: since when (monotonic ns) its head has been held.
-    held_since: [Vec<Option<u64>>; 3],
+    /// Per ring: its head, while the gate holds it.
+    held: [Vec<Option<HeldHead>>; 3],
     next: [usize; 3],
+}
+
+/// A ring head the gate holds: since when, and how far behind it the ring
+/// was already searched for its cancel (the desk queues the cancel of an
+/// unacknowledged order right behind it, on its lane).
+#[derive(Debug, Clone, Copy)]
+struct HeldHead {
+    since_ns: u64,
+    scanned: usize,
 }
 
 /// What [`CommandInputs::pop_admitted`] took off a ring.
@@ -114,7 +123,7 @@ impl CommandInputs {
         CommandInputs {
             lanes: [Vec::new(), Vec::new(), Vec::new()],
             canceled_in_queue: std::collections::HashSet::new(),
-            held_since: [Vec::new(), Vec::new(), Vec::new()],
+            held: [Vec::new(), Vec::new(), Vec::new()],
             next: [0; 3],
         }
     }
@@ -122,7 +131,7 @@ impl CommandInputs {
     /// Adds one strategy's ring for `lane`.
     pub fn add(&mut self, lane: Lane, ring: Consumer<Command>) {
         self.lanes[lane as usize].push(ring);
-        self.held_since[lane as usize].push(None);
+        self.held[lane as usize].push(None);
     }
 
     /// The next command `admit` lets through: critical lane first, then
@@ -150,12 +159,13 @@ impl CommandInputs {
                 // was given already; nothing goes to the venue.
                 if let Command::Cancel { orig, .. } = head {
                     if self.canceled_in_queue.remove(&orig) {
+                        self.held[lane][idx] = None;
                         self.lanes[lane][idx].pop();
                         return self.pop_admitted(now_ns, stale_ns, admit);
                     }
                 }
                 if !held && admit(lane_id, &head) {
-                    self.held_since[lane][idx] = None;
+                    self.held[lane][idx] = None;
                     let cmd = self.lanes[lane][idx].pop()?;
                     self.next[lane] = (idx + 1) % n;
                     return Some(Taken::Admitted(cmd));
@@ -163,23 +173,35 @@ impl CommandInputs {
                 // Held: every ring's head in this lane is checked for a
                 // cancel queued behind it, and for staleness.
                 held = true;
-                if let Command::Place(o) = head {
-                    if self.cancel_queued_behind(lane, idx, o.client_id) {
-                        self.held_since[lane][idx] = None;
+                let Command::Place(o) = head else {
+                    continue;
+                };
+                let h = self.held[lane][idx].get_or_insert(HeldHead {
+                    since_ns: now_ns,
+                    scanned: 1,
+                });
+                // Only what arrived since the last look is scanned.
+                let ring = &mut self.lanes[lane][idx];
+                let len = ring.len();
+                let canceled = (h.scanned..len).any(|i| {
+                    matches!(ring.peek_at(i), Some(Command::Cancel { orig, .. }) if *orig == o.client_id)
+                });
+                h.scanned = len.max(1);
+                // From when the desk queued it, where it says.
+                let queued = if o.queued_ns > 0 {
+                    o.queued_ns
+                } else {
+                    h.since_ns
+                };
+                let stale = now_ns.saturating_sub(queued) > stale_ns;
+                if canceled || stale {
+                    self.held[lane][idx] = None;
+                    let cmd = self.lanes[lane][idx].pop()?;
+                    if canceled {
                         self.canceled_in_queue.insert(o.client_id);
-                        let cmd = self.lanes[lane][idx].pop()?;
                         return Some(Taken::CanceledInQueue(cmd));
                     }
-                }
-                let since = self.held_since[lane][idx].get_or_insert(now_ns);
-                if let Command::Place(o) = head {
-                    // From when the desk queued it, where it says.
-                    let queued = if o.queued_ns > 0 { o.queued_ns } else { *since };
-                    if now_ns.saturating_sub(queued) > stale_ns {
-                        self.held_since[lane][idx] = None;
-                        let cmd = self.lanes[lane][idx].pop()?;
-                        return Some(Taken::Stale(cmd));
-                    }
+                    return Some(Taken::Stale(cmd));
                 }
             }
             if held {
@@ -188,16 +210,6 @@ impl CommandInputs {
             }
         }
         None
-    }
-
-    /// Whether a cancel of `order` waits in the same ring behind its head
-    /// (the desk queues the cancel of an unacknowledged order right behind
-    /// it, on its lane).
-    fn cancel_queued_behind(&mut self, lane: usize, idx: usize, order: ClientId) -> bool {
-        let ring = &mut self.lanes[lane][idx];
-        (1..ring.len()).any(
-            |i| matches!(ring.peek_at(i), Some(Command::Cancel { orig, .. }) if *orig == order),
-        )
     }
 
     /// The next command, admitting everything.

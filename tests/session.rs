@@ -12,7 +12,7 @@ use ordergate::ids::{ClientId, OrderKey, VenueId};
 use ordergate::model::{OrdType, Side, TimeInForce, VenueState};
 use ordergate::ring;
 use ordergate::session::{
-    CommandInputs, EventOutput, LimitsConfig, ReconnectPolicy, Session, SessionConfig,
+    CommandInputs, EventOutput, LimitsConfig, ReconnectPolicy, Session, SessionConfig, Taken,
 };
 use ordergate::venue::{
     Command, ConnId, ConnRole, ConnSpec, Cost, ExecEvent, HttpMethod, HttpRequest, HttpResponse,
@@ -419,4 +419,51 @@ fn one_connection_ends_and_the_other_keeps_working() {
 #[test]
 fn one_connection_ends_and_the_other_keeps_working_spinning() {
     run_two_connections(WaitStrategy::Spin);
+}
+
+/// The rings as the gate drains them, no sockets: a held order whose
+/// cancel arrives behind it later is taken out and answered in the queue,
+/// its cancel is dropped when it comes up, and a held order past the stale
+/// bound comes back as stale.
+#[test]
+fn held_orders_are_canceled_in_the_queue_or_go_stale() {
+    let (mut tx, rx) = ring::channel::<Command>(8);
+    let mut inputs = CommandInputs::new();
+    inputs.add(Lane::Normal, rx);
+    let cancel = |n: u64| Command::Cancel {
+        cancel_id: ClientId::cancel(
+            1,
+            OrderKey {
+                strategy: 1,
+                order_id: n,
+            },
+            1,
+        ),
+        orig: order_id(n),
+        instrument: 1,
+    };
+    tx.push(place(1)).unwrap();
+    tx.push(place(2)).unwrap();
+    // Held, no cancel yet: nothing comes out.
+    assert_eq!(inputs.pop_admitted(0, u64::MAX, |_, _| false), None);
+    // The cancel arrives after the first look.
+    tx.push(cancel(1)).unwrap();
+    assert_eq!(
+        inputs.pop_admitted(1, u64::MAX, |_, _| false),
+        Some(Taken::CanceledInQueue(place(1)))
+    );
+    // Order 2 is admitted; the cancel of order 1 is dropped, never sent.
+    assert_eq!(
+        inputs.pop_admitted(2, u64::MAX, |_, _| true),
+        Some(Taken::Admitted(place(2)))
+    );
+    assert_eq!(inputs.pop_admitted(3, u64::MAX, |_, _| true), None);
+    assert!(inputs.is_empty());
+    // A held order with no cancel behind it goes stale by its queue time.
+    tx.push(place(3)).unwrap();
+    assert_eq!(inputs.pop_admitted(100, 50, |_, _| false), None);
+    assert_eq!(
+        inputs.pop_admitted(151, 50, |_, _| false),
+        Some(Taken::Stale(place(3)))
+    );
 }
