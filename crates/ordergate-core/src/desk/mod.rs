@@ -283,8 +283,7 @@ impl Desk {
         if let Err((reason, text)) = checks::check_order(inst, o) {
             return self.refuse(strategy, o.order_id, reason, text, out);
         }
-        let inst = inst.clone();
-        if let Err(dup) = self.lifecycle.submit(key, &inst, o) {
+        if let Err(dup) = self.lifecycle.submit(key, inst, o) {
             // Unreachable after the status check above; answered the same way.
             let update = OrderUpdate::Status(dup.0);
             return out.push(Notice::Order { strategy, update });
