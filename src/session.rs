@@ -889,6 +889,15 @@ impl Session {
                         let now_ns = self.clock.now_ns();
                         self.gate.usage(now_ns, counts, window_ms, limit, count);
                     }
+                    VenueOutput::CloseConnection { conn, why } => {
+                        if let Some(i) = self.slot_index(conn) {
+                            let g = self.slots[i].live.as_ref().map(Link::generation);
+                            if let Some(g) = g {
+                                warn!(%conn, reason = %why, "venue connection judged dead; closing it");
+                                self.socket_ended(i, g, why);
+                            }
+                        }
+                    }
                     VenueOutput::Backoff { until_ns, ban } => {
                         let secs = until_ns.saturating_sub(self.clock.now_ns()) / 1_000_000_000;
                         if ban {

@@ -352,6 +352,7 @@ impl World {
                     // The world sends everything at once: it models no rate
                     // limiter (the session's gate and its tests do).
                     VenueOutput::Usage { .. } | VenueOutput::Backoff { .. } => {}
+                    VenueOutput::CloseConnection { .. } => self.drop_connection(),
                     VenueOutput::Reconnect(_) => {
                         // Make before break: the old socket keeps being read.
                         for l in &mut self.links {

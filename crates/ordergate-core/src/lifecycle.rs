@@ -66,6 +66,9 @@ pub enum EventKind {
     Canceled,
     CancelRejected,
     Expired,
+    /// The venue's answer to the new order was lost or said "status
+    /// unknown": nobody knows yet whether it exists.
+    OutcomeUnknown,
 }
 
 /// Where an order stands at the venue while no cancel is pending: the
@@ -73,6 +76,8 @@ pub enum EventKind {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Working {
     PendingNew,
+    /// The place's outcome is unknown; only the venue settles it.
+    Unknown,
     New,
     PartiallyFilled,
 }
@@ -81,6 +86,7 @@ impl Working {
     pub fn state(self) -> OrderState {
         match self {
             Working::PendingNew => OrderState::PendingNew,
+            Working::Unknown => OrderState::Unknown,
             Working::New => OrderState::New,
             Working::PartiallyFilled => OrderState::PartiallyFilled,
         }
@@ -149,7 +155,7 @@ pub fn transition(phase: Phase, ev: EventKind) -> Option<Action> {
     use Action::*;
     use EventKind as E;
     use Phase::{Canceled, Expired, Filled, PendingCancel, Rejected};
-    use Working::{New, PartiallyFilled, PendingNew};
+    use Working::{New, PartiallyFilled, PendingNew, Unknown};
     let fill_to = |completes| {
         if completes {
             Filled
@@ -166,6 +172,18 @@ pub fn transition(phase: Phase, ev: EventKind) -> Option<Action> {
         (Phase::Working(PendingNew), E::Canceled) => Some(Go(Canceled)),
         (Phase::Working(PendingNew), E::CancelRejected) => None,
         (Phase::Working(PendingNew), E::Expired) => Some(Go(Expired)),
+        (Phase::Working(PendingNew), E::OutcomeUnknown) => Some(Go(Phase::Working(Unknown))),
+
+        // Only the venue's word leaves Unknown.
+        (Phase::Working(Unknown), E::CancelRequested) => Some(StartCancel),
+        (Phase::Working(Unknown), E::GatewayRejected) => None,
+        (Phase::Working(Unknown), E::Accepted) => Some(Go(Phase::Working(New))),
+        (Phase::Working(Unknown), E::Rejected) => Some(Go(Rejected)),
+        (Phase::Working(Unknown), E::Fill { completes }) => Some(Go(fill_to(completes))),
+        (Phase::Working(Unknown), E::Canceled) => Some(Go(Canceled)),
+        (Phase::Working(Unknown), E::CancelRejected) => None,
+        (Phase::Working(Unknown), E::Expired) => Some(Go(Expired)),
+        (Phase::Working(Unknown), E::OutcomeUnknown) => Some(Ignore),
 
         (Phase::Working(New), E::CancelRequested) => Some(StartCancel),
         (Phase::Working(New), E::GatewayRejected) => None,
@@ -175,6 +193,8 @@ pub fn transition(phase: Phase, ev: EventKind) -> Option<Action> {
         (Phase::Working(New), E::Canceled) => Some(Go(Canceled)),
         (Phase::Working(New), E::CancelRejected) => None,
         (Phase::Working(New), E::Expired) => Some(Go(Expired)),
+        // A retried request's answer lost: the order is known live.
+        (Phase::Working(New), E::OutcomeUnknown) => Some(Ignore),
 
         (Phase::Working(PartiallyFilled), E::CancelRequested) => Some(StartCancel),
         (Phase::Working(PartiallyFilled), E::GatewayRejected) => None,
@@ -185,17 +205,19 @@ pub fn transition(phase: Phase, ev: EventKind) -> Option<Action> {
         (Phase::Working(PartiallyFilled), E::Canceled) => Some(Go(Canceled)),
         (Phase::Working(PartiallyFilled), E::CancelRejected) => None,
         (Phase::Working(PartiallyFilled), E::Expired) => Some(Go(Expired)),
+        (Phase::Working(PartiallyFilled), E::OutcomeUnknown) => Some(Ignore),
 
         (PendingCancel { .. }, E::CancelRequested) => Some(StartCancel),
         (PendingCancel { .. }, E::GatewayRejected) => None,
-        (PendingCancel { from }, E::Accepted | E::Rejected | E::Fill { .. }) => {
-            match transition(Phase::Working(from), ev)? {
-                Go(Phase::Working(w)) => Some(Go(PendingCancel { from: w })),
-                Go(end) => Some(Go(end)),
-                Ignore => Some(Ignore),
-                _ => None,
-            }
-        }
+        (
+            PendingCancel { from },
+            E::Accepted | E::Rejected | E::Fill { .. } | E::OutcomeUnknown,
+        ) => match transition(Phase::Working(from), ev)? {
+            Go(Phase::Working(w)) => Some(Go(PendingCancel { from: w })),
+            Go(end) => Some(Go(end)),
+            Ignore => Some(Ignore),
+            _ => None,
+        },
         (PendingCancel { .. }, E::Canceled) => Some(Go(Canceled)),
         (PendingCancel { .. }, E::CancelRejected) => Some(Restore),
         (PendingCancel { .. }, E::Expired) => Some(Go(Expired)),
@@ -210,24 +232,30 @@ pub fn transition(phase: Phase, ev: EventKind) -> Option<Action> {
         (Filled, E::Canceled) => None,
         (Filled, E::CancelRejected) => Some(Stay),
         (Filled, E::Expired) => None,
+        (Filled, E::OutcomeUnknown) => Some(Ignore),
 
         (Canceled, E::CancelRequested) => None,
         (Canceled, E::GatewayRejected) => None,
         (Canceled, E::Accepted) => Some(Ignore),
         (Canceled, E::Rejected) => None,
+        // A fill the venue reported after the cancel: applied, never lost.
         (Canceled, E::Fill { .. }) => Some(Stay),
         (Canceled, E::Canceled) => Some(Ignore),
         (Canceled, E::CancelRejected) => Some(Stay),
         (Canceled, E::Expired) => None,
+        (Canceled, E::OutcomeUnknown) => Some(Ignore),
 
         (Rejected, E::CancelRequested) => None,
         (Rejected, E::GatewayRejected) => None,
-        (Rejected, E::Accepted) => None,
+        // Late venue truth: an order given up as never placed ("does not
+        // exist" past the documented bound) turns out live. It reopens.
+        (Rejected, E::Accepted) => Some(Go(Phase::Working(New))),
         (Rejected, E::Rejected) => Some(Ignore),
-        (Rejected, E::Fill { .. }) => None,
+        (Rejected, E::Fill { completes }) => Some(Go(fill_to(completes))),
         (Rejected, E::Canceled) => None,
         (Rejected, E::CancelRejected) => Some(Stay),
         (Rejected, E::Expired) => None,
+        (Rejected, E::OutcomeUnknown) => Some(Ignore),
 
         (Expired, E::CancelRequested) => None,
         (Expired, E::GatewayRejected) => None,
@@ -237,6 +265,7 @@ pub fn transition(phase: Phase, ev: EventKind) -> Option<Action> {
         (Expired, E::Canceled) => None,
         (Expired, E::CancelRejected) => Some(Stay),
         (Expired, E::Expired) => Some(Ignore),
+        (Expired, E::OutcomeUnknown) => Some(Ignore),
     }
 }
 
@@ -383,6 +412,10 @@ pub struct Counters {
     pub unknown_order: u64,
     pub ignored: u64,
     pub overfill: u64,
+    /// Orders the venue showed live after we reported them Rejected.
+    pub reopened: u64,
+    /// Fills the venue reported after the order's final message.
+    pub late_fills: u64,
 }
 
 /// The tracker. Lives on the gateway thread; see the module docs.
@@ -585,6 +618,9 @@ impl Lifecycle {
                 },
             ),
             ExecEvent::Expired { client_id, .. } => (client_id, EventKind::Expired, Payload::None),
+            ExecEvent::OutcomeUnknown { client_id, .. } => {
+                (client_id, EventKind::OutcomeUnknown, Payload::Unknown)
+            }
         };
         match self.key_of(cid) {
             Some(key) => self.apply(key, kind, payload, out),
@@ -657,9 +693,10 @@ impl Lifecycle {
         } else {
             cum_qty as i128
         };
-        // The venue's word is final: an order it calls filled is filled,
-        // even a quote-sized one its lot rounding left short of `qty`.
-        let completes = f.order_filled || done >= o.qty as i128;
+        // The venue's word is final: an order is filled when the venue
+        // says so (a quote-sized one its lot rounding left short of `qty`
+        // included), never because our sum reached the quantity.
+        let completes = f.order_filled;
         let overfill = done > o.qty as i128;
         self.apply(
             key,
@@ -671,10 +708,11 @@ impl Lifecycle {
                 overfill,
                 implicit_ack: matches!(
                     state,
-                    Phase::Working(Working::PendingNew)
+                    Phase::Working(Working::PendingNew | Working::Unknown)
                         | Phase::PendingCancel {
-                            from: Working::PendingNew
+                            from: Working::PendingNew | Working::Unknown
                         }
+                        | Phase::Rejected
                 ),
             },
             out,
@@ -716,13 +754,24 @@ impl Lifecycle {
             Action::StartCancel => {
                 return self.invalid(state, kind, "cancels go through request_cancel")
             }
-            Action::Go(p) => o.phase = p,
+            Action::Go(p) => {
+                if state.is_terminal() && !p.is_terminal() {
+                    self.open.insert(key);
+                    self.counters.reopened += 1;
+                    o.accepted_reported = false;
+                }
+                o.phase = p;
+            }
             Action::Restore => {
                 if let (1, Phase::PendingCancel { from }) = (o.cancels_outstanding, o.phase) {
                     o.phase = Phase::Working(from);
                 }
             }
-            Action::Stay => {}
+            Action::Stay => {
+                if matches!(kind, EventKind::Fill { .. }) && state.is_terminal() {
+                    self.counters.late_fills += 1;
+                }
+            }
         }
         if matches!(kind, EventKind::CancelRejected | EventKind::Canceled) {
             o.cancels_outstanding = o.cancels_outstanding.saturating_sub(1);
@@ -808,6 +857,11 @@ impl Lifecycle {
                     return self.invalid(st, kind, "fee sum overflow");
                 }
             }
+            Payload::Unknown => {
+                if o.phase.state() == OrderState::Unknown {
+                    out(strategy, OrderUpdate::Status(o.status()));
+                }
+            }
             Payload::None => {
                 let cum_qty = o.cum_qty;
                 out(
@@ -840,6 +894,8 @@ struct FillIn<'a> {
 /// The data an event carries besides its kind.
 enum Payload<'a> {
     None,
+    /// Outcome unknown: the strategy gets an `Unknown` status.
+    Unknown,
     Ack(&'a str),
     Reject {
         reason: Reason,

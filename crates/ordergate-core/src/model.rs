@@ -271,6 +271,14 @@ pub enum ExecEvent {
         client_id: ClientId,
         time_ms: u64,
     },
+    /// The answer to a new order was lost or said "status unknown" (a
+    /// deadline passed, the connection dropped, 5xx, -1006, -1007): the
+    /// venue may or may not have the order. The adapter keeps asking; the
+    /// order is `Unknown` until the venue's own word arrives.
+    OutcomeUnknown {
+        client_id: ClientId,
+        text: String,
+    },
 }
 
 /// A venue's state as its session sees it, with the reason in words.

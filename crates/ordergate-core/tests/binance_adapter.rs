@@ -91,9 +91,10 @@ fn reports(events: &[VenueOutput]) -> Vec<Report> {
         .filter_map(|e| match e {
             VenueOutput::Exec(x) => Some(Report::Exec(x.clone())),
             VenueOutput::Status(s) => Some(Report::Venue(s.clone())),
-            VenueOutput::Reconnect(_) | VenueOutput::Usage { .. } | VenueOutput::Backoff { .. } => {
-                None
-            }
+            VenueOutput::Reconnect(_)
+            | VenueOutput::Usage { .. }
+            | VenueOutput::Backoff { .. }
+            | VenueOutput::CloseConnection { .. } => None,
         })
         .collect()
 }

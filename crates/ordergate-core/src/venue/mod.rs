@@ -276,6 +276,10 @@ pub enum VenueOutput {
     /// may be sent before `until_ns` (monotonic), and with a ban no
     /// connection either.
     Backoff { until_ns: u64, ban: bool },
+    /// The adapter judged this connection dead (a request or a pong past
+    /// its deadline): the driver closes the socket now and then reports
+    /// `on_close(conn, why)` as for any other end, and reconnects as usual.
+    CloseConnection { conn: ConnId, why: String },
 }
 
 /// The caller-owned, reused buffers an adapter writes into. The driver
