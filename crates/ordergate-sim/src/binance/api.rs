@@ -249,6 +249,7 @@ pub enum Op {
     OrderCancel,
     OrderStatus,
     OpenOrders,
+    MyTrades,
 }
 
 impl Op {
@@ -260,12 +261,14 @@ impl Op {
             Op::OrderStatus => 4,
             Op::OpenOrders if params.value("symbol").is_some() => 6,
             Op::OpenOrders => 80,
+            Op::MyTrades if params.value("orderId").is_some() => 5,
+            Op::MyTrades => 20,
         }
     }
     pub fn signed(self) -> bool {
         matches!(
             self,
-            Op::OrderPlace | Op::OrderCancel | Op::OrderStatus | Op::OpenOrders
+            Op::OrderPlace | Op::OrderCancel | Op::OrderStatus | Op::OpenOrders | Op::MyTrades
         )
     }
 }
@@ -368,7 +371,100 @@ fn execute(
                 Vec::new(),
             ))
         }
+        Op::MyTrades => Ok((my_trades(&state.engine, params, account)?, Vec::new())),
     }
+}
+
+/// `myTrades` limits: default 500, maximum 1000 (a larger `limit` is
+/// served as 1000).
+const TRADES_DEFAULT_LIMIT: usize = 500;
+const TRADES_MAX_LIMIT: usize = 1000;
+/// The longest `startTime`..`endTime` window: 24 hours.
+const TRADES_MAX_WINDOW_MS: u64 = 24 * 60 * 60 * 1000;
+
+/// An optional unsigned integer parameter.
+fn uint_param(params: &Params, name: &str) -> Result<Option<u64>, ApiError> {
+    params
+        .value(name)
+        .map(|v| {
+            v.parse::<u64>()
+                .map_err(|_| ApiError::illegal(name, "^[0-9]{1,20}$"))
+        })
+        .transpose()
+}
+
+/// A time parameter in milliseconds (16-digit values are microseconds,
+/// as for `timestamp`).
+fn time_param(params: &Params, name: &str) -> Result<Option<u64>, ApiError> {
+    Ok(uint_param(params, name)?.map(|t| {
+        if t >= 1_000_000_000_000_000 {
+            t / 1000
+        } else {
+            t
+        }
+    }))
+}
+
+/// `myTrades`: the account's own trades on one symbol, in trade id order.
+/// With `orderId`, that order's trades (from `fromId` on, if sent); with
+/// `fromId`, trades with id >= `fromId`; with `startTime`/`endTime`, the
+/// trades executed in that window (the oldest `limit` of it, or the newest
+/// when only `endTime` is sent); otherwise the most recent `limit`.
+fn my_trades(engine: &Engine, params: &Params, account: &str) -> Result<Body, ApiError> {
+    let symbol = params.require("symbol")?;
+    let order_id = uint_param(params, "orderId")?;
+    let from_id = uint_param(params, "fromId")?;
+    let start = time_param(params, "startTime")?;
+    let end = time_param(params, "endTime")?;
+    let limit = match uint_param(params, "limit")? {
+        None => TRADES_DEFAULT_LIMIT,
+        Some(0) => {
+            return Err(ApiError::new(
+                -1130,
+                "Data sent for parameter 'limit' is not valid.",
+            ))
+        }
+        Some(n) => usize::try_from(n).map_or(TRADES_MAX_LIMIT, |n| n.min(TRADES_MAX_LIMIT)),
+    };
+    let windowed = start.is_some() || end.is_some();
+    if windowed && (from_id.is_some() || order_id.is_some()) {
+        return Err(ApiError::new(
+            -1128,
+            "Combination of optional parameters invalid.",
+        ));
+    }
+    if let (Some(s), Some(e)) = (start, end) {
+        if e.saturating_sub(s) > TRADES_MAX_WINDOW_MS {
+            return Err(ApiError::new(
+                -1127,
+                "More than 24 hours between startTime and endTime.",
+            ));
+        }
+    }
+    let trades = engine.trades_of(account, symbol)?;
+    let picked: Vec<_> = trades
+        .into_iter()
+        .filter(|(o, t)| {
+            order_id.is_none_or(|id| o.order_id == id)
+                && from_id.is_none_or(|id| t.trade_id >= id)
+                && start.is_none_or(|s| t.time >= s)
+                && end.is_none_or(|e| t.time <= e)
+        })
+        .collect();
+    let newest = !(order_id.is_some() || from_id.is_some() || start.is_some());
+    let skip = if newest {
+        picked.len().saturating_sub(limit)
+    } else {
+        0
+    };
+    Ok(Body::Trades(
+        picked
+            .into_iter()
+            .skip(skip)
+            .take(limit)
+            .map(|(o, t)| json::MyTrade::new(o, t))
+            .collect(),
+    ))
 }
 
 fn exchange_info(

@@ -979,6 +979,20 @@ impl Engine {
             .collect())
     }
 
+    /// Every trade of `account` on `symbol` with its order, by trade id
+    /// (trade ids are per symbol and increase with time).
+    pub fn trades_of(&self, account: &str, symbol: &str) -> Result<Vec<(&Order, &Trade)>, Reject> {
+        let book = &self.books[self.book_index(symbol)?];
+        let mut out: Vec<(&Order, &Trade)> = book
+            .orders
+            .iter()
+            .filter(|e| e.order.account == account)
+            .flat_map(|e| e.trades.iter().map(move |t| (&e.order, t)))
+            .collect();
+        out.sort_by_key(|(_, t)| t.trade_id);
+        Ok(out)
+    }
+
     /// Moves the market. Resting orders it crosses fill at their own limit
     /// price as makers, best price first, then oldest first.
     pub fn set_reference_price(

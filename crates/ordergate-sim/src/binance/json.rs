@@ -9,7 +9,7 @@
 
 use serde::Serialize;
 
-use super::engine::{ExecEvent, ExecType, Order, SymbolSpec, Trade};
+use super::engine::{ExecEvent, ExecType, Order, Side, SymbolSpec, Trade};
 
 const STP_MODE: &str = "NONE";
 
@@ -28,6 +28,8 @@ pub enum Body {
     Cancel(CancelResponse),
     Order(OrderQuery),
     Orders(Vec<OrderQuery>),
+    /// `myTrades`.
+    Trades(Vec<MyTrade>),
     Subscribed(Subscribed),
     Session(SessionStatus),
 }
@@ -267,6 +269,48 @@ impl OrderQuery {
             orig_quote_order_qty: s.fmt_quote(o.orig_quote_qty),
             self_trade_prevention_mode: STP_MODE,
             expiry_reason: o.expiry_reason,
+        }
+    }
+}
+
+/// One row of `myTrades` (and `GET /api/v3/myTrades`), fields in the
+/// order of the docs' sample.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MyTrade {
+    pub symbol: String,
+    pub id: u64,
+    pub order_id: u64,
+    pub order_list_id: i64,
+    pub price: String,
+    pub qty: String,
+    pub quote_qty: String,
+    pub commission: String,
+    pub commission_asset: String,
+    pub time: u64,
+    pub is_buyer: bool,
+    pub is_maker: bool,
+    pub is_best_match: bool,
+}
+
+impl MyTrade {
+    pub fn new(o: &Order, t: &Trade) -> MyTrade {
+        let s = o.scales;
+        MyTrade {
+            symbol: o.symbol.clone(),
+            id: t.trade_id,
+            order_id: o.order_id,
+            order_list_id: -1,
+            price: s.fmt_price(t.price),
+            qty: s.fmt_qty(t.qty),
+            quote_qty: s.fmt_quote(t.quote_qty),
+            commission: s.fmt_commission(t.commission),
+            commission_asset: t.commission_asset.clone(),
+            time: t.time,
+            is_buyer: o.side == Side::Buy,
+            is_maker: t.is_maker,
+            // The simulator has one price per trade: always the best.
+            is_best_match: true,
         }
     }
 }

@@ -18,6 +18,7 @@ fn route(method: &str, path: &str) -> Option<Op> {
         ("DELETE", "/api/v3/order") => Op::OrderCancel,
         ("GET", "/api/v3/order") => Op::OrderStatus,
         ("GET", "/api/v3/openOrders") => Op::OpenOrders,
+        ("GET", "/api/v3/myTrades") => Op::MyTrades,
         _ => return None,
     })
 }

@@ -115,6 +115,7 @@ fn request(
         "order.cancel" => Some(Op::OrderCancel),
         "order.status" => Some(Op::OrderStatus),
         "openOrders.status" => Some(Op::OpenOrders),
+        "myTrades" => Some(Op::MyTrades),
         _ => None,
     };
     if let Some(op) = op {
