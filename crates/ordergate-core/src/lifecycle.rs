@@ -69,6 +69,8 @@ pub enum EventKind {
     /// The venue's answer to the new order was lost or said "status
     /// unknown": nobody knows yet whether it exists.
     OutcomeUnknown,
+    /// The venue says the order is filled; its fills were all reported.
+    Completed,
 }
 
 /// Where an order stands at the venue while no cancel is pending: the
@@ -173,6 +175,7 @@ pub fn transition(phase: Phase, ev: EventKind) -> Option<Action> {
         (Phase::Working(PendingNew), E::CancelRejected) => None,
         (Phase::Working(PendingNew), E::Expired) => Some(Go(Expired)),
         (Phase::Working(PendingNew), E::OutcomeUnknown) => Some(Go(Phase::Working(Unknown))),
+        (Phase::Working(PendingNew), E::Completed) => Some(Go(Filled)),
 
         // Only the venue's word leaves Unknown.
         (Phase::Working(Unknown), E::CancelRequested) => Some(StartCancel),
@@ -184,6 +187,7 @@ pub fn transition(phase: Phase, ev: EventKind) -> Option<Action> {
         (Phase::Working(Unknown), E::CancelRejected) => None,
         (Phase::Working(Unknown), E::Expired) => Some(Go(Expired)),
         (Phase::Working(Unknown), E::OutcomeUnknown) => Some(Ignore),
+        (Phase::Working(Unknown), E::Completed) => Some(Go(Filled)),
 
         (Phase::Working(New), E::CancelRequested) => Some(StartCancel),
         (Phase::Working(New), E::GatewayRejected) => None,
@@ -195,6 +199,7 @@ pub fn transition(phase: Phase, ev: EventKind) -> Option<Action> {
         (Phase::Working(New), E::Expired) => Some(Go(Expired)),
         // A retried request's answer lost: the order is known live.
         (Phase::Working(New), E::OutcomeUnknown) => Some(Ignore),
+        (Phase::Working(New), E::Completed) => Some(Go(Filled)),
 
         (Phase::Working(PartiallyFilled), E::CancelRequested) => Some(StartCancel),
         (Phase::Working(PartiallyFilled), E::GatewayRejected) => None,
@@ -206,6 +211,7 @@ pub fn transition(phase: Phase, ev: EventKind) -> Option<Action> {
         (Phase::Working(PartiallyFilled), E::CancelRejected) => None,
         (Phase::Working(PartiallyFilled), E::Expired) => Some(Go(Expired)),
         (Phase::Working(PartiallyFilled), E::OutcomeUnknown) => Some(Ignore),
+        (Phase::Working(PartiallyFilled), E::Completed) => Some(Go(Filled)),
 
         (PendingCancel { .. }, E::CancelRequested) => Some(StartCancel),
         (PendingCancel { .. }, E::GatewayRejected) => None,
@@ -221,6 +227,7 @@ pub fn transition(phase: Phase, ev: EventKind) -> Option<Action> {
         (PendingCancel { .. }, E::Canceled) => Some(Go(Canceled)),
         (PendingCancel { .. }, E::CancelRejected) => Some(Restore),
         (PendingCancel { .. }, E::Expired) => Some(Go(Expired)),
+        (PendingCancel { .. }, E::Completed) => Some(Go(Filled)),
 
         (Filled, E::CancelRequested) => None,
         (Filled, E::GatewayRejected) => None,
@@ -233,6 +240,7 @@ pub fn transition(phase: Phase, ev: EventKind) -> Option<Action> {
         (Filled, E::CancelRejected) => Some(Stay),
         (Filled, E::Expired) => None,
         (Filled, E::OutcomeUnknown) => Some(Ignore),
+        (Filled, E::Completed) => Some(Ignore),
 
         (Canceled, E::CancelRequested) => None,
         (Canceled, E::GatewayRejected) => None,
@@ -244,6 +252,7 @@ pub fn transition(phase: Phase, ev: EventKind) -> Option<Action> {
         (Canceled, E::CancelRejected) => Some(Stay),
         (Canceled, E::Expired) => None,
         (Canceled, E::OutcomeUnknown) => Some(Ignore),
+        (Canceled, E::Completed) => None,
 
         (Rejected, E::CancelRequested) => None,
         (Rejected, E::GatewayRejected) => None,
@@ -256,6 +265,7 @@ pub fn transition(phase: Phase, ev: EventKind) -> Option<Action> {
         (Rejected, E::CancelRejected) => Some(Stay),
         (Rejected, E::Expired) => None,
         (Rejected, E::OutcomeUnknown) => Some(Ignore),
+        (Rejected, E::Completed) => None,
 
         (Expired, E::CancelRequested) => None,
         (Expired, E::GatewayRejected) => None,
@@ -266,6 +276,7 @@ pub fn transition(phase: Phase, ev: EventKind) -> Option<Action> {
         (Expired, E::CancelRejected) => Some(Stay),
         (Expired, E::Expired) => Some(Ignore),
         (Expired, E::OutcomeUnknown) => Some(Ignore),
+        (Expired, E::Completed) => None,
     }
 }
 
@@ -619,7 +630,10 @@ impl Lifecycle {
             ),
             ExecEvent::Expired { client_id, .. } => (client_id, EventKind::Expired, Payload::None),
             ExecEvent::OutcomeUnknown { client_id, .. } => {
-                (client_id, EventKind::OutcomeUnknown, Payload::Unknown)
+                (client_id, EventKind::OutcomeUnknown, Payload::Status)
+            }
+            ExecEvent::Completed { client_id } => {
+                (client_id, EventKind::Completed, Payload::Status)
             }
         };
         match self.key_of(cid) {
@@ -857,8 +871,8 @@ impl Lifecycle {
                     return self.invalid(st, kind, "fee sum overflow");
                 }
             }
-            Payload::Unknown => {
-                if o.phase.state() == OrderState::Unknown {
+            Payload::Status => {
+                if matches!(o.phase.state(), OrderState::Unknown | OrderState::Filled) {
                     out(strategy, OrderUpdate::Status(o.status()));
                 }
             }
@@ -894,8 +908,9 @@ struct FillIn<'a> {
 /// The data an event carries besides its kind.
 enum Payload<'a> {
     None,
-    /// Outcome unknown: the strategy gets an `Unknown` status.
-    Unknown,
+    /// Outcome unknown, or filled without a fill to carry it: the
+    /// strategy gets an OrderStatus saying so.
+    Status,
     Ack(&'a str),
     Reject {
         reason: Reason,

@@ -279,6 +279,12 @@ pub enum ExecEvent {
         client_id: ClientId,
         text: String,
     },
+    /// The venue says the order is completely filled and every one of its
+    /// fills was already reported (the trade that said so arrived first
+    /// through a backfill): it ends `Filled` without another fill.
+    Completed {
+        client_id: ClientId,
+    },
 }
 
 /// A venue's state as its session sees it, with the reason in words.

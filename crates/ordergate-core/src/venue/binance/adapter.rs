@@ -6,48 +6,61 @@
 //! - **Phases.** Each WebSocket connection goes [`Phase::Connecting`] →
 //!   [`Phase::ClockSynced`] (the `time` answer fed the adapter's own
 //!   [`VenueClock`]) → [`Phase::Subscribed`] (signed user-data
-//!   subscription) → [`Phase::Reconciled`] (after a reconnect: open orders
-//!   listed per symbol, every tracked order not listed queried) →
-//!   [`Phase::Ready`]. The venue is reported Up at Ready, and only the
-//!   adapter reports venue state.
-//! - **Clock.** The adapter signs with its venue clock's time for the raw
-//!   local `now.wall_ms`; nothing signed goes out before the first `time`
-//!   answer (or its failure, then with the local clock).
-//! - **Every transmit carries its cost** ([`method_cost`]), the adapter's
-//!   own queries included.
-//! - **Accepted** is reported whenever the venue says so (the `order.place`
-//!   ACK, the `NEW` execution report, a reconciliation listing or an
-//!   `order.status`): the lifecycle owns order state and ignores repeats.
-//!   Orders are placed with `newOrderRespType=ACK`: fills come only from
-//!   the user data stream.
-//! - **Fills are de-duplicated** here, and only here: by trade id per
-//!   live order (exact, however many fills), and by (instrument, trade id,
-//!   venue order id) among the last [`FILL_MEMORY`] fills of finished
-//!   orders, so a replay cannot double count while a self-trade (one trade
-//!   id, two of our orders) counts on both sides.
-//! - **Unknown outcomes** (5xx, -1006, -1007) on `order.place` are not
-//!   rejections: the adapter asks `order.status` and reports what it says.
+//!   subscription) → [`Phase::Reconciled`] (every tracked order listed
+//!   open or queried) → [`Phase::Ready`]. The venue is reported Up at
+//!   Ready, and only the adapter reports venue state.
+//! - **The venue's word is final; ours is provisional.** A new order
+//!   whose answer is lost (its deadline passed, the connection dropped)
+//!   or says "status unknown" (5xx, -1006, -1007) is reported
+//!   [`ExecEvent::OutcomeUnknown`] and asked about with `order.status`,
+//!   with back-off, until the venue says. "Does not exist" (-2013) is
+//!   final only once the request can no longer reach the matching engine:
+//!   [`BACKEND_TIMEOUT_MS`] plus the recvWindow after it was last sent.
+//!   Retryable refusals follow the one table in [`super::retry`], with the
+//!   same client id. Cancels are re-sent until the venue answers them.
+//! - **Exact fills.** Fills are de-duplicated here, and only here: by
+//!   trade id per live order, and by (instrument, trade id, venue order
+//!   id) among the last [`FILL_MEMORY`] fills of finished orders. Our sum
+//!   of unique fills is checked against the venue's cumulative quantity
+//!   (`z`, `executedQty`); when the venue counts more, the missing trades
+//!   are fetched (`myTrades` by `orderId`), and a final event (filled,
+//!   canceled, expired) is held until every fill before it is reported:
+//!   no fill after a final message.
+//! - **Recovery after every gap.** After a reconnect, a resubscription, an
+//!   unreadable frame, and every [`RECONCILE_INTERVAL_NS`]: open orders
+//!   are listed per symbol, every tracked order not listed is queried, and
+//!   missing fills are fetched, all as bulk-lane queries.
+//! - **Liveness.** Every request has a deadline ([`REQUEST_DEADLINE_NS`]);
+//!   a lost answer is handled per request, and when nothing at all came
+//!   back since, the connection is judged dead
+//!   ([`VenueOutput::CloseConnection`]). A connection is rolled over (make
+//!   before break) after [`ROLLOVER_NS`], before the venue's 24-hour cut.
+//! - **Every transmit carries its cost** ([`method_cost`]).
 //! - **Reconnects.** `serverShutdown` emits [`VenueOutput::Reconnect`]:
 //!   the driver opens a fresh socket while the old one is still read (make
-//!   before break), the venue stays Up and orders keep flowing; the fresh
-//!   socket runs the phases again. `eventStreamTerminated` resubscribes.
+//!   before break), the venue stays Up and orders keep flowing.
+//!   `eventStreamTerminated` halts new orders until the stream is
+//!   resubscribed and reconciled; a refused subscription is retried with
+//!   back-off, and after a ban once it ends.
 //! - Events for client ids we did not generate, or from another sidecar
 //!   epoch, are ignored and counted in [`BinanceStats`].
 
-use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::fmt;
 
 use tracing::{debug, info, warn};
 use zeroize::Zeroizing;
 
-use super::exec::{self, ExecOutcome};
+use super::exec::{self, to_scale_nearest, ExecOutcome};
 use super::parse::{self, ApiError, Event, Frame, OrderResult, RateLimit, ResultBody};
 use super::requests::{self, Param};
+use super::retry::{self, Verdict};
 use crate::clock::VenueClock;
+use crate::decimal::WideDecimal;
 use crate::ids::{ClientId, ClientIdKind, InstrumentId, OrderKey, VenueId};
 use crate::instrument::Instrument;
 use crate::limiter::Counts;
-use crate::model::{flags, OrdType, Reason, Side, TimeInForce, VenueState};
+use crate::model::{flags, OrdType, OrderRequest, Reason, Side, TimeInForce, VenueState};
 use crate::venue::{
     Command, ConnId, ConnRole, ConnSpec, Cost, ExecEvent, HttpMethod, HttpRequest, HttpResponse,
     Now, Outbox, Payload, Transmit, Transport, VenueError, VenueOutput, VenueProtocol, VenueStatus,
@@ -64,6 +77,25 @@ pub const CLOCK_SYNC_INTERVAL_NS: u64 = 30_000_000_000;
 /// de-duplication (oldest dropped first); replays come right after a
 /// reconnect, far within this. Live orders keep all of theirs.
 pub const FILL_MEMORY: usize = 65_536;
+/// Every request is answered within this or counted lost.
+pub const REQUEST_DEADLINE_NS: u64 = 5_000_000_000;
+/// Binance's API gives up on its matching engine after this ("API timeout
+/// 10 s", -1007): with the recvWindow, the bound after which a request can
+/// no longer execute.
+pub const BACKEND_TIMEOUT_MS: u64 = 10_000;
+/// Tracked orders are reconciled this often even without a known gap.
+pub const RECONCILE_INTERVAL_NS: u64 = 60_000_000_000;
+/// A connection is replaced after this long (the venue cuts at 24 h).
+pub const ROLLOVER_NS: u64 = 23 * 3_600_000_000_000;
+/// Back-off between queries about an order of unknown outcome, and
+/// between backfills that came back short.
+const QUERY_DELAY_MIN_NS: u64 = 250_000_000;
+const QUERY_DELAY_MAX_NS: u64 = 4_000_000_000;
+/// Back-off between subscription attempts after a refusal.
+const SUBSCRIBE_DELAY_MIN_NS: u64 = 1_000_000_000;
+const SUBSCRIBE_DELAY_MAX_NS: u64 = 30_000_000_000;
+/// Back-off before listing open orders again after a listing failed.
+const RELIST_DELAY_NS: u64 = 1_000_000_000;
 
 /// What the adapter needs to know about the account.
 #[derive(Clone)]
@@ -121,6 +153,20 @@ pub struct BinanceStats {
     pub unmatched_responses: u64,
     /// The last `X-MBX-USED-WEIGHT-1M` a REST response carried.
     pub used_weight_1m: Option<u32>,
+    /// New orders whose outcome became unknown.
+    pub unknown_outcomes: u64,
+    /// Requests re-sent after a retryable refusal or a lost answer.
+    pub retries: u64,
+    /// Answers that never came within the deadline.
+    pub lost_answers: u64,
+    /// `myTrades` backfills sent because the venue counted more fills.
+    pub backfills: u64,
+    /// Our sum of fills exceeded the venue's cumulative quantity.
+    pub fill_mismatches: u64,
+    /// Events for an order given up as never placed (it was).
+    pub late_truths: u64,
+    /// Reconciliation passes started.
+    pub reconciles: u64,
 }
 
 /// Where a WebSocket connection is in its start-up.
@@ -148,8 +194,9 @@ enum Pending {
     Subscribe,
     OpenOrders,
     Place { client_id: ClientId },
-    Cancel { orig: ClientId },
+    Cancel { orig: ClientId, cancel_id: ClientId },
     OrderStatus { client_id: ClientId },
+    MyTrades { client_id: ClientId },
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -158,16 +205,109 @@ struct InFlight {
     conn: ConnId,
     /// Which WebSocket socket (see `ws_socket`) it went out on.
     socket: u32,
+    /// When it was handed to the driver (monotonic).
+    sent_ns: u64,
+}
+
+/// Where a new order's placement stands, as far as the venue has said.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Place {
+    /// Sent; the answer is awaited.
+    Sent,
+    /// The venue has it (an ack, an event, a listing, a status).
+    Known,
+    /// The outcome is unknown: `order.status` is asked from `next_ns`;
+    /// "does not exist" is final only from `final_ns`.
+    Unknown {
+        final_ns: u64,
+        next_ns: u64,
+        delay_ns: u64,
+        asking: bool,
+    },
+    /// Refused with a retryable error: sent again at `at_ns` (`u64::MAX`
+    /// until the venue clock is re-synced).
+    Retry { at_ns: u64 },
+}
+
+/// The state of a backfill of missing fills.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Backfill {
+    Idle,
+    /// To be asked from `at_ns`.
+    Wanted {
+        at_ns: u64,
+        delay_ns: u64,
+    },
+    Asking {
+        delay_ns: u64,
+    },
 }
 
 #[derive(Debug, Clone)]
 struct Tracked {
     id: ClientId,
     inst: usize,
+    /// The order as the desk sent it: a retry sends it again, same id.
+    req: OrderRequest,
     /// The venue's order id, once any answer carried it.
     order_id: Option<u64>,
-    /// Trade ids already reported for this order.
+    /// Trade ids already reported (or held) for this order.
     trades: Vec<i64>,
+    /// Sum of those fills' quantities, at the quantity scale.
+    cum_qty: i64,
+    /// The venue's cumulative filled quantity, as last reported.
+    venue_qty: i64,
+    place: Place,
+    sends: u8,
+    last_sent_ns: u64,
+    /// A cancel to deliver until the venue answers it, and whether one is
+    /// on the wire; `cancel_sends` counts them.
+    cancel: Option<ClientId>,
+    cancel_in_flight: bool,
+    cancel_sends: u8,
+    cancel_at_ns: u64,
+    backfill: Backfill,
+    /// Final events held until every fill before them is reported.
+    held: Vec<ExecEvent>,
+    /// The venue said FILLED (by status) while fills were missing.
+    end_filled: bool,
+}
+
+impl Tracked {
+    fn new(req: OrderRequest, inst: usize) -> Tracked {
+        Tracked {
+            id: req.client_id,
+            inst,
+            req,
+            order_id: None,
+            trades: Vec::new(),
+            cum_qty: 0,
+            venue_qty: 0,
+            place: Place::Sent,
+            sends: 0,
+            last_sent_ns: 0,
+            cancel: None,
+            cancel_in_flight: false,
+            cancel_sends: 0,
+            cancel_at_ns: 0,
+            backfill: Backfill::Idle,
+            held: Vec::new(),
+            end_filled: false,
+        }
+    }
+
+    /// Fills are missing: the venue counts more than we reported.
+    fn missing_fills(&self) -> bool {
+        self.venue_qty > self.cum_qty
+    }
+}
+
+/// A reconciliation pass: listings still awaited and what they showed.
+#[derive(Debug, Default)]
+struct Reconcile {
+    listings_left: usize,
+    listed: HashSet<OrderKey>,
+    failed: bool,
 }
 
 /// The Binance Spot WebSocket API adapter.
@@ -177,17 +317,23 @@ pub struct BinanceSpot {
     api_key: String,
     secret: Zeroizing<Vec<u8>>,
     recv_window: String,
+    recv_window_ms: u64,
     epoch: u32,
     instruments: Vec<Instrument>,
     by_id: HashMap<InstrumentId, usize>,
     by_symbol: HashMap<String, usize>,
     next_id: u64,
-    /// Requests awaiting an answer, by id (ordered: what is settled on a
-    /// close is reported in the order it was sent).
+    /// Requests awaiting an answer, by id (ordered: ids grow with time,
+    /// so the first is the oldest, and what is settled on a close is
+    /// handled in the order it was sent).
     pending: BTreeMap<u64, InFlight>,
     /// Our orders the venue has not finished (ordered: reconciliation
     /// queries go out in a reproducible order).
     orders: BTreeMap<OrderKey, Tracked>,
+    /// Orders given up as never placed ("does not exist" past the bound),
+    /// kept so a late venue truth about one finds it again.
+    given_up: HashMap<OrderKey, Tracked>,
+    given_up_order: VecDeque<OrderKey>,
     /// Fill keys of finished orders, for replays.
     finished_fills: HashSet<(usize, i64, u64)>,
     finished_order: VecDeque<(usize, i64, u64)>,
@@ -200,11 +346,21 @@ pub struct BinanceSpot {
     replacing: bool,
     /// Counts WebSocket opens; the current socket's number.
     ws_socket: u32,
+    /// When the current socket opened, and when a frame last arrived.
+    opened_ns: u64,
+    last_frame_ns: u64,
+    /// A CloseConnection was asked for the current socket.
+    closing: bool,
     rest_open: bool,
     next_clock_sync_ns: u64,
-    /// Open-order listings still awaited, and the ids they showed.
-    reconcile_left: usize,
-    reconcile_open: HashSet<OrderKey>,
+    reconcile: Option<Reconcile>,
+    next_reconcile_ns: u64,
+    /// Re-subscribe at this time (after a refusal), and the next delay.
+    resubscribe_at: Option<u64>,
+    subscribe_delay_ns: u64,
+    /// The earliest time some tracked order wants the timer (a query, a
+    /// retry, a backfill, a cancel re-send).
+    orders_due_ns: Option<u64>,
     /// The venue state last reported, and why.
     state: VenueState,
     state_text: String,
@@ -252,6 +408,8 @@ pub fn method_cost(method: &str) -> Cost {
         "order.cancel" | "time" => (1, 0),
         "userDataStream.subscribe.signature" => (2, 0),
         "order.status" => (4, 0),
+        // With `orderId`, which is how this adapter asks (20 without).
+        "myTrades" => (5, 0),
         // Per symbol, which is how this adapter asks (80 without one).
         "openOrders.status" => (6, 0),
         _ => (1, 0),
@@ -287,11 +445,6 @@ pub fn reason_for(status: u16, code: i64, msg: &str, cancel: bool) -> Reason {
         _ if msg.starts_with("Filter failure") => Reason::VenueFilter,
         _ => Reason::VenueRejected,
     }
-}
-
-/// The venue says the request's outcome is unknown: it may have executed.
-fn outcome_unknown(status: u16, code: i64) -> bool {
-    status >= 500 || code == -1006 || code == -1007
 }
 
 /// The first `max` bytes of a frame, for logs.
@@ -331,6 +484,7 @@ impl BinanceSpot {
             api_key: cfg.api_key,
             secret: Zeroizing::new(cfg.api_secret),
             recv_window: cfg.recv_window_ms.to_string(),
+            recv_window_ms: u64::from(cfg.recv_window_ms),
             epoch: cfg.epoch,
             instruments: cfg.instruments,
             by_id,
@@ -338,6 +492,8 @@ impl BinanceSpot {
             next_id: 1,
             pending: BTreeMap::new(),
             orders: BTreeMap::new(),
+            given_up: HashMap::new(),
+            given_up_order: VecDeque::new(),
             finished_fills: HashSet::new(),
             finished_order: VecDeque::new(),
             clock: VenueClock::default(),
@@ -345,10 +501,16 @@ impl BinanceSpot {
             serving: false,
             replacing: false,
             ws_socket: 0,
+            opened_ns: 0,
+            last_frame_ns: 0,
+            closing: false,
             rest_open: false,
             next_clock_sync_ns: 0,
-            reconcile_left: 0,
-            reconcile_open: HashSet::new(),
+            reconcile: None,
+            next_reconcile_ns: u64::MAX,
+            resubscribe_at: None,
+            subscribe_delay_ns: SUBSCRIBE_DELAY_MIN_NS,
+            orders_due_ns: None,
             state: VenueState::Down,
             state_text: "not connected yet".into(),
             backoff: None,
@@ -374,6 +536,22 @@ impl BinanceSpot {
     /// The venue state last reported.
     pub fn state(&self) -> VenueState {
         self.state
+    }
+
+    /// How long after its last send "does not exist" is final for a new
+    /// order: the venue's backend timeout plus the recvWindow.
+    fn unknown_bound_ns(&self) -> u64 {
+        (BACKEND_TIMEOUT_MS + self.recv_window_ms) * 1_000_000
+    }
+
+    /// Queries may go out on the current socket.
+    fn can_query(&self) -> bool {
+        self.phase >= Phase::ClockSynced && self.backoff.is_none()
+    }
+
+    /// Some tracked order wants the timer at `at_ns`.
+    fn wake_at(&mut self, at_ns: u64) {
+        self.orders_due_ns = Some(self.orders_due_ns.map_or(at_ns, |t| t.min(at_ns)));
     }
 
     fn malformed(detail: String) -> VenueError {
@@ -456,7 +634,8 @@ impl BinanceSpot {
         self.set_state(VenueState::Halted, text, out);
     }
 
-    /// The back-off is over: back Up if the venue was serving.
+    /// The back-off is over: back Up if the venue was serving; if the
+    /// subscription was refused meanwhile (or never sent), try it now.
     fn end_backoff(&mut self, now: Now, out: &mut Outbox) {
         let Some((until, ban)) = self.backoff else {
             return;
@@ -465,13 +644,17 @@ impl BinanceSpot {
             return;
         }
         self.backoff = None;
+        let what = if ban { "ban" } else { "rate-limit pause" };
         if self.serving {
-            let what = if ban { "ban" } else { "rate-limit pause" };
             self.set_state(
                 VenueState::Up,
                 format!("the venue's {what} is over; ready for orders"),
                 out,
             );
+        } else if self.phase == Phase::ClockSynced {
+            info!(venue = %VenueId::BinanceSpot, "the venue's {what} is over; subscribing to user data again");
+            self.resubscribe_at = None;
+            self.subscribe(now, out);
         }
     }
 
@@ -500,7 +683,7 @@ impl BinanceSpot {
         self.phase = phase;
     }
 
-    fn take_id(&mut self, what: Pending, conn: ConnId) -> u64 {
+    fn take_id(&mut self, what: Pending, conn: ConnId, now: Now) -> u64 {
         let id = self.next_id;
         self.next_id += 1;
         self.pending.insert(
@@ -509,6 +692,7 @@ impl BinanceSpot {
                 what,
                 conn,
                 socket: self.ws_socket,
+                sent_ns: now.mono_ns,
             },
         );
         id
@@ -524,7 +708,7 @@ impl BinanceSpot {
         now: Now,
         out: &mut Outbox,
     ) {
-        let id = self.take_id(p, WS);
+        let id = self.take_id(p, WS, now);
         let ts = self.clock.timestamp_ms(now.wall_ms).to_string();
         let mut params = Vec::with_capacity(extra.len() + 3);
         params.extend_from_slice(extra);
@@ -543,7 +727,7 @@ impl BinanceSpot {
     fn send_time(&mut self, now: Now, prefer_rest: bool, out: &mut Outbox) {
         self.next_clock_sync_ns = now.mono_ns.saturating_add(CLOCK_SYNC_INTERVAL_NS);
         if prefer_rest && self.rest_open {
-            let id = self.take_id(Pending::Time { sent: now }, REST);
+            let id = self.take_id(Pending::Time { sent: now }, REST, now);
             out.transmits.push(Transmit {
                 conn: REST,
                 payload: Payload::Http(HttpRequest {
@@ -557,7 +741,7 @@ impl BinanceSpot {
             });
             return;
         }
-        let id = self.take_id(Pending::Time { sent: now }, WS);
+        let id = self.take_id(Pending::Time { sent: now }, WS, now);
         out.transmits.push(Transmit {
             conn: WS,
             payload: Payload::Text(requests::unsigned(id, "time", &[])),
@@ -570,25 +754,6 @@ impl BinanceSpot {
             "userDataStream.subscribe.signature",
             Pending::Subscribe,
             &[],
-            now,
-            out,
-        );
-    }
-
-    fn query_order(&mut self, key: OrderKey, now: Now, out: &mut Outbox) {
-        let Some(t) = self.orders.get(&key) else {
-            return;
-        };
-        let client_id = t.id;
-        let symbol = self.instruments[t.inst].symbol.clone();
-        let orig = client_id.encode();
-        self.send_signed(
-            "order.status",
-            Pending::OrderStatus { client_id },
-            &[
-                Param::str("symbol", &symbol),
-                Param::str("origClientOrderId", &orig),
-            ],
             now,
             out,
         );
@@ -609,6 +774,178 @@ impl BinanceSpot {
         }
     }
 
+    fn remember_finished_fill(&mut self, k: (usize, i64, u64)) -> bool {
+        if !self.finished_fills.insert(k) {
+            return false;
+        }
+        self.finished_order.push_back(k);
+        if self.finished_order.len() > FILL_MEMORY {
+            if let Some(old) = self.finished_order.pop_front() {
+                self.finished_fills.remove(&old);
+            }
+        }
+        true
+    }
+
+    /// Sends (or re-sends, with the same client id) a tracked new order.
+    fn send_place(&mut self, key: OrderKey, now: Now, out: &mut Outbox) {
+        let Some(t) = self.orders.get_mut(&key) else {
+            return;
+        };
+        t.sends = t.sends.saturating_add(1);
+        t.last_sent_ns = now.mono_ns;
+        t.place = Place::Sent;
+        let o = t.req;
+        let ins = &self.instruments[t.inst];
+        let symbol = ins.symbol.clone();
+        let cid = o.client_id.encode();
+        let post_only = o.ord_type == OrdType::LimitMaker
+            || (o.ord_type == OrdType::Limit && o.flags & flags::POST_ONLY != 0);
+        let (ty, tif) = match o.ord_type {
+            OrdType::Market => ("MARKET", None),
+            _ if post_only => ("LIMIT_MAKER", None),
+            _ => ("LIMIT", Some(tif_str(o.tif))),
+        };
+        let price = (ty != "MARKET").then(|| ins.format_price(o.price));
+        let quote = ty == "MARKET" && o.flags & flags::QUOTE_QTY != 0;
+        let qty = if quote {
+            crate::decimal::format_fixed(o.qty as i128, ins.price_scale + ins.qty_scale)
+        } else {
+            ins.format_qty(o.qty)
+        };
+        let mut params = Vec::with_capacity(9);
+        params.push(Param::str("symbol", &symbol));
+        params.push(Param::str("side", side_str(o.side)));
+        params.push(Param::str("type", ty));
+        if let Some(tif) = tif {
+            params.push(Param::str("timeInForce", tif));
+        }
+        if let Some(p) = &price {
+            params.push(Param::str("price", p));
+        }
+        params.push(Param::str(
+            if quote { "quoteOrderQty" } else { "quantity" },
+            &qty,
+        ));
+        params.push(Param::str("newClientOrderId", &cid));
+        params.push(Param::str("newOrderRespType", "ACK"));
+        let p = Pending::Place {
+            client_id: o.client_id,
+        };
+        self.send_signed("order.place", p, &params, now, out);
+        debug!(order = ?key, "order.place sent");
+    }
+
+    /// Asks the venue about one tracked order.
+    fn query_order(&mut self, key: OrderKey, now: Now, out: &mut Outbox) {
+        let Some(t) = self.orders.get_mut(&key) else {
+            return;
+        };
+        if let Place::Unknown { asking, .. } = &mut t.place {
+            *asking = true;
+        }
+        let client_id = t.id;
+        let symbol = self.instruments[t.inst].symbol.clone();
+        let orig = client_id.encode();
+        self.send_signed(
+            "order.status",
+            Pending::OrderStatus { client_id },
+            &[
+                Param::str("symbol", &symbol),
+                Param::str("origClientOrderId", &orig),
+            ],
+            now,
+            out,
+        );
+    }
+
+    fn send_cancel(&mut self, key: OrderKey, now: Now, out: &mut Outbox) {
+        let Some(t) = self.orders.get_mut(&key) else {
+            return;
+        };
+        let Some(cancel_id) = t.cancel else {
+            return;
+        };
+        t.cancel_in_flight = true;
+        t.cancel_sends = t.cancel_sends.saturating_add(1);
+        let orig = t.id;
+        let symbol = self.instruments[t.inst].symbol.clone();
+        self.send_cancel_request(&symbol, orig, cancel_id, now, out);
+    }
+
+    fn send_cancel_request(
+        &mut self,
+        symbol: &str,
+        orig: ClientId,
+        cancel_id: ClientId,
+        now: Now,
+        out: &mut Outbox,
+    ) {
+        let orig_s = orig.encode();
+        let cancel_s = cancel_id.encode();
+        let params = [
+            Param::str("symbol", symbol),
+            Param::str("origClientOrderId", &orig_s),
+            Param::str("newClientOrderId", &cancel_s),
+        ];
+        self.send_signed(
+            "order.cancel",
+            Pending::Cancel { orig, cancel_id },
+            &params,
+            now,
+            out,
+        );
+        debug!(order = ?orig.key, "order.cancel sent");
+    }
+
+    /// Fetches the order's trades: the venue counted more than we saw.
+    fn send_my_trades(&mut self, key: OrderKey, now: Now, out: &mut Outbox) {
+        let Some(t) = self.orders.get_mut(&key) else {
+            return;
+        };
+        let Some(order_id) = t.order_id else {
+            // Without the venue's order id the trades cannot be told
+            // apart: ask the order first.
+            t.backfill = Backfill::Idle;
+            self.query_order(key, now, out);
+            return;
+        };
+        let delay_ns = match t.backfill {
+            Backfill::Wanted { delay_ns, .. } | Backfill::Asking { delay_ns } => delay_ns,
+            Backfill::Idle => QUERY_DELAY_MIN_NS,
+        };
+        t.backfill = Backfill::Asking { delay_ns };
+        let client_id = t.id;
+        let symbol = self.instruments[t.inst].symbol.clone();
+        let order_id = order_id.to_string();
+        self.stats.backfills += 1;
+        self.send_signed(
+            "myTrades",
+            Pending::MyTrades { client_id },
+            &[
+                Param::str("symbol", &symbol),
+                Param::num("orderId", &order_id),
+            ],
+            now,
+            out,
+        );
+    }
+
+    /// Asks for the missing fills of `key` (now, or after its back-off).
+    fn want_backfill(&mut self, key: OrderKey, now: Now) {
+        let Some(t) = self.orders.get_mut(&key) else {
+            return;
+        };
+        if t.backfill == Backfill::Idle {
+            warn!(venue = %VenueId::BinanceSpot, order = ?key, ours = t.cum_qty, venue = t.venue_qty, "the venue counts fills we have not seen; fetching its trades");
+            t.backfill = Backfill::Wanted {
+                at_ns: now.mono_ns,
+                delay_ns: QUERY_DELAY_MIN_NS,
+            };
+            self.wake_at(now.mono_ns);
+        }
+    }
+
     /// Accepted, for an order still tracked (the lifecycle ignores a
     /// repeat; a late answer for a finished order adds nothing).
     fn accept(&mut self, client_id: ClientId, venue_order_id: u64, time_ms: u64, out: &mut Outbox) {
@@ -616,6 +953,7 @@ impl BinanceSpot {
             return;
         };
         t.order_id = Some(venue_order_id);
+        t.place = Place::Known;
         debug!(order = ?client_id.key, venue_order_id, "accepted");
         out.events.push(VenueOutput::Exec(ExecEvent::Accepted {
             client_id,
@@ -637,36 +975,155 @@ impl BinanceSpot {
         true
     }
 
-    fn remember_finished_fill(&mut self, k: (usize, i64, u64)) -> bool {
-        if !self.finished_fills.insert(k) {
-            return false;
-        }
-        self.finished_order.push_back(k);
-        if self.finished_order.len() > FILL_MEMORY {
-            if let Some(old) = self.finished_order.pop_front() {
-                self.finished_fills.remove(&old);
+    /// The venue confirmed, past the bound, that it never had the order:
+    /// it is reported Rejected, and remembered in case the venue says
+    /// otherwise later.
+    fn give_up(&mut self, key: OrderKey, text: String, out: &mut Outbox) {
+        let Some(t) = self.orders.remove(&key) else {
+            return;
+        };
+        warn!(venue = %VenueId::BinanceSpot, order = ?key, reason = %text, "order never reached the venue");
+        out.events.push(VenueOutput::Exec(ExecEvent::Rejected {
+            client_id: t.id,
+            reason: Reason::VenueRejected,
+            code: -2013,
+            text,
+        }));
+        self.given_up.insert(key, t);
+        self.given_up_order.push_back(key);
+        if self.given_up_order.len() > FILL_MEMORY {
+            if let Some(old) = self.given_up_order.pop_front() {
+                self.given_up.remove(&old);
             }
-        }
-        true
-    }
-
-    /// Whether this fill is new: exact per live order, bounded memory for
-    /// finished ones.
-    fn new_fill(&mut self, key: OrderKey, inst: usize, trade_id: i64, order_id: u64) -> bool {
-        match self.orders.get_mut(&key) {
-            Some(t) => {
-                t.order_id = Some(order_id);
-                if t.trades.contains(&trade_id) {
-                    return false;
-                }
-                t.trades.push(trade_id);
-                !self.finished_fills.contains(&(inst, trade_id, order_id))
-            }
-            None => self.remember_finished_fill((inst, trade_id, order_id)),
         }
     }
 
-    fn on_exec_report(&mut self, ev: &Event<'_>, out: &mut Outbox) -> Result<(), VenueError> {
+    /// An event for an order given up as never placed: the venue has it
+    /// after all. Track it again (the lifecycle reopens it).
+    fn revive(&mut self, key: OrderKey) {
+        if let Some(mut t) = self.given_up.remove(&key) {
+            warn!(venue = %VenueId::BinanceSpot, order = ?key, "the venue has an order we reported never placed; tracking it again");
+            self.stats.late_truths += 1;
+            t.place = Place::Known;
+            self.orders.insert(key, t);
+        }
+    }
+
+    /// The new order's outcome is unknown: tell the lifecycle once, and
+    /// ask the venue (again) after a back-off.
+    fn mark_unknown(&mut self, key: OrderKey, text: &str, now: Now, out: &mut Outbox) {
+        let bound = self.unknown_bound_ns();
+        let Some(t) = self.orders.get_mut(&key) else {
+            return;
+        };
+        match &mut t.place {
+            Place::Known => return,
+            Place::Unknown {
+                next_ns,
+                delay_ns,
+                asking,
+                ..
+            } => {
+                *asking = false;
+                *next_ns = now.mono_ns + *delay_ns;
+                *delay_ns = (*delay_ns * 2).min(QUERY_DELAY_MAX_NS);
+            }
+            Place::Sent | Place::Retry { .. } => {
+                t.place = Place::Unknown {
+                    final_ns: t.last_sent_ns + bound,
+                    next_ns: now.mono_ns + QUERY_DELAY_MIN_NS,
+                    delay_ns: QUERY_DELAY_MIN_NS * 2,
+                    asking: false,
+                };
+                self.stats.unknown_outcomes += 1;
+                warn!(venue = %VenueId::BinanceSpot, order = ?key, reason = text, "order outcome unknown; asking the venue");
+                out.events
+                    .push(VenueOutput::Exec(ExecEvent::OutcomeUnknown {
+                        client_id: t.id,
+                        text: text.to_owned(),
+                    }));
+            }
+        }
+        if let Place::Unknown { next_ns, .. } = t.place {
+            self.wake_at(next_ns);
+        }
+    }
+
+    /// A retryable refusal of a new order: send it again when `at_ns`
+    /// comes (or after the clock re-syncs), unless it was sent too often
+    /// or is too old, when the strategy gets the refusal.
+    fn retry_place(
+        &mut self,
+        key: OrderKey,
+        at_ns: u64,
+        refusal: ExecEvent,
+        now: Now,
+        out: &mut Outbox,
+    ) {
+        let Some(t) = self.orders.get_mut(&key) else {
+            return;
+        };
+        let stale = now.mono_ns.saturating_sub(t.req.queued_ns) > retry::STALE_NS;
+        if t.sends >= retry::MAX_SENDS || stale {
+            info!(venue = %VenueId::BinanceSpot, order = ?key, sends = t.sends, stale, "order refused by the venue; not retried again");
+            self.finish(key);
+            out.events.push(VenueOutput::Exec(refusal));
+            return;
+        }
+        t.place = Place::Retry { at_ns };
+        self.stats.retries += 1;
+        debug!(order = ?key, "order refused with a retryable error; sending it again");
+        if at_ns != u64::MAX {
+            self.wake_at(at_ns);
+        }
+    }
+
+    /// Reports `ev` for tracked order `key`, or holds it while fills are
+    /// missing (`is_final`: the event ends the order).
+    fn deliver(
+        &mut self,
+        key: OrderKey,
+        ev: ExecEvent,
+        is_final: bool,
+        now: Now,
+        out: &mut Outbox,
+    ) {
+        let Some(t) = self.orders.get_mut(&key) else {
+            out.events.push(VenueOutput::Exec(ev));
+            return;
+        };
+        if is_final && (t.missing_fills() || t.backfill != Backfill::Idle || !t.held.is_empty()) {
+            debug!(order = ?key, "final event held until the missing fills are in");
+            t.held.push(ev);
+            self.want_backfill(key, now);
+            return;
+        }
+        out.events.push(VenueOutput::Exec(ev));
+        if is_final {
+            self.finish(key);
+        }
+    }
+
+    /// The venue's cumulative quantity for `key` (`z`, `executedQty`).
+    fn venue_says(&mut self, key: OrderKey, venue_qty: i64, now: Now) {
+        let Some(t) = self.orders.get_mut(&key) else {
+            return;
+        };
+        t.venue_qty = t.venue_qty.max(venue_qty);
+        if t.missing_fills() {
+            self.want_backfill(key, now);
+        } else if venue_qty < t.cum_qty {
+            self.stats.fill_mismatches += 1;
+            warn!(venue = %VenueId::BinanceSpot, order = ?key, ours = t.cum_qty, venue = venue_qty, "we counted more fills than the venue reports");
+        }
+    }
+
+    fn on_exec_report(
+        &mut self,
+        ev: &Event<'_>,
+        now: Now,
+        out: &mut Outbox,
+    ) -> Result<(), VenueError> {
         let symbol = ev
             .symbol
             .as_deref()
@@ -697,6 +1154,13 @@ impl BinanceSpot {
             return Ok(());
         }
         let key = client_id.key;
+        self.revive(key);
+        if let Some(t) = self.orders.get_mut(&key) {
+            t.order_id = Some(exec.order_id);
+            if t.place != Place::Known {
+                t.place = Place::Known;
+            }
+        }
         match exec.event {
             crate::venue::Report::Exec(ExecEvent::Accepted { time_ms, .. }) => {
                 if self.orders.contains_key(&key) {
@@ -706,9 +1170,20 @@ impl BinanceSpot {
                 }
             }
             crate::venue::Report::Exec(e @ ExecEvent::Fill { .. }) => {
+                let ExecEvent::Fill {
+                    last_qty,
+                    order_filled,
+                    ..
+                } = e
+                else {
+                    unreachable!("matched a fill")
+                };
                 if !self.new_fill(key, inst, exec.trade_id, exec.order_id) {
                     self.stats.duplicate_fills += 1;
                     debug!(order = ?key, trade_id = exec.trade_id, "duplicate fill dropped");
+                    if order_filled {
+                        self.filled_without_fill(key, now, out);
+                    }
                     return Ok(());
                 }
                 if exec.off_scale {
@@ -716,26 +1191,192 @@ impl BinanceSpot {
                     warn!(venue = %VenueId::BinanceSpot, symbol, trade_id = exec.trade_id, "fill off the instrument's scale; rounded half-to-even");
                 }
                 debug!(order = ?key, trade_id = exec.trade_id, "fill");
-                // Never lose a fill, even for an order we no longer track.
-                out.events.push(VenueOutput::Exec(e));
-                if exec.terminal {
-                    self.finish(key);
+                if let Some(t) = self.orders.get_mut(&key) {
+                    t.cum_qty = t.cum_qty.saturating_add(last_qty);
                 }
+                if let Some(z) = exec.venue_cum_qty {
+                    self.venue_says(key, z, now);
+                }
+                // Never lose a fill, even for an order we no longer track.
+                self.deliver(key, e, order_filled, now, out);
             }
             crate::venue::Report::Exec(e) => {
                 if let ExecEvent::Rejected { text, .. } = &e {
                     info!(venue = %VenueId::BinanceSpot, order = ?key, reason = %text, "order rejected by the venue");
                 }
-                if self.finish(key) {
-                    debug!(order = ?key, "order finished");
-                    out.events.push(VenueOutput::Exec(e));
-                } else {
+                if !self.orders.contains_key(&key) {
                     self.stats.stale_events += 1;
+                    return Ok(());
                 }
+                if let Some(z) = exec.venue_cum_qty {
+                    self.venue_says(key, z, now);
+                }
+                debug!(order = ?key, "order finished at the venue");
+                self.deliver(key, e, true, now, out);
             }
             crate::venue::Report::Venue(_) => {}
         }
         Ok(())
+    }
+
+    /// The venue says the order is filled, and the trade that says so
+    /// was already reported (through a backfill): end it, once every fill
+    /// is in.
+    fn filled_without_fill(&mut self, key: OrderKey, now: Now, out: &mut Outbox) {
+        let Some(t) = self.orders.get_mut(&key) else {
+            return;
+        };
+        t.end_filled = true;
+        if t.missing_fills() || t.backfill != Backfill::Idle {
+            self.want_backfill(key, now);
+            return;
+        }
+        let client_id = t.id;
+        self.finish(key);
+        out.events
+            .push(VenueOutput::Exec(ExecEvent::Completed { client_id }));
+    }
+
+    /// The trades `myTrades` returned for `key`: report the ones not seen
+    /// (oldest first), then, once our sum reaches the venue's, whatever
+    /// final event was held.
+    fn on_my_trades(
+        &mut self,
+        client_id: ClientId,
+        rows: &[OrderResult<'_>],
+        now: Now,
+        out: &mut Outbox,
+    ) -> Result<(), VenueError> {
+        let key = client_id.key;
+        let Some(t) = self.orders.get(&key) else {
+            return Ok(());
+        };
+        let (inst, order_id) = (t.inst, t.order_id);
+        let mut fresh: Vec<(i64, ExecEvent)> = Vec::new();
+        for r in rows {
+            if r.order_id != order_id {
+                continue;
+            }
+            let Some(trade_id) = r.id else { continue };
+            if t.trades.contains(&trade_id) || fresh.iter().any(|(id, _)| *id == trade_id) {
+                continue;
+            }
+            let ins = &self.instruments[inst];
+            let field = |v: &Option<std::borrow::Cow<'_, str>>, name: &str| {
+                v.as_deref()
+                    .map(str::to_owned)
+                    .ok_or_else(|| Self::malformed(format!("myTrades row without `{name}`")))
+            };
+            let (last_qty, _) = to_scale_nearest(&field(&r.qty, "qty")?, ins.qty_scale, "qty")
+                .map_err(Self::malformed)?;
+            let (last_price, _) =
+                to_scale_nearest(&field(&r.price, "price")?, ins.price_scale, "price")
+                    .map_err(Self::malformed)?;
+            let fee = WideDecimal::parse(&field(&r.commission, "commission")?)
+                .map_err(|e| Self::malformed(format!("myTrades `commission`: {e}")))?;
+            fresh.push((
+                trade_id,
+                ExecEvent::Fill {
+                    client_id,
+                    trade_id: trade_id.to_string(),
+                    last_qty,
+                    last_price,
+                    fee,
+                    fee_asset: r.commission_asset.as_deref().unwrap_or("").to_owned(),
+                    time_ms: r.time.unwrap_or(0),
+                    is_maker: r.is_maker.unwrap_or(false),
+                    order_filled: false,
+                },
+            ));
+        }
+        fresh.sort_by_key(|(id, _)| *id);
+        let mut fills = Vec::with_capacity(fresh.len());
+        for (trade_id, ev) in fresh {
+            if self.new_fill(key, inst, trade_id, order_id.unwrap_or(0)) {
+                fills.push(ev);
+            }
+        }
+        let t = self.orders.get_mut(&key).expect("tracked above");
+        for f in &fills {
+            if let ExecEvent::Fill { last_qty, .. } = f {
+                t.cum_qty = t.cum_qty.saturating_add(*last_qty);
+            }
+        }
+        info!(venue = %VenueId::BinanceSpot, order = ?key, recovered = fills.len(), ours = t.cum_qty, venue = t.venue_qty, "trades fetched from the venue");
+        let delay_ns = match t.backfill {
+            Backfill::Asking { delay_ns } | Backfill::Wanted { delay_ns, .. } => delay_ns,
+            Backfill::Idle => QUERY_DELAY_MIN_NS,
+        };
+        if t.missing_fills() {
+            // The venue's trade list lags its order record: ask again.
+            t.backfill = Backfill::Wanted {
+                at_ns: now.mono_ns + delay_ns,
+                delay_ns: (delay_ns * 2).min(QUERY_DELAY_MAX_NS),
+            };
+            let at = now.mono_ns + delay_ns;
+            for f in fills {
+                out.events.push(VenueOutput::Exec(f));
+            }
+            self.wake_at(at);
+            return Ok(());
+        }
+        t.backfill = Backfill::Idle;
+        let held_final_fill = t.held.iter().any(|e| {
+            matches!(
+                e,
+                ExecEvent::Fill {
+                    order_filled: true,
+                    ..
+                }
+            )
+        });
+        if t.end_filled && !held_final_fill {
+            if let Some(ExecEvent::Fill { order_filled, .. }) = fills.last_mut() {
+                *order_filled = true;
+                t.end_filled = false;
+            }
+        }
+        let held = std::mem::take(&mut t.held);
+        let end_filled = t.end_filled;
+        let mut ended = false;
+        for f in fills {
+            ended |= matches!(
+                f,
+                ExecEvent::Fill {
+                    order_filled: true,
+                    ..
+                }
+            );
+            out.events.push(VenueOutput::Exec(f));
+        }
+        for e in held {
+            ended = true;
+            out.events.push(VenueOutput::Exec(e));
+        }
+        if end_filled && !ended {
+            self.finish(key);
+            out.events
+                .push(VenueOutput::Exec(ExecEvent::Completed { client_id }));
+        } else if ended {
+            self.finish(key);
+        }
+        Ok(())
+    }
+
+    /// Whether this fill is new: exact per live order, bounded memory for
+    /// finished ones.
+    fn new_fill(&mut self, key: OrderKey, inst: usize, trade_id: i64, order_id: u64) -> bool {
+        match self.orders.get_mut(&key) {
+            Some(t) => {
+                t.order_id = Some(order_id);
+                if t.trades.contains(&trade_id) {
+                    return false;
+                }
+                t.trades.push(trade_id);
+                !self.finished_fills.contains(&(inst, trade_id, order_id))
+            }
+            None => self.remember_finished_fill((inst, trade_id, order_id)),
+        }
     }
 
     fn on_event(
@@ -746,7 +1387,7 @@ impl BinanceSpot {
         out: &mut Outbox,
     ) -> Result<(), VenueError> {
         match &*ev.kind {
-            "executionReport" => self.on_exec_report(ev, out)?,
+            "executionReport" => self.on_exec_report(ev, now, out)?,
             // Still up: the driver opens a new socket before this one
             // closes, and orders keep flowing meanwhile. Asked once per
             // switch.
@@ -762,10 +1403,21 @@ impl BinanceSpot {
             }
             "eventStreamTerminated" => {
                 warn!(venue = %VenueId::BinanceSpot, "user data stream terminated by the venue; resubscribing");
+                // Fills would go unseen: no new orders until the stream is
+                // back and the gap reconciled.
+                self.serving = false;
+                self.replacing = false;
                 if self.phase >= Phase::Subscribed {
                     self.set_phase(Phase::ClockSynced);
                 }
-                self.subscribe(now, out);
+                self.set_state(
+                    VenueState::Halted,
+                    "user data stream terminated by the venue; resubscribing".into(),
+                    out,
+                );
+                if self.phase == Phase::ClockSynced {
+                    self.subscribe(now, out);
+                }
             }
             // Balances and order lists are not the lifecycle's concern.
             _ => {}
@@ -783,45 +1435,137 @@ impl BinanceSpot {
         self.subscribe(now, out);
     }
 
-    /// User data flows on this socket: reconcile after a reconnect.
+    /// User data flows on this socket: reconcile what we track, then Up.
     fn subscribed(&mut self, now: Now, out: &mut Outbox) {
         self.set_phase(Phase::Subscribed);
-        if self.ws_socket > 1 && !self.instruments.is_empty() {
-            // Subscribed before listing, so nothing falls between.
-            self.reconcile_left = self.instruments.len();
-            self.reconcile_open.clear();
-            for i in 0..self.instruments.len() {
-                let symbol = self.instruments[i].symbol.clone();
-                self.send_signed(
-                    "openOrders.status",
-                    Pending::OpenOrders,
-                    &[Param::str("symbol", &symbol)],
-                    now,
-                    out,
-                );
+        self.subscribe_delay_ns = SUBSCRIBE_DELAY_MIN_NS;
+        self.resubscribe_at = None;
+        // Subscribed before listing, so nothing falls between.
+        self.start_reconcile(now, out);
+    }
+
+    /// Lists the open orders of every symbol we track orders on; the
+    /// answers are matched in `on_open_orders`, and whatever was not
+    /// listed is queried in `finish_reconcile`.
+    fn start_reconcile(&mut self, now: Now, out: &mut Outbox) {
+        self.next_reconcile_ns = now.mono_ns.saturating_add(RECONCILE_INTERVAL_NS);
+        let symbols: BTreeSet<usize> = self.orders.values().map(|t| t.inst).collect();
+        if symbols.is_empty() {
+            self.reconcile = None;
+            if self.phase == Phase::Subscribed {
+                self.reconciled(out);
             }
-        } else {
-            self.reconciled(None, out);
+            return;
+        }
+        self.stats.reconciles += 1;
+        debug!(venue = %VenueId::BinanceSpot, orders = self.orders.len(), symbols = symbols.len(), "reconciling tracked orders");
+        self.reconcile = Some(Reconcile {
+            listings_left: symbols.len(),
+            ..Reconcile::default()
+        });
+        for inst in symbols {
+            let symbol = self.instruments[inst].symbol.clone();
+            self.send_signed(
+                "openOrders.status",
+                Pending::OpenOrders,
+                &[Param::str("symbol", &symbol)],
+                now,
+                out,
+            );
         }
     }
 
-    fn reconciled(&mut self, failed: Option<String>, out: &mut Outbox) {
+    fn on_open_orders(&mut self, rows: &[OrderResult<'_>], now: Now, out: &mut Outbox) {
+        for r in rows {
+            let Some(id) = r.client_order_id.as_deref().and_then(|c| self.our_id(c)) else {
+                continue;
+            };
+            self.revive(id.key);
+            let Some(t) = self.orders.get(&id.key) else {
+                continue;
+            };
+            let inst = t.inst;
+            if let Some(rec) = &mut self.reconcile {
+                rec.listed.insert(id.key);
+            }
+            if let Some(order_id) = r.order_id {
+                let time = r.update_time.unwrap_or(0);
+                self.accept(id, order_id, time, out);
+            }
+            if let Some(q) = r.executed_qty.as_deref() {
+                if let Ok((q, _)) =
+                    to_scale_nearest(q, self.instruments[inst].qty_scale, "executedQty")
+                {
+                    self.venue_says(id.key, q, now);
+                }
+            }
+        }
+        self.listing_done(false, now, out);
+    }
+
+    /// One open-orders listing is in (or failed): once all are, query
+    /// every tracked order none of them showed.
+    fn listing_done(&mut self, failed: bool, now: Now, out: &mut Outbox) {
+        let Some(rec) = &mut self.reconcile else {
+            return;
+        };
+        rec.listings_left = rec.listings_left.saturating_sub(1);
+        rec.failed |= failed;
+        if rec.listings_left > 0 {
+            return;
+        }
+        let rec = self.reconcile.take().expect("checked above");
+        if rec.failed {
+            // A failed listing cannot say what is open: list again, and
+            // stay not ready meanwhile.
+            self.next_reconcile_ns = now.mono_ns + RELIST_DELAY_NS;
+            return;
+        }
+        let gone: Vec<OrderKey> = self
+            .orders
+            .iter()
+            .filter(|(k, t)| {
+                !rec.listed.contains(k)
+                    && !matches!(t.place, Place::Sent | Place::Retry { .. })
+                    && !matches!(t.place, Place::Unknown { asking: true, .. })
+            })
+            .map(|(k, _)| *k)
+            .collect();
+        for key in gone {
+            self.query_order(key, now, out);
+        }
+        if self.phase == Phase::Subscribed {
+            self.reconciled(out);
+        }
+    }
+
+    fn reconciled(&mut self, out: &mut Outbox) {
         self.set_phase(Phase::Reconciled);
         self.set_phase(Phase::Ready);
         let was_serving = self.serving;
         self.serving = true;
-        let mut text = if was_serving {
-            "new connection ready: user data stream subscribed, open orders reconciled".to_owned()
+        let text = if was_serving {
+            "new connection ready: user data stream subscribed, open orders reconciled"
         } else {
-            "user data stream subscribed; ready for orders".to_owned()
+            "user data stream subscribed, tracked orders reconciled; ready for orders"
         };
-        if let Some(f) = failed {
-            text.push_str(&format!(" (reconciliation incomplete: {f})"));
+        // Cancels that lost their answer go out again now.
+        let cancels: Vec<u64> = self
+            .orders
+            .values()
+            .filter(|t| t.cancel.is_some() && !t.cancel_in_flight)
+            .map(|t| t.cancel_at_ns)
+            .collect();
+        if let Some(t) = cancels.into_iter().min() {
+            self.wake_at(t);
+        }
+        if self.backoff.is_some() {
+            return;
         }
         if was_serving {
-            self.note_state(VenueState::Up, text, out);
+            self.note_state(VenueState::Up, text.into(), out);
         } else {
-            self.set_state(VenueState::Up, text, out);
+            self.set_state(VenueState::Up, text.into(), out);
         }
     }
 
@@ -863,7 +1607,7 @@ impl BinanceSpot {
                 self.clock.distrust();
                 self.send_time(now, false, out);
             }
-            return self.on_error(pending, status, err, now, out);
+            return self.on_error(pending, inflight.socket, status, err, now, out);
         }
         let result = match frame.result {
             Some(r) => r,
@@ -880,6 +1624,7 @@ impl BinanceSpot {
                     .server_time
                     .ok_or_else(|| Self::malformed("time response without serverTime".into()))?;
                 self.observe_time(sent, server_ms, now);
+                self.clock_resynced(now);
                 if inflight.socket == self.ws_socket {
                     self.clock_synced(now, out);
                 }
@@ -893,14 +1638,24 @@ impl BinanceSpot {
                 let order_id = r.order_id.ok_or_else(|| {
                     Self::malformed("order.place response without orderId".into())
                 })?;
+                self.revive(client_id.key);
                 self.accept(client_id, order_id, r.transact_time.unwrap_or(0), out);
             }
-            // The cancel's outcome arrives as an executionReport.
-            (Pending::Cancel { .. }, ResultBody::Object(_)) => {}
+            // The cancel's outcome arrives as an executionReport (or the
+            // next reconciliation).
+            (Pending::Cancel { orig, .. }, ResultBody::Object(_)) => {
+                if let Some(t) = self.orders.get_mut(&orig.key) {
+                    t.cancel = None;
+                    t.cancel_in_flight = false;
+                }
+            }
             (Pending::OrderStatus { client_id }, ResultBody::Object(r)) => {
-                self.on_order_status(client_id, &r, out)
+                self.on_order_status(client_id, &r, now, out)
             }
             (Pending::OpenOrders, ResultBody::Array(rows)) => self.on_open_orders(&rows, now, out),
+            (Pending::MyTrades { client_id }, ResultBody::Array(rows)) => {
+                self.on_my_trades(client_id, &rows, now, out)?
+            }
             (_, _) => {
                 return Err(Self::malformed(format!(
                     "response {} has an unexpected result shape",
@@ -909,6 +1664,21 @@ impl BinanceSpot {
             }
         }
         Ok(())
+    }
+
+    /// The venue clock has a fresh sample: orders refused for their
+    /// timestamp go out again now.
+    fn clock_resynced(&mut self, now: Now) {
+        let mut any = false;
+        for t in self.orders.values_mut() {
+            if t.place == (Place::Retry { at_ns: u64::MAX }) {
+                t.place = Place::Retry { at_ns: now.mono_ns };
+                any = true;
+            }
+        }
+        if any {
+            self.wake_at(now.mono_ns);
+        }
     }
 
     fn observe_time(&mut self, sent: Now, server_ms: u64, now: Now) {
@@ -920,139 +1690,228 @@ impl BinanceSpot {
     fn on_error(
         &mut self,
         pending: Pending,
+        socket: u32,
         status: u16,
         err: &ApiError<'_>,
         now: Now,
         out: &mut Outbox,
     ) -> Result<(), VenueError> {
         let text = err.msg.to_string();
+        let verdict = retry::verdict(status, err.code);
+        let after_breaker = self.backoff.map_or(now.mono_ns + 1_000_000_000, |(u, _)| u);
         match pending {
-            Pending::Place { client_id } if outcome_unknown(status, err.code) => {
-                warn!(venue = %VenueId::BinanceSpot, order = ?client_id.key, status, code = err.code, msg = %text, "order outcome unknown; querying it");
-                self.query_order(client_id.key, now, out)
-            }
             Pending::Place { client_id } => {
-                info!(venue = %VenueId::BinanceSpot, order = ?client_id.key, status, code = err.code, msg = %text, "order rejected by the venue");
-                self.finish(client_id.key);
-                out.events.push(VenueOutput::Exec(ExecEvent::Rejected {
+                let key = client_id.key;
+                let resent = self.orders.get(&key).is_some_and(|t| t.sends > 1);
+                let refusal = ExecEvent::Rejected {
                     client_id,
                     reason: reason_for(status, err.code, &text, false),
                     code: err.code,
-                    text,
-                }));
+                    text: text.clone(),
+                };
+                match verdict {
+                    Verdict::Unknown => self.mark_unknown(
+                        key,
+                        &format!("venue answered {status} {} {text}", err.code),
+                        now,
+                        out,
+                    ),
+                    // A re-sent order the venue already holds: an earlier
+                    // send got through after all.
+                    Verdict::Final if resent && err.code == -2010 && text.contains("Duplicate") => {
+                        self.mark_unknown(key, "a re-sent order was a duplicate", now, out)
+                    }
+                    Verdict::AfterClockSync => self.retry_place(key, u64::MAX, refusal, now, out),
+                    Verdict::AfterBreaker => {
+                        self.retry_place(key, after_breaker, refusal, now, out)
+                    }
+                    Verdict::Later => {
+                        self.retry_place(key, now.mono_ns + retry::BUSY_WAIT_NS, refusal, now, out)
+                    }
+                    Verdict::Final => {
+                        info!(venue = %VenueId::BinanceSpot, order = ?key, status, code = err.code, msg = %text, "order rejected by the venue");
+                        self.finish(key);
+                        out.events.push(VenueOutput::Exec(refusal));
+                    }
+                }
             }
-            Pending::Cancel { orig } => {
-                info!(venue = %VenueId::BinanceSpot, order = ?orig.key, status, code = err.code, msg = %text, "cancel rejected by the venue");
-                out.events
-                    .push(VenueOutput::Exec(ExecEvent::CancelRejected {
-                        client_id: orig,
-                        reason: reason_for(status, err.code, &text, true),
-                        code: err.code,
-                        text,
-                    }))
+            Pending::Cancel { orig, cancel_id } => {
+                let refusal = ExecEvent::CancelRejected {
+                    client_id: orig,
+                    reason: reason_for(status, err.code, &text, true),
+                    code: err.code,
+                    text: text.clone(),
+                };
+                let wait = match verdict {
+                    Verdict::Final => None,
+                    Verdict::AfterBreaker => Some(after_breaker),
+                    Verdict::AfterClockSync | Verdict::Unknown => {
+                        Some(now.mono_ns + QUERY_DELAY_MIN_NS)
+                    }
+                    Verdict::Later => Some(now.mono_ns + retry::BUSY_WAIT_NS),
+                };
+                let retried = match (self.orders.get_mut(&orig.key), wait) {
+                    (Some(t), Some(at)) if t.cancel_sends < retry::MAX_CANCEL_SENDS => {
+                        t.cancel = Some(cancel_id);
+                        t.cancel_in_flight = false;
+                        t.cancel_at_ns = at;
+                        self.stats.retries += 1;
+                        self.wake_at(at);
+                        true
+                    }
+                    (Some(t), _) => {
+                        t.cancel = None;
+                        t.cancel_in_flight = false;
+                        false
+                    }
+                    (None, _) => false,
+                };
+                if !retried {
+                    info!(venue = %VenueId::BinanceSpot, order = ?orig.key, status, code = err.code, msg = %text, "cancel rejected by the venue");
+                    out.events.push(VenueOutput::Exec(refusal));
+                }
             }
-            // The order never reached the venue: the place was lost.
-            Pending::OrderStatus { client_id } if err.code == -2013 => {
-                if self.finish(client_id.key) {
-                    out.events.push(VenueOutput::Exec(ExecEvent::Rejected {
-                        client_id,
-                        reason: Reason::VenueRejected,
-                        code: err.code,
-                        text,
-                    }));
+            Pending::OrderStatus { client_id } => {
+                let key = client_id.key;
+                let place = self.orders.get(&key).map(|t| t.place);
+                match place {
+                    Some(Place::Unknown { final_ns, .. }) if err.code == -2013 => {
+                        if now.mono_ns >= final_ns {
+                            let secs = self.unknown_bound_ns() / 1_000_000_000;
+                            self.give_up(
+                                key,
+                                format!("the venue does not have the order ({} {text}) {secs} s after it was sent: it never reached the matching engine", err.code),
+                                out,
+                            );
+                        } else {
+                            self.mark_unknown(key, "the venue does not have it yet", now, out);
+                        }
+                    }
+                    Some(Place::Unknown { .. }) => {
+                        warn!(venue = %VenueId::BinanceSpot, order = ?key, code = err.code, msg = %text, "order status query failed; asking again");
+                        self.mark_unknown(key, "status query failed", now, out);
+                    }
+                    Some(_) if err.code == -2013 => {
+                        self.stats.fill_mismatches += 1;
+                        warn!(venue = %VenueId::BinanceSpot, order = ?key, "the venue says it does not have an order it acknowledged; left as it is");
+                    }
+                    Some(_) => {
+                        warn!(venue = %VenueId::BinanceSpot, order = ?key, code = err.code, msg = %text, "order status query failed; reconciling again soon");
+                        self.next_reconcile_ns =
+                            self.next_reconcile_ns.min(now.mono_ns + RELIST_DELAY_NS);
+                    }
+                    None => {}
                 }
             }
             Pending::Subscribe => {
                 warn!(venue = %VenueId::BinanceSpot, code = err.code, msg = %text, "user data subscription refused");
-                self.serving = false;
-                self.replacing = false;
-                self.set_state(
-                    VenueState::Halted,
-                    format!("user data subscription failed: {} {}", err.code, text),
-                    out,
-                );
+                if socket == self.ws_socket && self.phase == Phase::ClockSynced {
+                    self.serving = false;
+                    self.replacing = false;
+                    let delay = self.subscribe_delay_ns;
+                    self.subscribe_delay_ns = (delay * 2).min(SUBSCRIBE_DELAY_MAX_NS);
+                    self.resubscribe_at = Some(now.mono_ns + delay);
+                    if self.backoff.is_none() {
+                        self.set_state(
+                            VenueState::Halted,
+                            format!(
+                                "user data subscription failed: {} {text}; retrying in {} ms",
+                                err.code,
+                                delay / 1_000_000
+                            ),
+                            out,
+                        );
+                    }
+                }
             }
             Pending::OpenOrders => {
                 warn!(venue = %VenueId::BinanceSpot, code = err.code, msg = %text, "open orders listing failed");
-                self.reconcile_step(Some(format!("{} {}", err.code, text)), now, out);
+                self.listing_done(true, now, out);
             }
             // Without the venue's time, start with the local clock rather
             // than never.
             Pending::Time { .. } => {
                 warn!(venue = %VenueId::BinanceSpot, code = err.code, msg = %text, "server time query failed");
-                self.clock_synced(now, out);
+                if socket == self.ws_socket {
+                    self.clock_synced(now, out);
+                }
+                self.clock_resynced(now);
             }
-            Pending::OrderStatus { client_id } => {
-                warn!(venue = %VenueId::BinanceSpot, order = ?client_id.key, code = err.code, msg = %text, "order status query failed");
+            Pending::MyTrades { client_id } => {
+                warn!(venue = %VenueId::BinanceSpot, order = ?client_id.key, code = err.code, msg = %text, "trade query failed; asking again");
+                self.backfill_later(client_id.key, now);
             }
         }
         Ok(())
     }
 
-    fn on_order_status(&mut self, client_id: ClientId, r: &OrderResult<'_>, out: &mut Outbox) {
+    fn backfill_later(&mut self, key: OrderKey, now: Now) {
+        let Some(t) = self.orders.get_mut(&key) else {
+            return;
+        };
+        let delay_ns = match t.backfill {
+            Backfill::Asking { delay_ns } | Backfill::Wanted { delay_ns, .. } => delay_ns,
+            Backfill::Idle => return,
+        };
+        let at = now.mono_ns + delay_ns;
+        t.backfill = Backfill::Wanted {
+            at_ns: at,
+            delay_ns: (delay_ns * 2).min(QUERY_DELAY_MAX_NS),
+        };
+        self.wake_at(at);
+    }
+
+    fn on_order_status(
+        &mut self,
+        client_id: ClientId,
+        r: &OrderResult<'_>,
+        now: Now,
+        out: &mut Outbox,
+    ) {
+        let key = client_id.key;
+        self.revive(key);
+        let Some(t) = self.orders.get(&key) else {
+            return;
+        };
+        let inst = t.inst;
         let time_ms = r.update_time.or(r.transact_time).unwrap_or(0);
         let status = r.status.as_deref().unwrap_or("");
+        if status == "REJECTED" {
+            self.deliver(
+                key,
+                ExecEvent::Rejected {
+                    client_id,
+                    reason: Reason::VenueRejected,
+                    code: 0,
+                    text: "REJECTED".into(),
+                },
+                true,
+                now,
+                out,
+            );
+            return;
+        }
         if let Some(order_id) = r.order_id {
             self.accept(client_id, order_id, time_ms, out);
+        }
+        if let Some(q) = r.executed_qty.as_deref() {
+            match to_scale_nearest(q, self.instruments[inst].qty_scale, "executedQty") {
+                Ok((q, _)) => self.venue_says(key, q, now),
+                Err(e) => {
+                    warn!(venue = %VenueId::BinanceSpot, order = ?key, error = %e, "unreadable executedQty")
+                }
+            }
         }
         let end = match status {
             "CANCELED" => ExecEvent::Canceled { client_id, time_ms },
             "EXPIRED" | "EXPIRED_IN_MATCH" => ExecEvent::Expired { client_id, time_ms },
-            "REJECTED" => ExecEvent::Rejected {
-                client_id,
-                reason: Reason::VenueRejected,
-                code: 0,
-                text: "REJECTED".into(),
-            },
+            "FILLED" => {
+                self.filled_without_fill(key, now, out);
+                return;
+            }
             _ => return,
         };
-        if self.finish(client_id.key) {
-            out.events.push(VenueOutput::Exec(end));
-        }
-    }
-
-    fn on_open_orders(&mut self, rows: &[OrderResult<'_>], now: Now, out: &mut Outbox) {
-        for r in rows {
-            let Some(id) = r.client_order_id.as_deref().and_then(|c| self.our_id(c)) else {
-                continue;
-            };
-            self.reconcile_open.insert(id.key);
-            if let Some(order_id) = r.order_id {
-                let t = r.update_time.unwrap_or(0);
-                self.accept(id, order_id, t, out);
-            }
-        }
-        self.reconcile_step(None, now, out);
-    }
-
-    /// One open-orders listing is in: once all are, query every tracked
-    /// order none of them showed, in order.
-    fn reconcile_step(&mut self, failed: Option<String>, now: Now, out: &mut Outbox) {
-        if self.reconcile_left == 0 {
-            return;
-        }
-        self.reconcile_left -= 1;
-        if failed.is_some() {
-            // A failed listing cannot show what is open: do not query
-            // orders on its account of them being gone.
-            self.reconcile_open.extend(self.orders.keys().copied());
-        }
-        if self.reconcile_left > 0 {
-            return;
-        }
-        let gone: Vec<OrderKey> = self
-            .orders
-            .keys()
-            .filter(|k| !self.reconcile_open.contains(k))
-            .copied()
-            .collect();
-        self.reconcile_open.clear();
-        for key in gone {
-            self.query_order(key, now, out);
-        }
-        if self.phase == Phase::Subscribed {
-            self.reconciled(failed, out);
-        }
+        self.deliver(key, end, true, now, out);
     }
 
     /// Settles what was in flight on a WebSocket socket that is gone
@@ -1064,36 +1923,186 @@ impl BinanceSpot {
             .filter(|(_, p)| p.conn == WS && p.socket <= upto_socket)
             .map(|(id, p)| (*id, *p))
             .collect();
-        let mut places = Vec::new();
         for (id, p) in gone {
             self.pending.remove(&id);
-            match p.what {
-                Pending::Cancel { orig } => {
-                    out.events
-                        .push(VenueOutput::Exec(ExecEvent::CancelRejected {
-                            client_id: orig,
-                            reason: Reason::VenueDown,
-                            code: 0,
-                            text: format!("{why} before the cancel was answered"),
-                        }))
+            self.answer_lost(p, why, now, out);
+        }
+    }
+
+    /// A request whose answer will never come (its socket is gone, or its
+    /// deadline passed): each kind is settled the way the venue's truth
+    /// can still be found.
+    fn answer_lost(&mut self, p: InFlight, why: &str, now: Now, out: &mut Outbox) {
+        match p.what {
+            Pending::Place { client_id } => self.mark_unknown(
+                client_id.key,
+                &format!("{why} before the venue answered"),
+                now,
+                out,
+            ),
+            Pending::OrderStatus { client_id } => {
+                let key = client_id.key;
+                if matches!(
+                    self.orders.get(&key).map(|t| t.place),
+                    Some(Place::Unknown { .. })
+                ) {
+                    self.mark_unknown(key, why, now, out);
+                } else {
+                    self.next_reconcile_ns =
+                        self.next_reconcile_ns.min(now.mono_ns + RELIST_DELAY_NS);
                 }
-                // Settled by a query, on the new socket or by the
-                // reconciliation after the reconnect.
-                Pending::Place { client_id } | Pending::OrderStatus { client_id } => {
-                    places.push(client_id.key)
+            }
+            Pending::Cancel { orig, cancel_id } => match self.orders.get_mut(&orig.key) {
+                // Cancels are delivered until answered: again once ready.
+                Some(t) => {
+                    t.cancel = Some(cancel_id);
+                    t.cancel_in_flight = false;
+                    t.cancel_at_ns = now.mono_ns;
+                    self.wake_at(now.mono_ns);
                 }
-                Pending::OpenOrders => {
-                    if p.socket == self.ws_socket {
-                        self.reconcile_left = 0;
-                    }
+                None => out
+                    .events
+                    .push(VenueOutput::Exec(ExecEvent::CancelRejected {
+                        client_id: orig,
+                        reason: Reason::VenueDown,
+                        code: 0,
+                        text: format!("{why} before the cancel was answered"),
+                    })),
+            },
+            Pending::MyTrades { client_id } => self.backfill_later(client_id.key, now),
+            Pending::OpenOrders => {
+                if p.socket == self.ws_socket {
+                    self.listing_done(true, now, out);
                 }
-                Pending::Time { .. } | Pending::Subscribe => {}
+            }
+            Pending::Subscribe => {
+                if p.socket == self.ws_socket && self.phase == Phase::ClockSynced {
+                    self.resubscribe_at = Some(now.mono_ns);
+                }
+            }
+            Pending::Time { .. } => {
+                if p.socket == self.ws_socket && self.phase == Phase::Connecting {
+                    self.send_time(now, false, out);
+                }
             }
         }
-        if self.serving && self.phase >= Phase::ClockSynced {
-            for key in places {
-                self.query_order(key, now, out);
+    }
+
+    /// Requests past their deadline. If nothing at all arrived since the
+    /// oldest was sent, the connection is dead: ask the driver to close
+    /// it (`on_close` then settles everything). Otherwise only those
+    /// answers were lost.
+    fn expire_requests(&mut self, now: Now, out: &mut Outbox) {
+        if self.backoff.is_some() {
+            return;
+        }
+        let due: Vec<(u64, InFlight)> = self
+            .pending
+            .iter()
+            .filter(|(_, p)| p.sent_ns.saturating_add(REQUEST_DEADLINE_NS) <= now.mono_ns)
+            .map(|(id, p)| (*id, *p))
+            .collect();
+        if due.is_empty() {
+            return;
+        }
+        let silent = due.iter().any(|(_, p)| {
+            p.conn == WS && p.socket == self.ws_socket && self.last_frame_ns < p.sent_ns
+        });
+        if silent && !self.closing && self.phase != Phase::Closed {
+            self.closing = true;
+            warn!(venue = %VenueId::BinanceSpot, "no answer from the venue within the deadline; the connection is dead");
+            out.events.push(VenueOutput::CloseConnection {
+                conn: WS,
+                why: format!("no answer within {} s", REQUEST_DEADLINE_NS / 1_000_000_000),
+            });
+            return;
+        }
+        for (id, p) in due {
+            self.pending.remove(&id);
+            self.stats.lost_answers += 1;
+            if p.conn == REST {
+                continue;
             }
+            self.answer_lost(p, "the answer did not come in time", now, out);
+        }
+    }
+
+    /// Runs whatever tracked orders asked the timer for: status queries,
+    /// retries, backfills, cancel re-sends.
+    fn run_order_timers(&mut self, now: Now, out: &mut Outbox) {
+        match self.orders_due_ns {
+            Some(t) if t <= now.mono_ns => {}
+            _ => return,
+        }
+        self.orders_due_ns = None;
+        let can_query = self.can_query();
+        let serving = self.serving && self.backoff.is_none();
+        let mut next: Option<u64> = None;
+        let mut note = |t: u64| next = Some(next.map_or(t, |n: u64| n.min(t)));
+        let mut queries = Vec::new();
+        let mut resends = Vec::new();
+        let mut backfills = Vec::new();
+        let mut cancels = Vec::new();
+        for (k, t) in &self.orders {
+            match t.place {
+                Place::Unknown {
+                    next_ns,
+                    asking: false,
+                    ..
+                } => {
+                    if next_ns <= now.mono_ns && can_query {
+                        queries.push(*k);
+                    } else {
+                        note(next_ns.max(now.mono_ns + QUERY_DELAY_MIN_NS));
+                    }
+                }
+                Place::Retry { at_ns } if at_ns != u64::MAX => {
+                    if at_ns <= now.mono_ns && serving {
+                        resends.push(*k);
+                    } else {
+                        note(at_ns.max(now.mono_ns + QUERY_DELAY_MIN_NS));
+                    }
+                }
+                _ => {}
+            }
+            if let Backfill::Wanted { at_ns, .. } = t.backfill {
+                if at_ns <= now.mono_ns && can_query {
+                    backfills.push(*k);
+                } else {
+                    note(at_ns.max(now.mono_ns + QUERY_DELAY_MIN_NS));
+                }
+            }
+            if t.cancel.is_some() && !t.cancel_in_flight {
+                if t.cancel_at_ns <= now.mono_ns && serving {
+                    cancels.push(*k);
+                } else {
+                    note(t.cancel_at_ns.max(now.mono_ns + QUERY_DELAY_MIN_NS));
+                }
+            }
+        }
+        if let Some(n) = next {
+            self.wake_at(n);
+        }
+        for k in queries {
+            self.query_order(k, now, out);
+        }
+        for k in resends {
+            self.stats.retries += 1;
+            self.send_place(k, now, out);
+        }
+        for k in backfills {
+            self.send_my_trades(k, now, out);
+        }
+        for k in cancels {
+            self.send_cancel(k, now, out);
+        }
+    }
+
+    fn not_ready(&self) -> VenueError {
+        VenueError::NotReady {
+            venue: VenueId::BinanceSpot,
+            state: self.state,
+            text: self.state_text.clone(),
         }
     }
 }
@@ -1138,6 +2147,9 @@ impl VenueProtocol for BinanceSpot {
             return;
         }
         self.ws_socket += 1;
+        self.opened_ns = now.mono_ns;
+        self.last_frame_ns = now.mono_ns;
+        self.closing = false;
         self.set_phase(Phase::Connecting);
         if !self.replacing {
             self.serving = false;
@@ -1147,10 +2159,9 @@ impl VenueProtocol for BinanceSpot {
         self.send_time(now, false, out);
     }
 
-    /// On the WebSocket: in-flight places stay tracked and are settled by
-    /// the reconciliation after the reconnect; in-flight cancels are
-    /// reported CancelRejected (`VenueDown`) so the strategy can retry, and
-    /// a cancel that did go through still shows up as Canceled then.
+    /// On the WebSocket: in-flight places become unknown and are asked
+    /// about; in-flight cancels are sent again once the new connection is
+    /// ready; queries are asked again.
     fn on_close(&mut self, conn: ConnId, why: &str, now: Now, out: &mut Outbox) {
         if conn == REST {
             self.rest_open = false;
@@ -1164,7 +2175,9 @@ impl VenueProtocol for BinanceSpot {
         self.set_phase(Phase::Closed);
         self.serving = false;
         self.replacing = false;
-        self.reconcile_left = 0;
+        self.closing = false;
+        self.reconcile = None;
+        self.resubscribe_at = None;
         self.settle_ws(u32::MAX, "connection closed", now, out);
         let text = if opened {
             format!("connection closed: {why}")
@@ -1193,66 +2206,17 @@ impl VenueProtocol for BinanceSpot {
     }
 
     fn submit(&mut self, cmd: &Command, now: Now, out: &mut Outbox) -> Result<(), VenueError> {
-        if !self.serving {
-            return Err(VenueError::NotReady {
-                venue: VenueId::BinanceSpot,
-                state: self.state,
-                text: self.state_text.clone(),
-            });
-        }
         match *cmd {
             Command::Place(o) => {
+                if !self.serving {
+                    return Err(self.not_ready());
+                }
                 let &inst = self
                     .by_id
                     .get(&o.instrument)
                     .ok_or(VenueError::UnknownInstrument(o.instrument))?;
-                let ins = &self.instruments[inst];
-                let symbol = ins.symbol.clone();
-                let cid = o.client_id.encode();
-                let post_only = o.ord_type == OrdType::LimitMaker
-                    || (o.ord_type == OrdType::Limit && o.flags & flags::POST_ONLY != 0);
-                let (ty, tif) = match o.ord_type {
-                    OrdType::Market => ("MARKET", None),
-                    _ if post_only => ("LIMIT_MAKER", None),
-                    _ => ("LIMIT", Some(tif_str(o.tif))),
-                };
-                let price = (ty != "MARKET").then(|| ins.format_price(o.price));
-                let quote = ty == "MARKET" && o.flags & flags::QUOTE_QTY != 0;
-                let qty = if quote {
-                    crate::decimal::format_fixed(o.qty as i128, ins.price_scale + ins.qty_scale)
-                } else {
-                    ins.format_qty(o.qty)
-                };
-                let mut params = Vec::with_capacity(9);
-                params.push(Param::str("symbol", &symbol));
-                params.push(Param::str("side", side_str(o.side)));
-                params.push(Param::str("type", ty));
-                if let Some(tif) = tif {
-                    params.push(Param::str("timeInForce", tif));
-                }
-                if let Some(p) = &price {
-                    params.push(Param::str("price", p));
-                }
-                params.push(Param::str(
-                    if quote { "quoteOrderQty" } else { "quantity" },
-                    &qty,
-                ));
-                params.push(Param::str("newClientOrderId", &cid));
-                params.push(Param::str("newOrderRespType", "ACK"));
-                let p = Pending::Place {
-                    client_id: o.client_id,
-                };
-                self.send_signed("order.place", p, &params, now, out);
-                debug!(order = ?o.client_id.key, "order.place sent");
-                self.orders.insert(
-                    o.client_id.key,
-                    Tracked {
-                        id: o.client_id,
-                        inst,
-                        order_id: None,
-                        trades: Vec::new(),
-                    },
-                );
+                self.orders.insert(o.client_id.key, Tracked::new(o, inst));
+                self.send_place(o.client_id.key, now, out);
             }
             Command::Cancel {
                 cancel_id,
@@ -1263,16 +2227,28 @@ impl VenueProtocol for BinanceSpot {
                     .by_id
                     .get(&instrument)
                     .ok_or(VenueError::UnknownInstrument(instrument))?;
-                let symbol = self.instruments[inst].symbol.clone();
-                let orig_s = orig.encode();
-                let cancel_s = cancel_id.encode();
-                let params = [
-                    Param::str("symbol", &symbol),
-                    Param::str("origClientOrderId", &orig_s),
-                    Param::str("newClientOrderId", &cancel_s),
-                ];
-                self.send_signed("order.cancel", Pending::Cancel { orig }, &params, now, out);
-                debug!(order = ?orig.key, "order.cancel sent");
+                match self.orders.get_mut(&orig.key) {
+                    // Delivered until the venue answers it: now if ready,
+                    // else as soon as the connection is.
+                    Some(t) => {
+                        t.cancel = Some(cancel_id);
+                        t.cancel_sends = 0;
+                        t.cancel_in_flight = false;
+                        t.cancel_at_ns = now.mono_ns;
+                        if self.serving && self.backoff.is_none() {
+                            self.send_cancel(orig.key, now, out);
+                        } else {
+                            self.wake_at(now.mono_ns);
+                        }
+                    }
+                    None => {
+                        if !self.serving {
+                            return Err(self.not_ready());
+                        }
+                        let symbol = self.instruments[inst].symbol.clone();
+                        self.send_cancel_request(&symbol, orig, cancel_id, now, out);
+                    }
+                }
             }
         }
         Ok(())
@@ -1285,6 +2261,9 @@ impl VenueProtocol for BinanceSpot {
         now: Now,
         out: &mut Outbox,
     ) -> Result<(), VenueError> {
+        if conn == WS {
+            self.last_frame_ns = now.mono_ns;
+        }
         let mut buffers = std::mem::take(&mut self.buffers);
         let parsed = parse::parse_frame(frame, &mut buffers);
         let res = match parsed {
@@ -1298,6 +2277,10 @@ impl VenueProtocol for BinanceSpot {
             },
         };
         self.buffers = buffers;
+        if res.is_err() {
+            // Whatever that frame said is lost: reconcile now.
+            self.next_reconcile_ns = now.mono_ns;
+        }
         res
     }
 
@@ -1350,6 +2333,7 @@ impl VenueProtocol for BinanceSpot {
                     Self::malformed("REST time response without serverTime".into())
                 })?;
                 self.observe_time(sent, server_ms, now);
+                self.clock_resynced(now);
                 Ok(())
             }
             _ => Ok(()),
@@ -1358,17 +2342,64 @@ impl VenueProtocol for BinanceSpot {
 
     fn on_timer(&mut self, now: Now, out: &mut Outbox) {
         self.end_backoff(now, out);
+        self.expire_requests(now, out);
         if self.phase >= Phase::ClockSynced && now.mono_ns >= self.next_clock_sync_ns {
             self.send_time(now, true, out);
+        }
+        if let Some(at) = self.resubscribe_at {
+            if at <= now.mono_ns && self.phase == Phase::ClockSynced && self.backoff.is_none() {
+                self.resubscribe_at = None;
+                info!(venue = %VenueId::BinanceSpot, "subscribing to user data again");
+                self.subscribe(now, out);
+            }
+        }
+        if self.reconcile.is_none()
+            && self.phase >= Phase::Subscribed
+            && now.mono_ns >= self.next_reconcile_ns
+            && self.backoff.is_none()
+        {
+            self.start_reconcile(now, out);
+        }
+        self.run_order_timers(now, out);
+        if self.phase == Phase::Ready
+            && !self.replacing
+            && now.mono_ns >= self.opened_ns.saturating_add(ROLLOVER_NS)
+        {
+            info!(venue = %VenueId::BinanceSpot, "connection near the venue's 24-hour limit; replacing it");
+            self.replacing = self.serving;
+            self.opened_ns = now.mono_ns;
+            out.events.push(VenueOutput::Reconnect(WS));
         }
     }
 
     fn next_timer(&self) -> Option<u64> {
-        let sync = (self.phase >= Phase::ClockSynced).then_some(self.next_clock_sync_ns);
-        match (sync, self.backoff) {
-            (Some(s), Some((b, _))) => Some(s.min(b)),
-            (s, b) => s.or(b.map(|(u, _)| u)),
+        let mut next: Option<u64> = None;
+        let mut at = |t: u64| next = Some(next.map_or(t, |n: u64| n.min(t)));
+        if self.phase >= Phase::ClockSynced {
+            at(self.next_clock_sync_ns);
         }
+        if let Some((b, _)) = self.backoff {
+            at(b);
+        } else {
+            if !self.closing {
+                if let Some(p) = self.pending.values().next() {
+                    at(p.sent_ns.saturating_add(REQUEST_DEADLINE_NS));
+                }
+            }
+            if let (Some(r), Phase::ClockSynced) = (self.resubscribe_at, self.phase) {
+                at(r);
+            }
+            if self.reconcile.is_none() && self.phase >= Phase::Subscribed {
+                at(self.next_reconcile_ns);
+            }
+        }
+        if let Some(o) = self.orders_due_ns {
+            at(o);
+        }
+        if self.phase == Phase::Ready && !self.replacing {
+            at(self.opened_ns.saturating_add(ROLLOVER_NS));
+        }
+        next
     }
 
     fn default_rules(&self) -> Vec<crate::limiter::Rule> {
@@ -1388,6 +2419,13 @@ impl VenueProtocol for BinanceSpot {
             ("off_scale_fills", s.off_scale_fills),
             ("stale_events", s.stale_events),
             ("unmatched_responses", s.unmatched_responses),
+            ("unknown_outcomes", s.unknown_outcomes),
+            ("retries", s.retries),
+            ("lost_answers", s.lost_answers),
+            ("backfills", s.backfills),
+            ("fill_mismatches", s.fill_mismatches),
+            ("late_truths", s.late_truths),
+            ("reconciles", s.reconciles),
             ("tracked_orders", self.orders.len() as u64),
         ];
         if let Some(w) = s.used_weight_1m {

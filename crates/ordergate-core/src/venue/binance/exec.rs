@@ -25,6 +25,9 @@ pub struct Exec {
     /// the nearest representable value (never dropped: losing a fill is
     /// worse than a sub-tick difference).
     pub off_scale: bool,
+    /// `z`: the venue's cumulative filled quantity after this report, at
+    /// the quantity scale (cross-checked against the sum of our fills).
+    pub venue_cum_qty: Option<i64>,
 }
 
 /// What an execution report amounts to.
@@ -139,6 +142,10 @@ pub fn normalize(ev: &Event<'_>, inst: &Instrument) -> Result<ExecOutcome, Strin
         }
         _ => return Ok(ExecOutcome::Nothing),
     };
+    let venue_cum_qty = match ev.cum_qty.as_deref() {
+        Some(z) => Some(to_scale_nearest(z, inst.qty_scale, "z")?.0),
+        None => None,
+    };
     Ok(ExecOutcome::Event(Exec {
         client_id,
         order_id,
@@ -146,6 +153,7 @@ pub fn normalize(ev: &Event<'_>, inst: &Instrument) -> Result<ExecOutcome, Strin
         event,
         terminal,
         off_scale,
+        venue_cum_qty,
     }))
 }
 

@@ -104,6 +104,25 @@ pub struct OrderResult<'a> {
     pub transact_time: Option<u64>,
     #[serde(rename = "updateTime")]
     pub update_time: Option<u64>,
+    /// Order rows: the venue's cumulative figures.
+    #[serde(borrow, rename = "executedQty")]
+    pub executed_qty: Option<Cow<'a, str>>,
+    #[serde(borrow, rename = "cummulativeQuoteQty")]
+    pub cum_quote_qty: Option<Cow<'a, str>>,
+    /// `myTrades` rows: the trade id, and the order it belongs to in
+    /// `orderId`.
+    pub id: Option<i64>,
+    #[serde(borrow)]
+    pub price: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    pub qty: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    pub commission: Option<Cow<'a, str>>,
+    #[serde(borrow, rename = "commissionAsset")]
+    pub commission_asset: Option<Cow<'a, str>>,
+    pub time: Option<u64>,
+    #[serde(rename = "isMaker")]
+    pub is_maker: Option<bool>,
 }
 
 /// A user-data or connection event. The single-letter keys are
@@ -146,6 +165,9 @@ pub struct Event<'a> {
     pub trade_id: Option<i64>,
     #[serde(rename = "m")]
     pub is_maker: Option<bool>,
+    /// Cumulative filled quantity of the order after this report.
+    #[serde(borrow, rename = "z")]
+    pub cum_qty: Option<Cow<'a, str>>,
 }
 
 fn request_id<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
