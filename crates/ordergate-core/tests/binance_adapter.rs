@@ -118,7 +118,7 @@ fn oid(order: u64) -> ClientId {
 
 fn order(client_id: ClientId, instrument: u32, side: Side, price: i64, qty: i64) -> OrderRequest {
     OrderRequest {
-        queued_ns: 0,
+        queued_ns: 1_700_000_000_000 * 1_000_000,
         client_id,
         instrument,
         side,
@@ -496,7 +496,14 @@ fn open_walks_the_phases_and_reports_up_once_ready() {
         ev.as_slice(),
         [Report::Venue(VenueStatus { state: VenueState::Up, text, .. })] if text.contains("subscribed")
     ));
-    a.submit(&place, now(1_002), &mut Outbox::new()).unwrap();
+    let mut po = Outbox::new();
+    a.submit(&place, now(1_002), &mut po).unwrap();
+    let pr = json_of(&po.transmits[0]);
+    feed(
+        &mut a,
+        &json!({"id": pr["id"], "status": 200, "result": {"symbol": "BTCUSDT", "orderId": 1,
+                "clientOrderId": pr["params"]["newClientOrderId"], "transactTime": 1}}),
+    );
 
     // Timer: clock resync once the interval has passed, costed.
     let mut o3 = Outbox::new();
@@ -536,7 +543,8 @@ fn open_walks_the_phases_and_reports_up_once_ready() {
         .iter()
         .map(|(r, _)| r["params"]["symbol"].as_str().unwrap())
         .collect();
-    assert_eq!(symbols, ["BTCUSDT", "SHIBUSDT", "LTCBNB", "ETHBTC"]);
+    // Only the symbols with tracked orders.
+    assert_eq!(symbols, ["BTCUSDT"]);
     let mut last = Vec::new();
     for (r, cost) in &listings {
         assert_eq!(r["method"], "openOrders.status");
@@ -604,6 +612,11 @@ fn venue_clock_skew_is_handled_inside_the_adapter() {
     let req = place(&mut a, order(oid(1), BTC, Side::Buy, 100, 1_000));
     let ts = req["params"]["timestamp"].as_u64().unwrap();
     assert!(ts > 1_700_000_000_000 + 29_000, "{ts}");
+    feed(
+        &mut a,
+        &json!({"id": req["id"], "status": 200, "result": {"symbol": "BTCUSDT", "orderId": 1,
+                "clientOrderId": oid(1).encode(), "transactTime": 1}}),
+    );
     // A venue behind us: the next sample with a shorter round trip wins.
     let mut t = Outbox::new();
     a.on_timer(
@@ -658,10 +671,11 @@ fn every_transmit_carries_its_documented_cost() {
     );
     submit(&mut a, cancel);
     // The adapter's own queries: order.status after an unknown outcome.
-    let (_, out) = feed(
+    feed(
         &mut a,
         &error_response(&req, 503, -1000, "Service unavailable"),
     );
+    let (_, out) = tick(&mut a, FEED_AT + 1_000);
     assert_eq!(json_of(&out[0])["method"], "order.status");
     assert_eq!(
         out[0].cost,
@@ -894,24 +908,30 @@ fn server_shutdown_switches_connections_without_going_down() {
         queries.extend(o.transmits.iter().map(json_of));
     }
     assert_eq!(a.phase(), Phase::Ready);
-    // Orders 1 and 3 were not listed: queried, in order.
-    let asked: Vec<Value> = queries
-        .iter()
-        .map(|q| q["params"]["origClientOrderId"].clone())
-        .collect();
-    assert_eq!(asked, [json!(oid(1).encode()), json!(oid(3).encode())]);
-    // The old socket drains: its unanswered cancel is CancelRejected for a
-    // retry, its unanswered place is queried on the new socket.
+    // Orders 1 and 3 were not listed, but their answers are still awaited
+    // (on the old socket and the new): nothing is inferred from the
+    // listing, nothing is asked yet.
+    assert!(queries.is_empty(), "{queries:?}");
+    // The old socket drains: its unanswered place becomes Unknown (and is
+    // asked about after a back-off); the cancel of an order this adapter
+    // does not track cannot be delivered later, so it is CancelRejected.
     let mut o = Outbox::new();
     a.on_drained(WS, now(20), &mut o);
     note(&o, &mut states);
-    assert!(matches!(
-        reports(&o.events).as_slice(),
-        [Report::Exec(ExecEvent::CancelRejected { client_id, reason: Reason::VenueDown, .. })] if *client_id == oid(5)
-    ));
-    let q = json_of(&o.transmits[0]);
-    assert_eq!(q["method"], "order.status");
-    assert_eq!(q["params"]["origClientOrderId"], oid(1).encode());
+    let ev = reports(&o.events);
+    assert!(
+        ev.iter().any(|r| matches!(r, Report::Exec(ExecEvent::OutcomeUnknown { client_id, .. }) if *client_id == oid(1))),
+        "{ev:?}"
+    );
+    assert!(ev.iter().any(|r| matches!(r, Report::Exec(ExecEvent::CancelRejected { client_id, reason: Reason::VenueDown, .. }) if *client_id == oid(5))));
+    let (_, out) = tick(&mut a, 2_000);
+    let asked: Vec<Value> = out
+        .iter()
+        .map(json_of)
+        .filter(|q| q["method"] == "order.status")
+        .map(|q| q["params"]["origClientOrderId"].clone())
+        .collect();
+    assert_eq!(asked, [json!(oid(1).encode())]);
     assert!(old_place["id"].is_u64());
     assert!(!states.is_empty());
     assert!(states.iter().all(|s| *s == VenueState::Up), "{states:?}");
@@ -929,7 +949,13 @@ fn fills_of_live_and_finished_orders_are_deduplicated() {
         feed(&mut a, &trade).0.is_empty(),
         "a replay on a live order"
     );
-    assert_eq!(feed(&mut a, &expired).0.len(), 1);
+    // The venue counts 4 filled at the end and we saw 2: the final
+    // event waits for the missing fill.
+    assert!(feed(&mut a, &expired).0.is_empty(), "held");
+    let trade2 = wrap(with_ids(seq[2].clone(), &oid(1).encode(), ""));
+    let ev = feed(&mut a, &trade2).0;
+    assert_eq!(ev.len(), 2, "the fill, then the held expiry: {ev:?}");
+    assert!(matches!(ev[1], Report::Exec(ExecEvent::Expired { .. })));
     // After the order finished, a replayed trade still counts once.
     assert!(feed(&mut a, &trade).0.is_empty(), "a replay after the end");
     assert_eq!(a.stats().duplicate_fills, 2);
@@ -1044,10 +1070,18 @@ fn server_shutdown_asks_for_reconnect_and_termination_resubscribes() {
         !out.events.contains(&VenueOutput::Reconnect(WS)),
         "asked once per switch"
     );
-    a.on_open(WS, now(1), &mut Outbox::new());
-
+    // No new orders until the stream is back and reconciled.
     let (ev, out) = feed(&mut a, &fixture("terminated"));
-    assert!(ev.is_empty());
+    assert!(
+        matches!(
+            ev.as_slice(),
+            [Report::Venue(VenueStatus {
+                state: VenueState::Halted,
+                ..
+            })]
+        ),
+        "{ev:?}"
+    );
     assert_eq!(out.len(), 1);
     let req: Value = json_of(&out[0]);
     assert_eq!(req["method"], "userDataStream.subscribe.signature");
@@ -1368,7 +1402,10 @@ fn place_errors_map_to_reasons_with_venue_text_verbatim() {
     for (i, (status, code, msg, reason)) in cases.into_iter().enumerate() {
         let mut a = adapter();
         let id = oid(i as u64);
-        let req = place(&mut a, order(id, BTC, Side::Buy, 100, 1_000));
+        // Queued long ago: a retryable refusal is not sent again.
+        let mut o = order(id, BTC, Side::Buy, 100, 1_000);
+        o.queued_ns = 0;
+        let req = place(&mut a, o);
         let (ev, out) = feed(&mut a, &error_response(&req, status, code, msg));
         // A rate-limit answer also halts the venue until it passes
         // (checked in `a_429_halts_until_retry_after_then_resumes`).
@@ -1396,7 +1433,9 @@ fn place_errors_map_to_reasons_with_venue_text_verbatim() {
         ("banned", Reason::VenueRateLimited),
     ] {
         let mut a = adapter();
-        let req = place(&mut a, order(oid(1), BTC, Side::Buy, 100, 1_000));
+        let mut o = order(oid(1), BTC, Side::Buy, 100, 1_000);
+        o.queued_ns = 0;
+        let req = place(&mut a, o);
         let mut f = fixture(name);
         let err = f["error"].clone();
         f["id"] = req["id"].clone();
@@ -1519,11 +1558,28 @@ fn rate_limits_in_responses_are_reported_for_the_limiter() {
     );
 }
 
+/// Runs the adapter's timer at `ms` (local wall = mono) and returns what it
+/// sent.
+fn tick(a: &mut BinanceSpot, ms: u64) -> (Vec<Report>, Vec<Transmit>) {
+    let mut out = Outbox::new();
+    a.on_timer(now(ms), &mut out);
+    (reports(&out.events), out.transmits)
+}
+
+fn feed_at(a: &mut BinanceSpot, frame: &Value, ms: u64) -> (Vec<Report>, Vec<Transmit>) {
+    let mut bytes = serde_json::to_vec(frame).expect("serialize");
+    let mut out = Outbox::new();
+    a.on_frame(WS, &mut bytes, now(ms), &mut out)
+        .unwrap_or_else(|e| panic!("frame {frame}: {e}"));
+    (reports(&out.events), out.transmits)
+}
+
 #[test]
-fn unknown_outcome_is_queried_not_rejected() {
+fn unknown_outcome_is_unknown_until_the_venue_says() {
     let mut a = adapter();
+    let t0 = 1_700_000_000_000;
     let req = place(&mut a, order(oid(1), BTC, Side::Buy, 100, 1_000));
-    let (ev, out) = feed(
+    let (ev, out) = feed_at(
         &mut a,
         &error_response(
             &req,
@@ -1531,38 +1587,182 @@ fn unknown_outcome_is_queried_not_rejected() {
             -1007,
             "Timeout waiting for response from backend server. Send status unknown; execution status unknown.",
         ),
+        t0 + 100,
     );
-    assert!(ev.is_empty());
-    assert_eq!(out.len(), 1);
+    // Not a rejection: Unknown, and asked about after a back-off.
+    assert!(matches!(
+        ev.as_slice(),
+        [Report::Exec(ExecEvent::OutcomeUnknown { client_id, .. })] if *client_id == oid(1)
+    ));
+    assert!(out.is_empty());
+    let (_, out) = tick(&mut a, t0 + 400);
     let q: Value = json_of(&out[0]);
     assert_eq!(q["method"], "order.status");
     assert_signed(&q);
-    let (ev, _) = feed(
+    // "Does not exist" before the bound (backend timeout + recvWindow) is
+    // not final: asked again later.
+    let (ev, out) = feed_at(
         &mut a,
         &error_response(&q, 400, -2013, "Order does not exist."),
+        t0 + 450,
+    );
+    assert!(ev.is_empty() && out.is_empty(), "{ev:?}");
+    let (_, out) = tick(&mut a, t0 + 2_000);
+    let q = json_of(&out[0]);
+    assert_eq!(q["method"], "order.status");
+    // Past the bound, it is final.
+    let (ev, _) = feed_at(
+        &mut a,
+        &error_response(&q, 400, -2013, "Order does not exist."),
+        t0 + 16_000,
     );
     assert!(matches!(
         ev.as_slice(),
         [Report::Exec(ExecEvent::Rejected { client_id, code: -2013, .. })] if *client_id == oid(1)
     ));
+    // ...unless the venue says otherwise later: a late truth is applied.
+    let ack = wrap(with_ids(
+        fixture("new")["event"].clone(),
+        &oid(1).encode(),
+        "",
+    ));
+    let (ev, _) = feed_at(&mut a, &ack, t0 + 17_000);
+    assert!(matches!(
+        ev.as_slice(),
+        [Report::Exec(ExecEvent::Accepted { client_id, .. })] if *client_id == oid(1)
+    ));
+    assert_eq!(a.stats().late_truths, 1);
 
     // A 5xx likewise; here the order turns out to be live.
     let req = place(&mut a, order(oid(2), BTC, Side::Buy, 100, 1_000));
-    let (ev, out) = feed(
+    let (ev, _) = feed_at(
         &mut a,
         &error_response(&req, 503, -1000, "Service unavailable"),
+        t0 + 20_000,
     );
-    assert!(ev.is_empty());
+    assert!(matches!(
+        ev.as_slice(),
+        [Report::Exec(ExecEvent::OutcomeUnknown { .. })]
+    ));
+    let (_, out) = tick(&mut a, t0 + 20_500);
     let q: Value = json_of(&out[0]);
-    let (ev, _) = feed(
+    let (ev, _) = feed_at(
         &mut a,
         &json!({"id": q["id"], "status": 200, "result": {"symbol": "BTCUSDT", "orderId": 5,
-                "clientOrderId": oid(2).encode(), "status": "NEW", "updateTime": 3}}),
+                "clientOrderId": oid(2).encode(), "status": "NEW", "executedQty": "0.00000000", "updateTime": 3}}),
+        t0 + 20_600,
     );
     assert!(matches!(
         ev.as_slice(),
         [Report::Exec(ExecEvent::Accepted { client_id, .. })] if *client_id == oid(2)
     ));
+}
+
+#[test]
+fn retryable_refusals_are_sent_again_with_the_same_id() {
+    let mut a = adapter();
+    let t0 = 1_700_000_000_000;
+    let req = place(&mut a, order(oid(1), BTC, Side::Buy, 100, 1_000));
+    // -1021: re-sync the clock first, then the same order again.
+    let (ev, out) = feed_at(
+        &mut a,
+        &error_response(
+            &req,
+            400,
+            -1021,
+            "Timestamp for this request is outside of the recvWindow.",
+        ),
+        t0 + 10,
+    );
+    assert!(ev.is_empty(), "{ev:?}");
+    let time = json_of(&out[0]);
+    assert_eq!(time["method"], "time");
+    feed_at(
+        &mut a,
+        &json!({"id": time["id"], "status": 200, "result": {"serverTime": t0 + 20}}),
+        t0 + 20,
+    );
+    let (_, out) = tick(&mut a, t0 + 20);
+    let again = json_of(&out[0]);
+    assert_eq!(again["method"], "order.place");
+    assert_eq!(
+        again["params"]["newClientOrderId"],
+        req["params"]["newClientOrderId"]
+    );
+    // -1008: later, same id.
+    let (ev, _) = feed_at(&mut a, &error_response(&again, 503, -1008, "Server is currently overloaded with other requests. Please try again in a few minutes."), t0 + 30);
+    assert!(ev.is_empty(), "{ev:?}");
+    let (_, out) = tick(&mut a, t0 + 600);
+    let third = json_of(&out[0]);
+    assert_eq!(
+        third["params"]["newClientOrderId"],
+        req["params"]["newClientOrderId"]
+    );
+    // A plain refusal is final.
+    let (ev, _) = feed_at(
+        &mut a,
+        &error_response(
+            &third,
+            400,
+            -2010,
+            "Account has insufficient balance for requested action.",
+        ),
+        t0 + 700,
+    );
+    assert!(matches!(
+        ev.as_slice(),
+        [Report::Exec(ExecEvent::Rejected {
+            reason: Reason::VenueInsufficientBalance,
+            ..
+        })]
+    ));
+}
+
+#[test]
+fn missing_fills_are_fetched_before_the_final_event() {
+    let mut a = adapter();
+    let t0 = 1_700_000_000_000;
+    let req = place(&mut a, order(oid(1), LTCBNB, Side::Buy, 1_000_000, 4_000));
+    feed_at(
+        &mut a,
+        &json!({"id": req["id"], "status": 200, "result": {"symbol": "LTCBNB", "orderId": 32, "clientOrderId": oid(1).encode(), "transactTime": 1}}),
+        t0 + 5,
+    );
+    // The second of two trades arrives, saying FILLED with z = both; the
+    // first was lost.
+    let mut tr = fixture("trade");
+    tr["c"] = json!(oid(1).encode());
+    tr["t"] = json!(42);
+    tr["X"] = json!("FILLED");
+    tr["z"] = json!("4.00000000");
+    let (ev, _) = feed_at(&mut a, &wrap(tr), t0 + 10);
+    assert!(ev.is_empty(), "the final fill is held: {ev:?}");
+    let (_, out) = tick(&mut a, t0 + 10);
+    let q = json_of(&out[0]);
+    assert_eq!(q["method"], "myTrades");
+    assert_eq!(q["params"]["orderId"], 32);
+    assert_eq!(out[0].cost.weight, 5);
+    let row = |id: u64, t: u64| json!({"symbol": "LTCBNB", "id": id, "orderId": 32, "orderListId": -1, "price": "1.00000000", "qty": "2.00000000", "quoteQty": "2.00000000", "commission": "0.00100000", "commissionAsset": "BNB", "time": t, "isBuyer": true, "isMaker": false, "isBestMatch": true});
+    let (ev, _) = feed_at(
+        &mut a,
+        &json!({"id": q["id"], "status": 200, "result": [row(41, 5), row(42, 6)]}),
+        t0 + 20,
+    );
+    let fills: Vec<(String, bool)> = ev
+        .iter()
+        .filter_map(|r| match r {
+            Report::Exec(ExecEvent::Fill {
+                trade_id,
+                order_filled,
+                ..
+            }) => Some((trade_id.clone(), *order_filled)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        fills,
+        vec![("41".to_owned(), false), ("42".to_owned(), true)]
+    );
 }
 
 #[test]

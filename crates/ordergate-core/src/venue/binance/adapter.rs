@@ -1101,6 +1101,21 @@ impl BinanceSpot {
         out.events.push(VenueOutput::Exec(ev));
         if is_final {
             self.finish(key);
+            return;
+        }
+        // That fill may have been the one missing: release what waited.
+        let Some(t) = self.orders.get_mut(&key) else {
+            return;
+        };
+        if !t.held.is_empty()
+            && !t.missing_fills()
+            && !matches!(t.backfill, Backfill::Asking { .. })
+        {
+            t.backfill = Backfill::Idle;
+            for e in std::mem::take(&mut t.held) {
+                out.events.push(VenueOutput::Exec(e));
+            }
+            self.finish(key);
         }
     }
 
