@@ -708,9 +708,10 @@ impl Lifecycle {
             cum_qty as i128
         };
         // The venue's word is final: an order is filled when the venue
-        // says so (a quote-sized one its lot rounding left short of `qty`
-        // included), never because our sum reached the quantity.
-        let completes = f.order_filled;
+        // says so, or when its trades add up to the order's quantity. A
+        // quote-sized order completes only on the venue's word: its lot
+        // rounding can leave it short of `qty` for good.
+        let completes = f.order_filled || (!o.quote_qty && done >= o.qty as i128);
         let overfill = done > o.qty as i128;
         self.apply(
             key,

@@ -10,7 +10,7 @@ use ordergate_core::lifecycle::{
 };
 use ordergate_core::model::ExecEvent;
 use ordergate_core::model::{
-    flags, NewOrder, OrdType, OrderState, OrderUpdate, Reason, Side, TimeInForce,
+    flags, NewOrder, OrdType, OrderState, OrderStatus, OrderUpdate, Reason, Side, TimeInForce,
 };
 
 const EPOCH: u32 = 7;
@@ -150,7 +150,7 @@ fn as_fill(m: &OrderUpdate) -> &ordergate_core::model::Fill {
 
 #[test]
 fn every_row_of_the_table() {
-    use ordergate_core::lifecycle::Working::{New, PartiallyFilled, PendingNew};
+    use ordergate_core::lifecycle::Working::{New, PartiallyFilled, PendingNew, Unknown};
     use Action::*;
     use Phase::{Canceled, Expired, Filled, PendingCancel, Rejected};
     #[allow(non_snake_case)]
@@ -165,9 +165,11 @@ fn every_row_of_the_table() {
         EventKind::Canceled,
         EventKind::CancelRejected,
         EventKind::Expired,
+        EventKind::OutcomeUnknown,
+        EventKind::Completed,
     ];
     let n = None;
-    let rows: [(Phase, [Option<Action>; 9]); 10] = [
+    let rows: [(Phase, [Option<Action>; 11]); 12] = [
         (
             W(PendingNew),
             [
@@ -180,6 +182,24 @@ fn every_row_of_the_table() {
                 Some(Go(Canceled)),
                 n,
                 Some(Go(Expired)),
+                Some(Go(W(Unknown))),
+                Some(Go(Filled)),
+            ],
+        ),
+        (
+            W(Unknown),
+            [
+                Some(StartCancel),
+                n,
+                Some(Go(W(New))),
+                Some(Go(Rejected)),
+                Some(Go(W(PartiallyFilled))),
+                Some(Go(Filled)),
+                Some(Go(Canceled)),
+                n,
+                Some(Go(Expired)),
+                Some(Ignore),
+                Some(Go(Filled)),
             ],
         ),
         (
@@ -194,6 +214,8 @@ fn every_row_of_the_table() {
                 Some(Go(Canceled)),
                 n,
                 Some(Go(Expired)),
+                Some(Ignore),
+                Some(Go(Filled)),
             ],
         ),
         (
@@ -208,6 +230,8 @@ fn every_row_of_the_table() {
                 Some(Go(Canceled)),
                 n,
                 Some(Go(Expired)),
+                Some(Ignore),
+                Some(Go(Filled)),
             ],
         ),
         (
@@ -224,6 +248,26 @@ fn every_row_of_the_table() {
                 Some(Go(Canceled)),
                 Some(Restore),
                 Some(Go(Expired)),
+                Some(Go(PendingCancel { from: Unknown })),
+                Some(Go(Filled)),
+            ],
+        ),
+        (
+            PendingCancel { from: Unknown },
+            [
+                Some(StartCancel),
+                n,
+                Some(Go(PendingCancel { from: New })),
+                Some(Go(Rejected)),
+                Some(Go(PendingCancel {
+                    from: PartiallyFilled,
+                })),
+                Some(Go(Filled)),
+                Some(Go(Canceled)),
+                Some(Restore),
+                Some(Go(Expired)),
+                Some(Ignore),
+                Some(Go(Filled)),
             ],
         ),
         (
@@ -240,6 +284,8 @@ fn every_row_of_the_table() {
                 Some(Go(Canceled)),
                 Some(Restore),
                 Some(Go(Expired)),
+                Some(Ignore),
+                Some(Go(Filled)),
             ],
         ),
         (
@@ -258,6 +304,8 @@ fn every_row_of_the_table() {
                 Some(Go(Canceled)),
                 Some(Restore),
                 Some(Go(Expired)),
+                Some(Ignore),
+                Some(Go(Filled)),
             ],
         ),
         (
@@ -272,6 +320,8 @@ fn every_row_of_the_table() {
                 n,
                 Some(Stay),
                 n,
+                Some(Ignore),
+                Some(Ignore),
             ],
         ),
         (
@@ -286,9 +336,26 @@ fn every_row_of_the_table() {
                 Some(Ignore),
                 Some(Stay),
                 n,
+                Some(Ignore),
+                n,
             ],
         ),
-        (Rejected, [n, n, n, Some(Ignore), n, n, n, Some(Stay), n]),
+        (
+            Rejected,
+            [
+                n,
+                n,
+                Some(Go(W(New))),
+                Some(Ignore),
+                Some(Go(W(PartiallyFilled))),
+                Some(Go(Filled)),
+                n,
+                Some(Stay),
+                n,
+                Some(Ignore),
+                n,
+            ],
+        ),
         (
             Expired,
             [
@@ -301,6 +368,8 @@ fn every_row_of_the_table() {
                 n,
                 Some(Stay),
                 Some(Ignore),
+                Some(Ignore),
+                n,
             ],
         ),
     ];
@@ -601,7 +670,7 @@ fn market_expired_after_partials() {
 }
 
 #[test]
-fn quote_sized_market_completes_on_notional() {
+fn quote_sized_market_completes_on_the_venues_word() {
     let mut t = T::new();
     let mut req = limit(1, 1_000_000_000); // 100 USDT at scale 2 + 5
     req.ord_type = OrdType::Market;
@@ -610,7 +679,23 @@ fn quote_sized_market_completes_on_notional() {
     t.ev(fill(1, "1", 100, 5_000_000)); // 0.001 BTC @ 50000 = 50 USDT
     assert_eq!(t.lc.status(key(1)).unwrap().leaves_qty, 500_000_000);
     t.ev(fill(1, "2", 100, 5_000_000));
+    // Our sum reached the quote amount; the venue has not said filled.
+    assert_eq!(t.state(1), OrderState::PartiallyFilled);
+    t.take();
+    // It says so without another fill (the last trade came by backfill).
+    assert_eq!(
+        t.ev(ExecEvent::Completed { client_id: cid(1) }),
+        Outcome::Applied
+    );
     assert_eq!(t.state(1), OrderState::Filled);
+    assert!(matches!(
+        &t.take()[..],
+        [OrderUpdate::Status(OrderStatus {
+            state: OrderState::Filled,
+            leaves_qty: 0,
+            ..
+        })]
+    ));
 }
 
 /// The venue rounds a quote-sized order down to its lot, so the order
@@ -653,14 +738,22 @@ fn venue_reject() {
         }]
     ));
     assert_eq!(t.state(1), OrderState::Rejected);
+    // A venue reject is final, but a later fill is still the venue's
+    // truth: applied, the order reopens (Accepted, then the fill).
+    assert!(matches!(t.ev(fill(1, "x", 1, 1)), Outcome::Applied));
     assert!(matches!(
-        t.ev(fill(1, "x", 1, 1)),
+        &t.take()[..],
+        [OrderUpdate::Accepted { .. }, OrderUpdate::Fill(_)]
+    ));
+    assert_eq!(t.lc.counters().reopened, 1);
+    assert!(matches!(
+        t.ev(cancel_rejected(1)),
         Outcome::Invalid {
-            state: Phase::Rejected,
+            state: Phase::Working(_),
             ..
         }
     ));
-    assert_eq!(t.lc.status(key(1)).unwrap().cum_qty, 0);
+    assert_eq!(t.lc.status(key(1)).unwrap().cum_qty, 1);
 }
 
 #[test]
@@ -799,7 +892,8 @@ fn random_sequences_keep_the_invariants() {
                 !was_terminal[i] || o.state().is_terminal(),
                 "seed {seed}: left a terminal state"
             );
-            was_terminal[i] |= o.state().is_terminal();
+            // Rejected may reopen on a late venue truth; no other end can.
+            was_terminal[i] |= o.state().is_terminal() && o.state() != OrderState::Rejected;
             terminal += o.state().is_terminal() as u32;
             if o.state().is_terminal() {
                 assert_eq!(lc.open_orders(3).filter(|x| x.key == k).count(), 0);
