@@ -271,6 +271,9 @@ struct Tracked {
     held: Vec<ExecEvent>,
     /// The venue said FILLED (by status) while fills were missing.
     end_filled: bool,
+    /// The venue's refusal of a new order waiting to be retried: what
+    /// the strategy gets if the retry comes too late.
+    refusal: Option<ExecEvent>,
 }
 
 impl Tracked {
@@ -293,6 +296,7 @@ impl Tracked {
             backfill: Backfill::Idle,
             held: Vec::new(),
             end_filled: false,
+            refusal: None,
         }
     }
 
@@ -1063,7 +1067,13 @@ impl BinanceSpot {
         let Some(t) = self.orders.get_mut(&key) else {
             return;
         };
-        let stale = now.mono_ns.saturating_sub(t.req.queued_ns) > retry::STALE_NS;
+        // Retried only if it can still go out within the staleness bound.
+        let due = if at_ns == u64::MAX {
+            now.mono_ns
+        } else {
+            at_ns
+        };
+        let stale = due.saturating_sub(t.req.queued_ns) > retry::STALE_NS;
         if t.sends >= retry::MAX_SENDS || stale {
             info!(venue = %VenueId::BinanceSpot, order = ?key, sends = t.sends, stale, "order refused by the venue; not retried again");
             self.finish(key);
@@ -1071,6 +1081,7 @@ impl BinanceSpot {
             return;
         }
         t.place = Place::Retry { at_ns };
+        t.refusal = Some(refusal);
         self.stats.retries += 1;
         debug!(order = ?key, "order refused with a retryable error; sending it again");
         if at_ns != u64::MAX {
@@ -2102,7 +2113,16 @@ impl BinanceSpot {
             self.query_order(k, now, out);
         }
         for k in resends {
-            self.stats.retries += 1;
+            let t = &self.orders[&k];
+            if now.mono_ns.saturating_sub(t.req.queued_ns) > retry::STALE_NS {
+                let refusal = t.refusal.clone();
+                info!(venue = %VenueId::BinanceSpot, order = ?k, "order refused by the venue; too old to send again");
+                self.finish(k);
+                if let Some(r) = refusal {
+                    out.events.push(VenueOutput::Exec(r));
+                }
+                continue;
+            }
             self.send_place(k, now, out);
         }
         for k in backfills {
