@@ -20,17 +20,26 @@
 //!   acceptance: the strategy first gets `Accepted` (empty venue order id,
 //!   since fills do not carry it) and then the `Fill`. The late ack only
 //!   records the venue order id.
+//! - **Unknown.** A new order whose venue answer was lost is
+//!   [`Working::Unknown`] (strategies get an `OrderStatus` Unknown); only
+//!   the venue's word leaves it (ack, fill, cancel, expiry, reject).
 //! - **Late events after the end.** A fill after `Canceled`/`Expired` (venues
 //!   with a separate execution stream can deliver it last) is applied and
-//!   reported: nothing is lost. Late acks and repeated terminal events are
+//!   reported: nothing is lost (the adapter holds final events until every
+//!   fill the venue counts is in, so this is the exception). A `Rejected`
+//!   order the venue then shows live (given up as "does not exist" past the
+//!   documented bound, and there after all) reopens on its ack or fill and
+//!   is counted in `reopened`. Late acks and repeated terminal events are
 //!   ignored and counted.
 //! - **Overfill.** A fill taking the cumulative quantity past the order
 //!   quantity is applied (the venue traded it), reported, flagged on the
 //!   order and counted; leaves never go negative and nothing wraps (an
 //!   `i64` overflow is an invalid event instead).
 //! - **Filled is the venue's word.** A fill completes the order when the
-//!   venue says the order is filled, or when the cumulative quantity
-//!   reaches the order's (quote notional for quote-sized orders).
+//!   venue says the order is filled, or when its trades add up to the
+//!   order's base quantity; a quote-sized order only on the venue's word
+//!   (its lot rounding can leave it short for good). `Completed` ends an
+//!   order the venue calls filled after its last fill was reported.
 //! - **Trade ids** are the venue adapter's to de-duplicate (it knows what
 //!   identifies a trade on its venue, and sees replays after a reconnect);
 //!   the tracker applies every fill it is given.
