@@ -123,6 +123,11 @@ pub struct World {
     pub statuses: Vec<VenueStatus>,
     /// Frames the adapter could not read, with the reason.
     pub unreadable: Vec<String>,
+    /// The network loses the next frame to the adapter containing each of
+    /// these strings (one frame per entry).
+    pub lose_to_adapter: Vec<String>,
+    /// Frames lost that way.
+    pub lost: Vec<String>,
 }
 
 impl World {
@@ -176,6 +181,8 @@ impl World {
             updates: BTreeMap::new(),
             statuses: Vec::new(),
             unreadable: Vec::new(),
+            lose_to_adapter: Vec::new(),
+            lost: Vec::new(),
         };
         w.connect();
         w.run_until_state(VenueState::Up, 5 * SEC);
@@ -278,6 +285,15 @@ impl World {
                 if !self.links.iter().any(|l| l.sim == sim) {
                     return;
                 }
+                if let Some(i) = self
+                    .lose_to_adapter
+                    .iter()
+                    .position(|p| text.contains(p.as_str()))
+                {
+                    self.lose_to_adapter.remove(i);
+                    self.lost.push(text);
+                    return;
+                }
                 let now = self.now();
                 let mut bytes = text.into_bytes();
                 if let Err(e) = self.venue.on_frame(WS, &mut bytes, now, &mut self.outbox) {
@@ -352,7 +368,11 @@ impl World {
                     // The world sends everything at once: it models no rate
                     // limiter (the session's gate and its tests do).
                     VenueOutput::Usage { .. } | VenueOutput::Backoff { .. } => {}
-                    VenueOutput::CloseConnection { .. } => self.drop_connection(),
+                    VenueOutput::CloseConnection { why, .. } => {
+                        if let Some(sim) = self.live() {
+                            self.end_link(sim, &why);
+                        }
+                    }
                     VenueOutput::Reconnect(_) => {
                         // Make before break: the old socket keeps being read.
                         for l in &mut self.links {

@@ -2032,7 +2032,7 @@ impl BinanceSpot {
             return;
         }
         let silent = due.iter().any(|(_, p)| {
-            p.conn == WS && p.socket == self.ws_socket && self.last_frame_ns < p.sent_ns
+            p.conn == WS && p.socket == self.ws_socket && self.last_frame_ns <= p.sent_ns
         });
         if silent && !self.closing && self.phase != Phase::Closed {
             self.closing = true;
