@@ -216,3 +216,36 @@ fn a_silent_connection_is_judged_dead_and_replaced() {
     assert_eq!(w.state(ALPHA, 1), OrderState::New, "{:?}", w.told(ALPHA, 1));
     w.assert_matches_ledger(ALPHA, 1);
 }
+
+#[test]
+fn fills_of_many_orders_during_a_gap_are_fetched_per_symbol() {
+    let mut w = World::new(1);
+    for (id, px) in [(1, "59000.00"), (2, "59000.00"), (3, "58995.00")] {
+        w.place(ALPHA, limit(id, Side::Buy, px, "0.01"));
+    }
+    w.advance(10 * MS);
+    w.drop_connection();
+    w.set_price("58980.00");
+    w.run_until_state(VenueState::Up, 5 * SEC);
+    w.advance(3 * SEC);
+    for id in 1..=3 {
+        assert_eq!(
+            w.state(ALPHA, id),
+            OrderState::Filled,
+            "{id}: {:?}",
+            w.told(ALPHA, id)
+        );
+        w.assert_matches_ledger(ALPHA, id);
+        assert_protocol_order(&w, id);
+    }
+    let trade_queries = w
+        .exchange
+        .request_log()
+        .iter()
+        .filter(|r| r.method == "myTrades")
+        .count();
+    assert_eq!(
+        trade_queries, 1,
+        "one query for the symbol, not one per order"
+    );
+}

@@ -91,6 +91,11 @@ pub const ROLLOVER_NS: u64 = 23 * 3_600_000_000_000;
 /// between backfills that came back short.
 const QUERY_DELAY_MIN_NS: u64 = 250_000_000;
 const QUERY_DELAY_MAX_NS: u64 = 4_000_000_000;
+/// `myTrades` by symbol (no `orderId`), per the API notes.
+const SYMBOL_TRADES_COST: Cost = Cost {
+    weight: 20,
+    orders: 0,
+};
 /// Back-off between subscription attempts after a refusal.
 const SUBSCRIBE_DELAY_MIN_NS: u64 = 1_000_000_000;
 const SUBSCRIBE_DELAY_MAX_NS: u64 = 30_000_000_000;
@@ -190,13 +195,28 @@ pub enum Phase {
 /// What a request id stands for until its response arrives.
 #[derive(Debug, Clone, Copy)]
 enum Pending {
-    Time { sent: Now },
+    Time {
+        sent: Now,
+    },
     Subscribe,
     OpenOrders,
-    Place { client_id: ClientId },
-    Cancel { orig: ClientId, cancel_id: ClientId },
-    OrderStatus { client_id: ClientId },
-    MyTrades { client_id: ClientId },
+    Place {
+        client_id: ClientId,
+    },
+    Cancel {
+        orig: ClientId,
+        cancel_id: ClientId,
+    },
+    OrderStatus {
+        client_id: ClientId,
+    },
+    MyTrades {
+        client_id: ClientId,
+    },
+    /// A symbol's trades from `from` on, for every order backfilling there.
+    SymbolTrades {
+        inst: usize,
+    },
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -365,6 +385,11 @@ pub struct BinanceSpot {
     /// The earliest time some tracked order wants the timer (a query, a
     /// retry, a backfill, a cancel re-send).
     orders_due_ns: Option<u64>,
+    /// Per instrument: the highest trade id reported, and the first trade
+    /// id a connection gap may have hidden (one past the highest seen when
+    /// the connection closed), until a reconciliation backfilled it.
+    last_trade: Vec<Option<i64>>,
+    gap_from: Vec<Option<i64>>,
     /// The venue state last reported, and why.
     state: VenueState,
     state_text: String,
@@ -482,6 +507,7 @@ impl BinanceSpot {
             instruments = cfg.instruments.len(),
             "binance-spot adapter configured"
         );
+        let n = cfg.instruments.len();
         BinanceSpot {
             ws_url: cfg.ws_url,
             rest_url: cfg.rest_url,
@@ -515,6 +541,8 @@ impl BinanceSpot {
             resubscribe_at: None,
             subscribe_delay_ns: SUBSCRIBE_DELAY_MIN_NS,
             orders_due_ns: None,
+            last_trade: vec![None; n],
+            gap_from: vec![None; n],
             state: VenueState::Down,
             state_text: "not connected yet".into(),
             backoff: None,
@@ -933,6 +961,102 @@ impl BinanceSpot {
             now,
             out,
         );
+    }
+
+    /// Backfills for these orders: after a connection gap, one `myTrades`
+    /// per symbol from the first trade id the gap may have hidden (weight
+    /// 20 for up to 1,000 trades) when several orders there need it; else
+    /// one per order (`orderId`, weight 5).
+    fn send_backfills(&mut self, keys: Vec<OrderKey>, now: Now, out: &mut Outbox) {
+        let mut by_inst: BTreeMap<usize, Vec<OrderKey>> = BTreeMap::new();
+        for k in keys {
+            if let Some(t) = self.orders.get(&k) {
+                by_inst.entry(t.inst).or_default().push(k);
+            }
+        }
+        for (inst, keys) in by_inst {
+            match self.gap_from[inst] {
+                Some(from) if keys.len() > 1 => {
+                    for k in &keys {
+                        if let Some(t) = self.orders.get_mut(k) {
+                            let delay_ns = match t.backfill {
+                                Backfill::Wanted { delay_ns, .. } => delay_ns,
+                                _ => QUERY_DELAY_MIN_NS,
+                            };
+                            t.backfill = Backfill::Asking { delay_ns };
+                        }
+                    }
+                    self.send_symbol_trades(inst, from, now, out);
+                }
+                _ => {
+                    for k in keys {
+                        self.send_my_trades(k, now, out);
+                    }
+                }
+            }
+        }
+    }
+
+    fn send_symbol_trades(&mut self, inst: usize, from: i64, now: Now, out: &mut Outbox) {
+        let symbol = self.instruments[inst].symbol.clone();
+        let from = from.to_string();
+        self.stats.backfills += 1;
+        self.send_signed(
+            "myTrades",
+            Pending::SymbolTrades { inst },
+            &[
+                Param::str("symbol", &symbol),
+                Param::num("fromId", &from),
+                Param::num("limit", "1000"),
+            ],
+            now,
+            out,
+        );
+        // Without `orderId` the method weighs 20, not 5.
+        if let Some(t) = out.transmits.last_mut() {
+            t.cost = SYMBOL_TRADES_COST;
+        }
+    }
+
+    /// A symbol's trades since a gap: each backfilling order there takes
+    /// its own; a full page asks for the next.
+    fn on_symbol_trades(
+        &mut self,
+        inst: usize,
+        rows: &[OrderResult<'_>],
+        now: Now,
+        out: &mut Outbox,
+    ) -> Result<(), VenueError> {
+        let keys: Vec<(OrderKey, ClientId)> = self
+            .orders
+            .iter()
+            .filter(|(_, t)| t.inst == inst && t.backfill != Backfill::Idle)
+            .map(|(k, t)| (*k, t.id))
+            .collect();
+        let full = rows.len() >= 1000;
+        let next = rows.iter().filter_map(|r| r.id).max().map(|m| m + 1);
+        if full {
+            if let Some(n) = next {
+                self.send_symbol_trades(inst, n, now, out);
+            }
+        } else {
+            self.gap_from[inst] = None;
+        }
+        for (key, client_id) in keys {
+            if full && self.orders.get(&key).is_some_and(Tracked::missing_fills) {
+                // Its trades may be on the next page: only report these.
+                let before = self.orders.get(&key).map(|t| t.backfill);
+                self.on_my_trades(client_id, rows, now, out)?;
+                if let (Some(t), Some(b)) = (self.orders.get_mut(&key), before) {
+                    if t.missing_fills() {
+                        t.backfill = b;
+                    }
+                }
+            } else {
+                self.on_my_trades(client_id, rows, now, out)?;
+            }
+        }
+        Ok(())
     }
 
     /// Asks for the missing fills of `key` (now, or after its back-off).
@@ -1392,6 +1516,8 @@ impl BinanceSpot {
     /// Whether this fill is new: exact per live order, bounded memory for
     /// finished ones.
     fn new_fill(&mut self, key: OrderKey, inst: usize, trade_id: i64, order_id: u64) -> bool {
+        let last = &mut self.last_trade[inst];
+        *last = Some(last.map_or(trade_id, |l| l.max(trade_id)));
         match self.orders.get_mut(&key) {
             Some(t) => {
                 t.order_id = Some(order_id);
@@ -1557,8 +1683,22 @@ impl BinanceSpot {
             })
             .map(|(k, _)| *k)
             .collect();
+        let mut asked = vec![false; self.instruments.len()];
         for key in gone {
+            if let Some(t) = self.orders.get(&key) {
+                asked[t.inst] = true;
+            }
             self.query_order(key, now, out);
+        }
+        // A gap nothing was found missing in is closed.
+        for (inst, gap) in self.gap_from.iter_mut().enumerate() {
+            let backfilling = self
+                .orders
+                .values()
+                .any(|t| t.inst == inst && t.backfill != Backfill::Idle);
+            if !asked[inst] && !backfilling {
+                *gap = None;
+            }
         }
         if self.phase == Phase::Subscribed {
             self.reconciled(out);
@@ -1681,6 +1821,9 @@ impl BinanceSpot {
             (Pending::OpenOrders, ResultBody::Array(rows)) => self.on_open_orders(&rows, now, out),
             (Pending::MyTrades { client_id }, ResultBody::Array(rows)) => {
                 self.on_my_trades(client_id, &rows, now, out)?
+            }
+            (Pending::SymbolTrades { inst }, ResultBody::Array(rows)) => {
+                self.on_symbol_trades(inst, &rows, now, out)?
             }
             (_, _) => {
                 return Err(Self::malformed(format!(
@@ -1867,8 +2010,26 @@ impl BinanceSpot {
                 warn!(venue = %VenueId::BinanceSpot, order = ?client_id.key, code = err.code, msg = %text, "trade query failed; asking again");
                 self.backfill_later(client_id.key, now);
             }
+            Pending::SymbolTrades { inst } => {
+                warn!(venue = %VenueId::BinanceSpot, code = err.code, msg = %text, "trade query failed; asking per order");
+                self.symbol_backfill_failed(inst, now);
+            }
         }
         Ok(())
+    }
+
+    /// A symbol-wide trade query failed: its orders ask one by one.
+    fn symbol_backfill_failed(&mut self, inst: usize, now: Now) {
+        self.gap_from[inst] = None;
+        let keys: Vec<OrderKey> = self
+            .orders
+            .iter()
+            .filter(|(_, t)| t.inst == inst && matches!(t.backfill, Backfill::Asking { .. }))
+            .map(|(k, _)| *k)
+            .collect();
+        for k in keys {
+            self.backfill_later(k, now);
+        }
     }
 
     fn backfill_later(&mut self, key: OrderKey, now: Now) {
@@ -1996,6 +2157,7 @@ impl BinanceSpot {
                     })),
             },
             Pending::MyTrades { client_id } => self.backfill_later(client_id.key, now),
+            Pending::SymbolTrades { inst } => self.symbol_backfill_failed(inst, now),
             Pending::OpenOrders => {
                 if p.socket == self.ws_socket {
                     self.listing_done(true, now, out);
@@ -2125,9 +2287,7 @@ impl BinanceSpot {
             }
             self.send_place(k, now, out);
         }
-        for k in backfills {
-            self.send_my_trades(k, now, out);
-        }
+        self.send_backfills(backfills, now, out);
         for k in cancels {
             self.send_cancel(k, now, out);
         }
@@ -2213,6 +2373,12 @@ impl VenueProtocol for BinanceSpot {
         self.closing = false;
         self.reconcile = None;
         self.resubscribe_at = None;
+        // Trades from here on may go unseen until the reconciliation.
+        for (gap, last) in self.gap_from.iter_mut().zip(&self.last_trade) {
+            if gap.is_none() {
+                *gap = Some(last.map_or(0, |l| l + 1));
+            }
+        }
         self.settle_ws(u32::MAX, "connection closed", now, out);
         let text = if opened {
             format!("connection closed: {why}")
