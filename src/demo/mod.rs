@@ -8,12 +8,19 @@
 //! simulator's own record (read back over its REST API, as a strategy's
 //! operator would), and prints the counts and the order round-trip latency
 //! next to a floor measured in the same run.
+//!
+//! `--strategies N` splits the orders over N strategies, each its own
+//! child process with its own `[[strategy]]` in the sidecar's config.
+//! `--faults SPEC` is the fault run (see `demo::faults`): the simulator
+//! in this process injecting faults, its ledger the judge.
 
+pub mod faults;
 pub mod flood;
 pub mod floor;
 pub mod rest;
 pub mod strategy;
 
+use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -29,7 +36,7 @@ use crate::sim::binance::engine::SymbolConfig;
 use crate::sim::binance::{
     FillModel, RateLimits, SimConfig, Simulator, DEMO_API_KEY, DEMO_API_SECRET,
 };
-use strategy::{Kind, Outcome, StrategyReport};
+use strategy::{Kind, Outcome, Plan, StrategyReport};
 
 /// The demo simulator's ORDERS limit (per 10 s and per day). Binance's is
 /// 50 per 10 s for this account type, and the demo sends a few hundred
@@ -41,8 +48,9 @@ const DEMO_ORDERS_LIMIT: u64 = 1_000_000;
 
 /// The instrument the demo trades, one of the simulator's default symbols.
 const SYMBOL: &str = "BTCUSDT";
+/// The one strategy's name when there is one; with more, `demo-1`,
+/// `demo-2`, … (ids 1, 2, …).
 const STRATEGY_NAME: &str = "demo";
-const STRATEGY_ID: u32 = 1;
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct DemoArgs {
@@ -63,6 +71,19 @@ pub struct DemoArgs {
     /// without it (`pass_through`), and compare (see `demo::flood`).
     #[arg(long)]
     pub flood: bool,
+    /// The fault run: the simulator (in this process) injects these
+    /// faults: `all`, `none`, or a list such as `drop,clock:50` (the
+    /// simulator's syntax). Every order is then checked against the
+    /// simulator's own ledger, and every enabled fault must have fired.
+    #[arg(long, value_name = "SPEC", conflicts_with = "flood")]
+    pub faults: Option<String>,
+    /// Seed of the simulator's fault draws (default: `--seed`).
+    #[arg(long, value_name = "N", requires = "faults")]
+    pub fault_seed: Option<u64>,
+    /// How many strategies share the orders (default 1, or 3 with
+    /// `--faults`).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=64))]
+    pub strategies: Option<u32>,
 }
 
 /// Arguments of the hidden `demo-strategy` subcommand (the strategy child).
@@ -70,8 +91,18 @@ pub struct DemoArgs {
 pub struct StrategyArgs {
     #[arg(long)]
     pub socket: PathBuf,
+    /// The strategy's configured name.
+    #[arg(long, default_value = STRATEGY_NAME)]
+    pub name: String,
+    /// The demo-wide index of its first order (the mix cycles over it).
+    #[arg(long, default_value_t = 0)]
+    pub first: usize,
     #[arg(long)]
     pub orders: usize,
+    /// The fault run's way: a window of orders in flight, late messages
+    /// taken, cancels retried, a deadline instead of per-answer timeouts.
+    #[arg(long)]
+    pub tolerant: bool,
     /// The market price to trade around, as a decimal string.
     #[arg(long)]
     pub reference: String,
@@ -102,6 +133,10 @@ pub enum DemoError {
     Coverage(usize, String),
     #[error("flood: {0}")]
     Flood(String),
+    #[error("--faults: {0}")]
+    FaultSpec(String),
+    #[error("fault run failed {} check(s) (fault seed {seed}):\n  {}", .checks.len(), .checks.join("\n  "))]
+    FaultChecks { seed: u64, checks: Vec<String> },
 }
 
 fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> DemoError {
@@ -189,15 +224,52 @@ fn exchange_filters(rest: &mut rest::Rest, symbol: &str) -> Result<Filters, Demo
     })
 }
 
-fn config_text(dir: &Path, sim_addr: &str, f: &Filters) -> String {
-    sidecar_config(
-        "ordergate demo",
-        dir,
-        sim_addr,
-        "",
-        &[(STRATEGY_ID, STRATEGY_NAME)],
-        f,
-    )
+fn config_text(dir: &Path, sim_addr: &str, plans: &[(u32, Plan)], f: &Filters) -> String {
+    let strategies: Vec<(u32, &str)> = plans.iter().map(|(id, p)| (*id, p.name.as_str())).collect();
+    sidecar_config("ordergate demo", dir, sim_addr, "", &strategies, f)
+}
+
+/// The demo's orders split over `count` strategies (ids 1..=count), in
+/// consecutive runs of the mix.
+fn plans(count: u32, orders: usize, tolerant: bool) -> Vec<(u32, Plan)> {
+    let n = count as usize;
+    let mut first = 0;
+    (0..n)
+        .map(|k| {
+            let mine = orders / n + usize::from(k < orders % n);
+            let plan = Plan {
+                name: if n == 1 {
+                    STRATEGY_NAME.to_owned()
+                } else {
+                    format!("{STRATEGY_NAME}-{}", k + 1)
+                },
+                first,
+                orders: mine,
+                tolerant,
+            };
+            first += mine;
+            (k as u32 + 1, plan)
+        })
+        .collect()
+}
+
+/// The simulator's filters for `symbol` from its own table, written as
+/// its exchangeInfo writes them (the fault run does not ask a venue that
+/// is injecting faults over REST).
+fn table_filters(symbol: &str) -> Result<Filters, DemoError> {
+    let (spec, _) = SymbolConfig::defaults()
+        .into_iter()
+        .find(|s| s.symbol == symbol)
+        .ok_or_else(|| DemoError::Setup(format!("the simulator has no default {symbol}")))?
+        .build()
+        .map_err(crate::sim::binance::SimError::from)?;
+    let s = spec.scales;
+    Ok(Filters {
+        tick: s.fmt_price(spec.tick_size),
+        lot: s.fmt_qty(spec.step_size),
+        min_qty: s.fmt_qty(spec.min_qty),
+        min_notional: s.fmt_quote(spec.min_notional),
+    })
 }
 
 /// The sidecar's config for a demo: the simulator at `sim_addr`, the
@@ -278,22 +350,49 @@ fn wait_for_socket(path: &Path, child: Option<&mut ChildGuard>) -> Result<(), De
     )))
 }
 
+/// The fault run's settings.
+struct FaultRun {
+    text: String,
+    spec: faults::FaultSpec,
+    seed: u64,
+}
+
 /// `ordergate demo`.
 pub fn run(args: DemoArgs) -> Result<(), DemoError> {
     if args.flood {
         return flood::run();
     }
     let started = Instant::now();
+    let fault = match &args.faults {
+        Some(text) => Some(FaultRun {
+            text: text.clone(),
+            spec: faults::parse_spec(text).map_err(DemoError::FaultSpec)?,
+            seed: args.fault_seed.unwrap_or(args.seed),
+        }),
+        None => None,
+    };
+    let strategies = args
+        .strategies
+        .unwrap_or(if fault.is_some() { 3 } else { 1 });
+    let plans = plans(strategies, args.orders, fault.is_some());
+    if let Some(f) = &fault {
+        println!(
+            "ordergate demo: fault run, faults {} with fault seed {} (fill seed {}); \
+             reproduce with: ordergate demo --orders {} --faults {} --fault-seed {} --seed {} --strategies {strategies}",
+            f.text, f.seed, args.seed, args.orders, f.text, f.seed, args.seed
+        );
+    }
     let dir = TempDir::new()?;
     write_secret(&dir.0.join("api.key"), DEMO_API_KEY)?;
     write_secret(&dir.0.join("api.secret"), DEMO_API_SECRET)?;
     let reference = reference_price()?;
     let exe = std::env::current_exe().map_err(io("find the ordergate executable"))?;
 
-    // 1. The simulator.
+    // 1. The simulator: in this process for the fault run (its ledger and
+    // fault counts are read directly) and with --in-process.
     let mut sim_handle = None;
     let mut children: Vec<ChildGuard> = Vec::new();
-    let sim_addr = if args.in_process {
+    let sim_addr = if args.in_process || fault.is_some() {
         let config = SimConfig {
             fill: FillModel {
                 seed: args.seed,
@@ -305,6 +404,10 @@ pub fn run(args: DemoArgs) -> Result<(), DemoError> {
                 ..RateLimits::default()
             },
             ..SimConfig::default()
+        };
+        let config = match &fault {
+            Some(f) => faults::with_faults(config, &f.spec, f.seed),
+            None => config,
         };
         let h = Simulator::start(config, "127.0.0.1:0".parse().expect("literal address"))?;
         let addr = h.addr().to_string();
@@ -342,32 +445,51 @@ pub fn run(args: DemoArgs) -> Result<(), DemoError> {
             .ok_or_else(|| DemoError::Setup(format!("unexpected simulator banner {first:?}")))?
             .to_owned()
     };
-    let mut rest = rest::Rest::connect(
-        &format!("http://{sim_addr}"),
-        DEMO_API_KEY,
-        DEMO_API_SECRET.as_bytes(),
-    )?;
-    let filters = exchange_filters(&mut rest, SYMBOL)?;
+    // The plain demo reads its filters and checks its orders over REST,
+    // as an operator would; the fault run does neither over a venue that
+    // is injecting faults.
+    let mut rest = None;
+    let filters = if fault.is_some() {
+        table_filters(SYMBOL)?
+    } else {
+        let mut r = rest::Rest::connect(
+            &format!("http://{sim_addr}"),
+            DEMO_API_KEY,
+            DEMO_API_SECRET.as_bytes(),
+        )?;
+        let f = exchange_filters(&mut r, SYMBOL)?;
+        rest = Some(r);
+        f
+    };
 
     // 2. The sidecar.
     let config_path = dir.0.join("ordergate.toml");
-    let text = config_text(&dir.0, &sim_addr, &filters);
+    let text = config_text(&dir.0, &sim_addr, &plans, &filters);
     std::fs::write(&config_path, &text).map_err(io("write the demo config"))?;
     let config = Config::from_str(&text, &config_path.display().to_string())?;
     let socket = config.socket.clone();
     let state_dir = config.state_dir.clone();
+    let sidecar_log = dir.0.join("sidecar.log");
     let mut app = None;
     if args.in_process {
         let state = crate::app::open_state(&config)?;
         app = Some(crate::app::start(config, state)?);
         wait_for_socket(&socket, None)?;
     } else {
+        // In the fault run its log is kept, to show when a check fails.
+        let stderr = if fault.is_some() {
+            Stdio::from(
+                std::fs::File::create(&sidecar_log).map_err(io("create the sidecar's log"))?,
+            )
+        } else {
+            Stdio::null()
+        };
         let child = Command::new(&exe)
             .arg("run")
             .arg("--config")
             .arg(&config_path)
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(stderr)
             .spawn()
             .map_err(io("start the sidecar"))?;
         children.push(ChildGuard(child, "sidecar"));
@@ -379,38 +501,68 @@ pub fn run(args: DemoArgs) -> Result<(), DemoError> {
         .parse()
         .map_err(|_| DemoError::Setup("the sidecar's epoch file is not a number".into()))?;
 
-    // 3. The strategy.
-    let report = if args.in_process {
-        let px = crate::decimal::scale_of_step(&filters.tick)
-            .and_then(|scale| crate::decimal::parse_fixed(&reference, scale))
-            .map_err(|e| DemoError::Setup(format!("reference price: {e}")))?;
-        strategy::run(&socket, STRATEGY_NAME, SYMBOL, px, args.orders)?
+    // 3. The strategies, all at once.
+    let reports = if args.in_process {
+        std::thread::scope(|s| {
+            let running: Vec<_> = plans
+                .iter()
+                .map(|(_, plan)| s.spawn(|| strategy::run(&socket, plan, SYMBOL, &reference)))
+                .collect();
+            running
+                .into_iter()
+                .map(|h| h.join().expect("a demo strategy thread panicked"))
+                .collect::<Result<Vec<_>, _>>()
+        })?
     } else {
-        let out = dir.0.join("strategy.json");
-        let status = Command::new(&exe)
-            .arg("demo-strategy")
-            .arg("--socket")
-            .arg(&socket)
-            .args([
-                "--orders",
-                &args.orders.to_string(),
-                "--reference",
-                &reference,
-            ])
-            .arg("--out")
-            .arg(&out)
-            .status()
-            .map_err(io("run the demo strategy"))?;
-        if !status.success() {
-            return Err(DemoError::Setup(format!(
-                "the demo strategy failed: {status}"
-            )));
+        let mut running = Vec::new();
+        for (id, plan) in &plans {
+            let out = dir.0.join(format!("strategy-{id}.json"));
+            let mut cmd = Command::new(&exe);
+            cmd.arg("demo-strategy")
+                .arg("--socket")
+                .arg(&socket)
+                .args(["--name", &plan.name])
+                .args(["--first", &plan.first.to_string()])
+                .args(["--orders", &plan.orders.to_string()])
+                .args(["--reference", &reference])
+                .arg("--out")
+                .arg(&out);
+            if plan.tolerant {
+                cmd.arg("--tolerant");
+            }
+            let child = cmd.spawn().map_err(io("start a demo strategy"))?;
+            running.push((ChildGuard(child, "demo strategy"), plan, out));
         }
-        read_report(&out)?
+        let mut reports = Vec::new();
+        for (mut child, plan, out) in running {
+            let status = child.0.wait().map_err(io("wait for a demo strategy"))?;
+            if !status.success() {
+                show_log_tail(fault.is_some(), &sidecar_log);
+                return Err(DemoError::Setup(format!(
+                    "the demo strategy {} failed: {status}",
+                    plan.name
+                )));
+            }
+            reports.push(read_report(&out)?);
+        }
+        reports
     };
 
     // 4. The venue's own record.
-    let mismatches = check_ledger(&mut rest, &report, epoch)?;
+    let mut verdict = None;
+    let mut mismatches = Vec::new();
+    if let Some(f) = &fault {
+        let sim = sim_handle
+            .as_ref()
+            .expect("the fault run's simulator is in process");
+        let ledger = sim.ledger();
+        let counts = faults::counts(sim);
+        verdict = Some((f, ledger, counts));
+    } else if let Some(rest) = rest.as_mut() {
+        for r in &reports {
+            mismatches.extend(check_ledger(rest, r, epoch)?);
+        }
+    }
 
     // 5. The floor, measured now, on the same machine, in the same run.
     let unix = floor::unix_echo(args.floor_rounds, 48).map_err(io("unix echo floor"))?;
@@ -422,37 +574,86 @@ pub fn run(args: DemoArgs) -> Result<(), DemoError> {
     drop(sim_handle);
     drop(children);
 
-    let mode = if args.in_process {
-        "in one process"
+    let who = if plans.len() == 1 {
+        "strategy".to_owned()
     } else {
-        "as child processes"
+        format!("{} strategies", plans.len())
     };
-    let coverage = print_summary(&report, &unix, &ws, mode, started.elapsed());
-    if !mismatches.is_empty() {
-        return Err(DemoError::Mismatch(mismatches));
-    }
-    println!(
-        "ledger check: all {} orders match the simulator (state, executed qty, quote qty)",
-        report.outcomes.len()
+    let mode = match (args.in_process, fault.is_some()) {
+        (true, _) => format!("simulator + sidecar + {who} in one process"),
+        (false, true) => format!("simulator in this process, sidecar + {who} as child processes"),
+        (false, false) => format!("simulator + sidecar + {who} as child processes"),
+    };
+    let coverage = print_summary(
+        &reports,
+        &unix,
+        &ws,
+        &mode,
+        fault.is_some(),
+        started.elapsed(),
     );
+    if let Some((f, ledger, counts)) = verdict {
+        println!(
+            "fault checks (faults {}, fault seed {}, fill seed {}, epoch {epoch}):",
+            f.text, f.seed, args.seed
+        );
+        let enabled = faults::kind_names(&f.spec);
+        let failed = faults::check(&reports, &ledger, epoch, &enabled, &counts);
+        if !failed.is_empty() {
+            show_log_tail(!args.in_process, &sidecar_log);
+            return Err(DemoError::FaultChecks {
+                seed: f.seed,
+                checks: failed,
+            });
+        }
+        println!(
+            "fault check: every order accounted for; reproduce with --faults {} --fault-seed {} --seed {}",
+            f.text, f.seed, args.seed
+        );
+    } else {
+        if !mismatches.is_empty() {
+            return Err(DemoError::Mismatch(mismatches));
+        }
+        println!(
+            "ledger check: all {} orders match the simulator (state, executed qty, quote qty)",
+            reports.iter().map(|r| r.outcomes.len()).sum::<usize>()
+        );
+    }
     if args.orders >= 200 && !coverage.is_empty() {
         return Err(DemoError::Coverage(args.orders, coverage.join(", ")));
     }
     Ok(())
 }
 
+/// After a failure: the last lines of the sidecar's log, if it was kept.
+fn show_log_tail(kept: bool, path: &Path) {
+    if !kept {
+        return;
+    }
+    let Ok(text) = std::fs::read_to_string(path) else {
+        return;
+    };
+    let lines: Vec<&str> = text.lines().collect();
+    let from = lines.len().saturating_sub(40);
+    eprintln!(
+        "the sidecar's log, last {} of {} lines:",
+        lines.len() - from,
+        lines.len()
+    );
+    for l in &lines[from..] {
+        eprintln!("  {l}");
+    }
+}
+
 /// `ordergate demo-strategy`: the strategy child.
 pub fn run_strategy(args: StrategyArgs) -> Result<(), DemoError> {
-    let client = crate::client::Client::connect(&args.socket, STRATEGY_NAME)
-        .map_err(strategy::DemoStrategyError::from)?;
-    let scale = client
-        .instrument(SYMBOL)
-        .map(|i| i.price_scale)
-        .ok_or_else(|| strategy::DemoStrategyError::NoInstrument(SYMBOL.into()))?;
-    drop(client);
-    let px = crate::decimal::parse_fixed(&args.reference, scale)
-        .map_err(|e| DemoError::Setup(format!("--reference: {e}")))?;
-    let report = strategy::run(&args.socket, STRATEGY_NAME, SYMBOL, px, args.orders)?;
+    let plan = Plan {
+        name: args.name,
+        first: args.first,
+        orders: args.orders,
+        tolerant: args.tolerant,
+    };
+    let report = strategy::run(&args.socket, &plan, SYMBOL, &args.reference)?;
     std::fs::write(&args.out, report_json(&report).to_string())
         .map_err(io(format!("write {}", args.out.display())))
 }
@@ -470,6 +671,12 @@ fn report_json(r: &StrategyReport) -> serde_json::Value {
                 "cum_notional": o.cum_notional.to_string(),
                 "fills": o.fills,
                 "reject": o.reject.map(|r| r as u16),
+                "answered": o.answered,
+                "fill_qty": o.fill_qty,
+                "fill_notional": o.fill_notional.to_string(),
+                "final_qty": o.final_qty,
+                "final_notional": o.final_notional.map(|n| n.to_string()),
+                "messages": o.messages,
             })
         })
         .collect();
@@ -480,6 +687,8 @@ fn report_json(r: &StrategyReport) -> serde_json::Value {
         }
     }
     serde_json::json!({
+        "name": r.name,
+        "strategy_id": r.strategy_id,
         "price_scale": r.price_scale,
         "qty_scale": r.qty_scale,
         "outcomes": outcomes,
@@ -498,25 +707,40 @@ fn read_report(path: &Path) -> Result<StrategyReport, DemoError> {
     {
         round_trip.saturating_record(l.as_u64().unwrap_or(1));
     }
+    let wide = |x: &serde_json::Value| x.as_str().and_then(|s| s.parse::<i128>().ok());
     let mut outcomes = Vec::new();
     for o in v["outcomes"].as_array().ok_or_else(|| bad("no outcomes"))? {
         let field = |k: &str| o[k].as_u64().ok_or_else(|| bad(&format!("outcome.{k}")));
+        let int = |k: &str| o[k].as_i64().ok_or_else(|| bad(&format!("outcome.{k}")));
+        let int128 = |k: &str| wide(&o[k]).ok_or_else(|| bad(&format!("outcome.{k}")));
         outcomes.push(Outcome {
             order_id: field("order_id")?,
             kind: Kind::from_u8(field("kind")? as u8).ok_or_else(|| bad("kind"))?,
             state: OrderState::from_u8(field("state")? as u8).ok_or_else(|| bad("state"))?,
-            cum_qty: o["cum_qty"].as_i64().ok_or_else(|| bad("cum_qty"))?,
-            cum_notional: o["cum_notional"]
-                .as_str()
-                .and_then(|s| s.parse().ok())
-                .ok_or_else(|| bad("cum_notional"))?,
+            cum_qty: int("cum_qty")?,
+            cum_notional: int128("cum_notional")?,
             fills: field("fills")? as u32,
             reject: o["reject"]
                 .as_u64()
                 .and_then(|r| Reason::from_u16(r as u16)),
+            answered: o["answered"].as_bool().ok_or_else(|| bad("answered"))?,
+            fill_qty: int("fill_qty")?,
+            fill_notional: int128("fill_notional")?,
+            final_qty: o["final_qty"].as_i64(),
+            final_notional: wide(&o["final_notional"]),
+            messages: o["messages"]
+                .as_array()
+                .ok_or_else(|| bad("messages"))?
+                .iter()
+                .map(|m| m.as_str().unwrap_or("").to_owned())
+                .collect(),
         });
     }
     Ok(StrategyReport {
+        name: v["name"].as_str().ok_or_else(|| bad("name"))?.to_owned(),
+        strategy_id: v["strategy_id"]
+            .as_u64()
+            .ok_or_else(|| bad("strategy_id"))? as u32,
         price_scale: v["price_scale"]
             .as_u64()
             .ok_or_else(|| bad("price_scale"))? as u8,
@@ -543,7 +767,7 @@ fn check_ledger(
         let id = ClientId::order(
             epoch,
             OrderKey {
-                strategy: STRATEGY_ID,
+                strategy: report.strategy_id,
                 order_id: o.order_id,
             },
         )
@@ -553,8 +777,13 @@ fn check_ledger(
             &format!("symbol={SYMBOL}&origClientOrderId={id}"),
             now_ms(),
         )?;
+        let who = if report.name == STRATEGY_NAME {
+            String::new()
+        } else {
+            format!("{} ", report.name)
+        };
         let mut differ =
-            |what: String| mismatches.push(format!("order {} ({id}): {what}", o.order_id));
+            |what: String| mismatches.push(format!("{who}order {} ({id}): {what}", o.order_id));
         if o.state == OrderState::Rejected {
             // Refused orders never reach the venue's books: the gateway's
             // never left the sidecar, the venue's were refused at the door.
@@ -626,18 +855,32 @@ fn percentiles(h: &Histogram<u64>) -> String {
 
 /// Prints the summary; returns the categories that did not occur.
 fn print_summary(
-    r: &StrategyReport,
+    reports: &[StrategyReport],
     unix: &Histogram<u64>,
     ws: &Histogram<u64>,
     mode: &str,
+    faulted: bool,
     took: Duration,
 ) -> Vec<String> {
-    let count = |f: &dyn Fn(&Outcome) -> bool| r.outcomes.iter().filter(|o| f(o)).count();
-    let n = r.outcomes.len();
+    let outcomes: Vec<&Outcome> = reports.iter().flat_map(|r| &r.outcomes).collect();
+    let mut round_trip = floor::new_histogram();
+    for r in reports {
+        // Same bounds on both sides: adding cannot fail.
+        let _ = round_trip.add(&r.round_trip);
+    }
+    let count = |f: &dyn Fn(&Outcome) -> bool| outcomes.iter().filter(|o| f(o)).count();
+    let n = outcomes.len();
     println!(
-        "ordergate demo: {n} orders on {SYMBOL}, simulator + sidecar + strategy {mode}, {:.1} s",
+        "ordergate demo: {n} orders on {SYMBOL}, {mode}, {:.1} s",
         took.as_secs_f64()
     );
+    if reports.len() > 1 {
+        let each: Vec<String> = reports
+            .iter()
+            .map(|r| format!("{} (id {}) {}", r.name, r.strategy_id, r.outcomes.len()))
+            .collect();
+        println!("strategies:       {}", each.join(", "));
+    }
     println!("final states:");
     for s in [
         OrderState::Filled,
@@ -654,7 +897,7 @@ fn print_summary(
         }
     }
     let partial = count(&|o| o.fills > 1 || (o.fills > 0 && o.state != OrderState::Filled));
-    let fills: u32 = r.outcomes.iter().map(|o| o.fills).sum();
+    let fills: u32 = outcomes.iter().map(|o| o.fills).sum();
     let canceled = count(&|o| o.state == OrderState::Canceled);
     let canceled_partial = count(&|o| o.state == OrderState::Canceled && o.cum_qty > 0);
     let gw = count(&|o| o.state == OrderState::Rejected && is_gateway_reject(o.reject));
@@ -665,17 +908,48 @@ fn print_summary(
     println!(
         "rejects:          {gw} by the gateway (bad tick), {venue} by the venue (min notional)"
     );
+    if faulted {
+        let mut by_reason: BTreeMap<String, usize> = BTreeMap::new();
+        for o in outcomes.iter().filter(|o| o.state == OrderState::Rejected) {
+            *by_reason.entry(format!("{:?}", o.reject)).or_default() += 1;
+        }
+        let list: Vec<String> = by_reason.iter().map(|(r, c)| format!("{c} {r}")).collect();
+        println!("rejects by reason: {}", list.join(", "));
+    }
     println!("expiries:         {expired} (IOC remainders, MARKET orders out of liquidity)");
-    println!(
-        "order round trip, NewOrder sent -> first answer ({} orders):",
-        r.round_trip.len()
-    );
-    println!("  ordergate       {}", percentiles(&r.round_trip));
+    if faulted {
+        let told = |what: &str| {
+            count(&|o| {
+                o.messages
+                    .iter()
+                    .any(|m| m.split_once(' ').is_some_and(|(_, t)| t.starts_with(what)))
+            })
+        };
+        println!(
+            "under faults:     {} orders reported Unknown at some point, {} had a CancelRejected, {} never answered",
+            told("OrderStatus Unknown"),
+            told("CancelRejected"),
+            count(&|o| !o.answered)
+        );
+    }
+    if faulted {
+        println!(
+            "order round trip, NewOrder sent -> first answer ({} orders, up to {} in flight per strategy):",
+            round_trip.len(),
+            strategy::WINDOW
+        );
+    } else {
+        println!(
+            "order round trip, NewOrder sent -> first answer ({} orders):",
+            round_trip.len()
+        );
+    }
+    println!("  ordergate       {}", percentiles(&round_trip));
     println!("floor, same run ({} round trips each):", unix.len());
     println!("  unix echo       {}", percentiles(unix));
     println!("  websocket echo  {}", percentiles(ws));
     let floor = unix.value_at_quantile(0.5) + ws.value_at_quantile(0.5);
-    let ours = r.round_trip.value_at_quantile(0.5);
+    let ours = round_trip.value_at_quantile(0.5);
     println!(
         "  ratio           p50 round trip / (unix + websocket echo p50) = {:.2}x",
         ours as f64 / floor.max(1) as f64
