@@ -1,5 +1,5 @@
-//! Connections and refused requests are told as `tracing` events at debug
-//! level. The only test in its binary: tracing caches per-callsite
+//! Connections, refused requests and injected faults are told as
+//! `tracing` events at debug level. The only test in its binary: tracing caches per-callsite
 //! interest process-wide, so a subscriber scoped to one test thread could
 //! miss events while other tests run.
 
@@ -86,6 +86,23 @@ fn connections_and_refusals_are_traced_at_debug() {
             ("WebSocket API request refused", Some(-1022)),
             ("REST request refused", Some(-2014)),
             ("WebSocket API connection closed", None),
+        ]
+    );
+    assert!(got.iter().all(|(l, _, _)| *l == Level::DEBUG));
+
+    // Every fault injected is told too.
+    rec.0.lock().unwrap().clear();
+    ex.set_faults("drop:1000".parse().unwrap(), 1);
+    let c = ex.ws_connect(NOW);
+    ex.ws_request(c, r#"{"id":3,"method":"time"}"#, NOW);
+    let got = rec.0.lock().unwrap().clone();
+    let seen: Vec<&str> = got.iter().map(|(_, m, _)| m.as_str()).collect();
+    assert_eq!(
+        seen,
+        [
+            "faults set",
+            "WebSocket API connection open",
+            "fault injected"
         ]
     );
     assert!(got.iter().all(|(l, _, _)| *l == Level::DEBUG));

@@ -286,13 +286,17 @@ pub struct Handled {
 /// method. A successfully placed order is counted against its account.
 ///
 /// `auth` is ignored by unsigned methods; transports pass the error they
-/// report when a signed request carries no API key.
+/// report when a signed request carries no API key. `gate` runs when a new
+/// order has passed the limits and authentication, just before the engine
+/// would see it: an error there answers the request instead and nothing is
+/// placed or counted (the faults' `busy` and `unknown-rejected`).
 pub fn handle(
     state: &mut State,
     op: Op,
     params: &Params,
     auth: Result<Auth<'_>, ApiError>,
     now: u64,
+    gate: &mut dyn FnMut() -> Result<(), ApiError>,
 ) -> Handled {
     let weight = op.weight(params);
     let mut account = None;
@@ -304,6 +308,7 @@ pub fn handle(
         let acct = account.as_deref().unwrap_or_default();
         if op == Op::OrderPlace {
             state.meter.admit_order(acct, now)?;
+            gate()?;
         }
         let done = execute(state, op, params, acct, now)?;
         if op == Op::OrderPlace {

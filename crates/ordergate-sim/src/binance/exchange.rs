@@ -10,6 +10,13 @@
 //! milliseconds. The simulated server's own time is derived from it by the
 //! [`SimClock`] (offset and drift), as a real venue's clock differs from a
 //! client's.
+//!
+//! With faults on ([`super::faults`]) a call may return fewer frames than
+//! without (held, dropped, or lost with a connection the exchange closes);
+//! the driver then also calls [`Exchange::poll_faults`] at
+//! [`Exchange::next_fault_ms`] for what comes later and for the
+//! connections to close. Without faults it only ever closes a connection
+//! at its 24 h maximum age.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
@@ -18,6 +25,7 @@ use std::time::Duration;
 use super::amount;
 use super::api::{SimClock, State};
 use super::engine::{Engine, ExecEvent, LedgerEntry};
+use super::faults::{ConnFaults, Faults, Tag, Tagged};
 use super::json;
 use super::limits::{LimitStats, RateLimits};
 use super::{SimConfig, SimError};
@@ -66,6 +74,8 @@ pub(crate) struct Conn {
     pub session: Option<(String, u64)>,
     pub next_subscription: u64,
     pub return_rate_limits: bool,
+    /// Its maximum age and what the faults drew for it.
+    pub faults: ConnFaults,
 }
 
 struct Subscription {
@@ -95,6 +105,15 @@ impl Subscriptions {
         before - self.0.len()
     }
 
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// The `i`-th subscription: connection, id and account.
+    pub fn nth(&self, i: usize) -> Option<(ConnId, u64, String)> {
+        self.0.get(i).map(|s| (s.conn, s.id, s.account.clone()))
+    }
+
     pub fn has(&self, conn: ConnId, account: &str) -> bool {
         self.0
             .iter()
@@ -103,7 +122,7 @@ impl Subscriptions {
 
     /// The `executionReport` frames for `events`: each event, in order, to
     /// every subscription of its account, in subscription order.
-    pub fn frames(&self, events: &[ExecEvent], server_now: u64) -> Frames {
+    pub fn reports(&self, events: &[ExecEvent], server_now: u64) -> Tagged {
         let mut out = Vec::new();
         for ev in events {
             let report = json::ExecutionReport::new(ev, server_now);
@@ -112,7 +131,7 @@ impl Subscriptions {
                     subscription_id: s.id,
                     event: &report,
                 });
-                out.push((s.conn, frame));
+                out.push((s.conn, frame, Tag::Report));
             }
         }
         out
@@ -157,8 +176,14 @@ pub struct RequestRecord {
     /// The server's time when it arrived.
     pub server_time: u64,
     /// The answer's status: 200, the error's HTTP status (429, 418, …);
-    /// 101 for an accepted connection.
+    /// 101 for an accepted connection. Under faults, the status of the
+    /// answer the venue made, whether it was sent or not (a `drop`ped 200
+    /// is 200; `unknown-*` and `busy` are their 5xx).
     pub status: u16,
+    /// The fault injected on this request ([`FaultKind::name`]), if any.
+    ///
+    /// [`FaultKind::name`]: super::FaultKind::name
+    pub fault: Option<&'static str>,
 }
 
 /// The simulated Binance Spot venue, socket-free and single-threaded:
@@ -166,7 +191,8 @@ pub struct RequestRecord {
 /// WebSocket connections and their user data subscriptions.
 ///
 /// The WebSocket API is [`Exchange::ws_request`] (in `ws.rs`), REST is
-/// [`Exchange::rest`] (in `rest.rs`).
+/// [`Exchange::rest`] (in `rest.rs`), faults are
+/// [`Exchange::set_faults`] and [`Exchange::poll_faults`] (in `faults.rs`).
 pub struct Exchange {
     pub(crate) state: State,
     pub(crate) conns: BTreeMap<ConnId, Conn>,
@@ -174,6 +200,7 @@ pub struct Exchange {
     next_conn: u64,
     shutdown_grace: Duration,
     log: Vec<RequestRecord>,
+    pub(crate) faults: Faults,
 }
 
 impl Exchange {
@@ -194,6 +221,11 @@ impl Exchange {
             next_conn: 1,
             shutdown_grace: config.shutdown_grace,
             log: Vec::new(),
+            faults: Faults::new(
+                config.faults.clone(),
+                config.fault_seed,
+                config.clock_offset_ms,
+            ),
         })
     }
 
@@ -215,7 +247,15 @@ impl Exchange {
             orig_client_order_id: ids.1,
             server_time,
             status,
+            fault: None,
         });
+    }
+
+    /// Marks the last request of the log with the fault it got.
+    pub(crate) fn mark_fault(&mut self, kind: super::FaultKind) {
+        if let Some(r) = self.log.last_mut() {
+            r.fault = Some(kind.name());
+        }
     }
 
     /// Every request received so far (REST, WebSocket API frames,
@@ -376,8 +416,10 @@ impl Exchange {
                 session: None,
                 next_subscription: 0,
                 return_rate_limits: opts.return_rate_limits,
+                faults: ConnFaults::new(now_ms),
             },
         );
+        self.fault_activity(now_ms);
         tracing::debug!(
             conn = %id,
             return_rate_limits = opts.return_rate_limits,
@@ -388,6 +430,7 @@ impl Exchange {
 
     /// Forgets a closed connection and its subscriptions.
     pub fn ws_disconnect(&mut self, conn: ConnId) {
+        self.faults.forget(conn);
         if self.conns.remove(&conn).is_some() {
             let subscriptions = self.subs.remove(conn, None);
             tracing::debug!(
@@ -443,7 +486,8 @@ impl Exchange {
             .engine
             .set_reference_price(symbol, m, now)
             .map_err(|e| bad(e.to_string()))?;
-        let frames = self.subs.frames(&events, now);
+        let reports = self.subs.reports(&events, now);
+        let frames = self.route(reports);
         Ok(MarketMove { events, frames })
     }
 

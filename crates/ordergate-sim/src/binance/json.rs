@@ -505,6 +505,25 @@ impl ServerShutdown {
     }
 }
 
+/// `eventStreamTerminated` (user-data-stream.md §"Event Stream
+/// Terminated"), sent inside the subscription wrapper.
+#[derive(Debug, Clone, Serialize)]
+pub struct EventStreamTerminated {
+    #[serde(rename = "e")]
+    pub event_type: &'static str,
+    #[serde(rename = "E")]
+    pub event_time: u64,
+}
+
+impl EventStreamTerminated {
+    pub fn new(event_time: u64) -> EventStreamTerminated {
+        EventStreamTerminated {
+            event_type: "eventStreamTerminated",
+            event_time,
+        }
+    }
+}
+
 /// A rate limiter, as in exchangeInfo (`count` is None) and in WebSocket
 /// responses (`count` is the current usage).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

@@ -11,11 +11,19 @@
 //!   [`Exchange`] on its own thread with its own tokio runtime (callers
 //!   need none). The returned [`SimHandle`] moves the market, injects
 //!   faults and reads the ledger.
+//!
+//! Faults on purpose ([`faults`]: disconnects, delayed, dropped and
+//! unknown-outcome answers, busy refusals, duplicate and early
+//! `executionReport`s, user data stream loss, maximum connection age,
+//! clock steps and drift, `serverShutdown`) are set with
+//! [`SimConfig::faults`] and [`SimConfig::fault_seed`] (`ordergate sim
+//! --faults SPEC --fault-seed N`), and are the same for both drivers.
 
 pub mod amount;
 pub mod api;
 pub mod engine;
 pub mod exchange;
+pub mod faults;
 pub mod json;
 pub mod limits;
 pub mod rest;
@@ -37,6 +45,9 @@ pub use engine::{
 };
 pub use exchange::{
     ConnId, ConnOptions, Exchange, Frames, MarketMove, RequestRecord, RestReply, WS_PATH,
+};
+pub use faults::{
+    FaultCounts, FaultKind, FaultOutput, FaultSpec, FaultSpecError, MAX_CONNECTION_AGE_MS,
 };
 pub use limits::{LimitStats, RateLimits};
 
@@ -65,6 +76,11 @@ pub struct SimConfig {
     /// The rate limits enforced and published (default: the documented
     /// values).
     pub limits: RateLimits,
+    /// Faults on purpose (default: none); see [`faults`].
+    pub faults: FaultSpec,
+    /// Seed of the fault draws (default 1): the same seed replays the same
+    /// faults for a run driven the same way.
+    pub fault_seed: u64,
 }
 
 impl Default for SimConfig {
@@ -78,6 +94,8 @@ impl Default for SimConfig {
             ping_interval: Duration::from_secs(20),
             shutdown_grace: Duration::from_secs(1),
             limits: RateLimits::default(),
+            faults: FaultSpec::none(),
+            fault_seed: 1,
         }
     }
 }
@@ -177,6 +195,7 @@ impl SimHandle {
         let mut hub = lock(&self.hub);
         let moved = hub.exchange.set_reference_price(symbol, price, real_ms())?;
         hub.deliver(moved.frames);
+        hub.settle();
         Ok(moved.events)
     }
 
@@ -220,6 +239,18 @@ impl SimHandle {
     /// How many 429s and 418s the simulator answered, and bans started.
     pub fn limit_stats(&self) -> LimitStats {
         lock(&self.hub).exchange.limit_stats()
+    }
+
+    /// How many faults of each enabled kind were injected so far.
+    pub fn fault_counts(&self) -> FaultCounts {
+        lock(&self.hub).exchange.fault_counts()
+    }
+
+    /// Replaces the faults and their seed (see [`Exchange::set_faults`]).
+    pub fn set_faults(&self, spec: FaultSpec, seed: u64) {
+        let mut hub = lock(&self.hub);
+        hub.exchange.set_faults(spec, seed);
+        hub.settle();
     }
 
     /// Every request received so far, in the order received (see

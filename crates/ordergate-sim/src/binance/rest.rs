@@ -68,7 +68,7 @@ impl Exchange {
             }),
             None => Err(ApiError::key_format()),
         };
-        let h = api::handle(&mut self.state, op, &params, auth, now);
+        let h = api::handle(&mut self.state, op, &params, auth, now, &mut || Ok(()));
         let (status, body) = match &h.result {
             Ok(b) => (200, b.to_json()),
             Err(e) => {
@@ -108,7 +108,10 @@ impl Exchange {
             status,
             headers,
             body,
-            frames: self.subs.frames(&h.events, now),
+            frames: {
+                let reports = self.subs.reports(&h.events, now);
+                self.route(reports)
+            },
         }
     }
 }

@@ -9,7 +9,11 @@
 //! connection's outbox. Frames are handed to the outboxes while the lock
 //! is held, so every connection sees them in the order the exchange made
 //! them. Server pings and the close after `serverShutdown` are the
-//! driver's.
+//! driver's. Faults ([`super::faults`]) are the exchange's: a timer task
+//! runs [`Exchange::poll_faults`] when [`Exchange::next_fault_ms`] says so
+//! (and after every call that may have made something due), delivers what
+//! it returns and closes the sockets it names: abruptly for `disconnect*`,
+//! with a close frame (1000) for `max-age` and after `serverShutdown`.
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -27,13 +31,15 @@ use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, watch, Notify};
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
-use tokio_tungstenite::tungstenite::protocol::Role;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
 
 use super::exchange::{ConnId, Exchange, Frames, RestReply};
+use super::faults::FaultOutput;
 
 pub use super::exchange::WS_PATH;
 
@@ -55,12 +61,19 @@ enum Out {
     /// The `serverShutdown` frame: send it, then close after the grace
     /// period.
     Shutdown(String),
+    /// The exchange closed the connection: with a close frame, or by
+    /// dropping the socket.
+    Close {
+        graceful: bool,
+    },
 }
 
 /// The exchange and the outbox of every open WebSocket connection.
 pub struct Hub {
     pub exchange: Exchange,
     outboxes: HashMap<ConnId, mpsc::UnboundedSender<Out>>,
+    /// Wakes the fault timer when something may have been scheduled.
+    notify: Arc<Notify>,
 }
 
 impl Hub {
@@ -68,6 +81,31 @@ impl Hub {
         Hub {
             exchange,
             outboxes: HashMap::new(),
+            notify: Arc::new(Notify::new()),
+        }
+    }
+
+    /// After a call into the exchange: runs the faults already due (a
+    /// close it decided, frames it released) and wakes the fault timer so
+    /// it sleeps until the new [`Exchange::next_fault_ms`].
+    pub fn settle(&mut self) {
+        let now = real_ms();
+        if self.exchange.next_fault_ms().is_some_and(|t| t <= now) {
+            let out = self.exchange.poll_faults(now);
+            self.apply(out);
+        }
+        self.notify.notify_one();
+    }
+
+    /// Delivers what [`Exchange::poll_faults`] returned: the frames, then
+    /// the closes.
+    pub fn apply(&mut self, out: FaultOutput) {
+        self.deliver(out.frames);
+        for conn in out.close {
+            let graceful = self.exchange.take_graceful_close(conn);
+            if let Some(tx) = self.outboxes.get(&conn) {
+                let _ = tx.send(Out::Close { graceful });
+            }
         }
     }
 
@@ -111,6 +149,7 @@ pub async fn accept_loop(
     opts: WsOptions,
     mut stop: watch::Receiver<bool>,
 ) {
+    tokio::spawn(fault_timer(hub.clone(), stop.clone()));
     loop {
         tokio::select! {
             r = listener.accept() => match r {
@@ -121,6 +160,30 @@ pub async fn accept_loop(
                 Err(e) => tracing::debug!(error = %e, "accept failed"),
             },
             _ = stop.changed() => break,
+        }
+    }
+}
+
+/// Runs the exchange's faults on time until `stop` changes: sleeps until
+/// [`Exchange::next_fault_ms`] (at most a second, or until woken), then
+/// polls and delivers.
+async fn fault_timer(hub: Arc<Mutex<Hub>>, mut stop: watch::Receiver<bool>) {
+    let notify = lock(&hub).notify.clone();
+    loop {
+        let wait_ms = match lock(&hub).exchange.next_fault_ms() {
+            Some(t) => t.saturating_sub(real_ms()).min(1_000),
+            None => 1_000,
+        };
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_millis(wait_ms)) => {}
+            _ = notify.notified() => {}
+            _ = stop.changed() => break,
+        }
+        let mut hub = lock(&hub);
+        let now = real_ms();
+        if hub.exchange.next_fault_ms().is_some_and(|t| t <= now) {
+            let out = hub.exchange.poll_faults(now);
+            hub.apply(out);
         }
     }
 }
@@ -174,6 +237,7 @@ async fn route(req: Request<Incoming>, hub: Arc<Mutex<Hub>>, opts: WsOptions) ->
             .exchange
             .rest(parts.method.as_str(), target, &headers, &body, real_ms());
         hub.deliver(std::mem::take(&mut r.frames));
+        hub.settle();
         r
     };
     reply(r)
@@ -296,6 +360,7 @@ async fn serve_ws<S>(
                     let mut hub = lock(&hub);
                     let frames = hub.exchange.ws_request(conn, t.as_str(), real_ms());
                     hub.deliver(frames);
+                    hub.settle();
                 }
                 Some(Ok(Message::Close(_))) | None => break,
                 Some(Err(e)) => {
@@ -308,12 +373,17 @@ async fn serve_ws<S>(
             m = rx.recv() => {
                 let Some(mut m) = m else { break };
                 // Everything queued goes out with one flush.
+                let mut closing = None;
                 let sent = loop {
                     let text = match m {
                         Out::Text(t) => t,
                         Out::Shutdown(t) => {
                             close_at = Some(tokio::time::Instant::now() + grace);
                             t
+                        }
+                        Out::Close { graceful } => {
+                            closing = Some(graceful);
+                            break ws.flush().await.is_ok();
                         }
                     };
                     if ws.feed(Message::text(text)).await.is_err() {
@@ -324,6 +394,17 @@ async fn serve_ws<S>(
                         Err(_) => break ws.flush().await.is_ok(),
                     }
                 };
+                if let Some(graceful) = closing {
+                    tracing::debug!(%conn, graceful, "closing the socket for the exchange");
+                    if graceful && sent {
+                        let frame = CloseFrame {
+                            code: CloseCode::Normal,
+                            reason: "".into(),
+                        };
+                        let _ = ws.close(Some(frame)).await;
+                    }
+                    break;
+                }
                 if !sent {
                     break;
                 }

@@ -10,6 +10,7 @@ use serde_json::Value;
 use super::api::{self, ApiError, Auth, Op, Params, State, UsageSnapshot};
 use super::engine::ExecEvent;
 use super::exchange::{Conn, ConnId, Exchange, Frames, Subscriptions};
+use super::faults::{FaultKind, Faults, Outcome, Tag};
 use super::json::{self, Body, Limiter, SessionStatus};
 use super::limits::{LimitRefusal, RateLimits};
 use super::sign;
@@ -20,17 +21,72 @@ impl Exchange {
     /// response to `conn` first, then the `executionReport` events the
     /// request caused, to every subscribed connection (`conn` included).
     /// A connection that is not open gets nothing.
+    ///
+    /// Under faults (see [`faults`](super::faults)) some of them may be
+    /// missing (held for later, dropped, or lost with a connection the
+    /// exchange closes); [`Exchange::poll_faults`] returns what comes
+    /// later and the closes.
     pub fn ws_request(&mut self, conn: ConnId, text: &str, now_ms: u64) -> Frames {
         let now = self.state.server_time(now_ms);
+        if !self.conns.contains_key(&conn) {
+            return Vec::new();
+        }
+        self.fault_activity(now_ms);
+        if self.expired(conn, now_ms) {
+            return Vec::new();
+        }
+        let ending = self.count_frame(conn);
+        if ending == Some(false) {
+            self.faults.inject(
+                FaultKind::Disconnect,
+                Some(conn),
+                "closed before this frame reached the venue",
+            );
+            self.fault_close(conn, false, now_ms);
+            return Vec::new();
+        }
+        self.faults.current = None;
+        self.faults.current_conn = Some(conn);
         let Some(c) = self.conns.get_mut(&conn) else {
             return Vec::new();
         };
-        let (response, events, seen) = request(&mut self.state, &mut self.subs, conn, c, text, now);
-        self.record(Some(conn), seen.method, seen.ids, now, seen.status);
-        let mut frames = vec![(conn, response)];
-        frames.extend(self.subs.frames(&events, now));
+        let done = request(
+            &mut self.state,
+            &mut self.subs,
+            &mut self.faults,
+            conn,
+            c,
+            text,
+            (now, now_ms),
+        );
+        self.record(
+            Some(conn),
+            done.seen.method,
+            done.seen.ids,
+            now,
+            done.seen.status,
+        );
+        let mut out = vec![(conn, done.response, Tag::Response)];
+        out.extend(self.subs.reports(&done.events, now));
+        let outcome = Outcome {
+            placed: done.placed,
+            traded: done.placed && done.events.iter().any(|e| e.trade.is_some()),
+        };
+        let frames = self.answer_faults(conn, out, outcome, ending == Some(true), now_ms);
+        if let Some(kind) = self.faults.current {
+            self.mark_fault(kind);
+        }
         frames
     }
+}
+
+/// One handled frame: the answer, the events, what the log keeps, and
+/// whether it placed an order.
+struct Done {
+    response: String,
+    events: Vec<ExecEvent>,
+    seen: Seen,
+    placed: bool,
 }
 
 /// What the request log keeps of one request.
@@ -53,29 +109,30 @@ impl Seen {
 
 /// A frame the API could not read: it still counts as a raw request (no
 /// weight), and during a ban it is answered 418.
-fn unreadable(
-    state: &mut State,
-    id_of_conn: ConnId,
-    id: &Value,
-    e: ApiError,
-    now: u64,
-) -> (String, Vec<ExecEvent>, Seen) {
+fn unreadable(state: &mut State, id_of_conn: ConnId, id: &Value, e: ApiError, now: u64) -> Done {
     let e = state.meter.admit(now, 0).err().unwrap_or(e);
     refused(id_of_conn, "", &e);
     let seen = Seen::new("", &Params::default(), e.http);
-    (respond(id, Err(&e), None), Vec::new(), seen)
+    Done {
+        response: respond(id, Err(&e), None),
+        events: Vec::new(),
+        seen,
+        placed: false,
+    }
 }
 
-/// Handles one text frame; returns the response frame, the events and
-/// what the request log keeps.
+/// Handles one text frame at server time `now` (the caller's `now_ms`);
+/// returns the response frame, the events, what the request log keeps,
+/// and whether it placed an order.
 fn request(
     state: &mut State,
     subs: &mut Subscriptions,
+    faults: &mut Faults,
     id_of_conn: ConnId,
     conn: &mut Conn,
     text: &str,
-    now: u64,
-) -> (String, Vec<ExecEvent>, Seen) {
+    (now, now_ms): (u64, u64),
+) -> Done {
     let Ok(Value::Object(req)) = serde_json::from_str::<Value>(text) else {
         let e = ApiError::new(
             -1102,
@@ -119,22 +176,43 @@ fn request(
         _ => None,
     };
     if let Some(op) = op {
-        let h = api::handle(state, op, &params, auth(conn, &params), now);
+        let mut gate = || faults.before_place();
+        let h = api::handle(state, op, &params, auth(conn, &params), now, &mut gate);
+        let placed = op == Op::OrderPlace && h.result.is_ok();
+        // `unknown-accepted`: placed, but answered as if it may not be.
+        let replaced = if placed { faults.after_place() } else { None };
         let limits =
             rate_limits.then(|| rate_limits_of(&state.meter.limits, h.usage, op == Op::OrderPlace));
-        let (text, status) = match &h.result {
+        let result = match &replaced {
+            Some(e) => Err(e),
+            None => h.result.as_ref(),
+        };
+        let (text, status) = match result {
             Ok(body) => (respond(&id, Ok(body), limits.as_deref()), 200),
             Err(e) => {
                 refused(id_of_conn, method, e);
                 (respond(&id, Err(e), limits.as_deref()), e.http)
             }
         };
-        return (text, h.events, Seen::new(method, &params, status));
+        return Done {
+            response: text,
+            events: h.events,
+            seen: Seen::new(method, &params, status),
+            placed,
+        };
     }
-    let result = state
-        .meter
-        .admit(now, 2)
-        .and_then(|()| session_method(state, subs, id_of_conn, conn, method, &params, now));
+    let result = state.meter.admit(now, 2).and_then(|()| {
+        session_method(
+            state,
+            subs,
+            faults,
+            id_of_conn,
+            conn,
+            method,
+            &params,
+            (now, now_ms),
+        )
+    });
     let usage = state.meter.usage(None, now);
     let limits = rate_limits.then(|| rate_limits_of(&state.meter.limits, usage, false));
     let (text, status) = match result {
@@ -144,7 +222,12 @@ fn request(
             (respond(&id, Err(&e), limits.as_deref()), e.http)
         }
     };
-    (text, Vec::new(), Seen::new(method, &params, status))
+    Done {
+        response: text,
+        events: Vec::new(),
+        seen: Seen::new(method, &params, status),
+        placed: false,
+    }
 }
 
 /// A request answered with an error, at debug level.
@@ -168,14 +251,16 @@ fn auth<'a>(conn: &'a Conn, params: &'a Params) -> Result<Auth<'a>, ApiError> {
 }
 
 /// `session.*` and `userDataStream.*`: state of this connection.
+#[allow(clippy::too_many_arguments)]
 fn session_method(
     sh: &mut State,
     subs: &mut Subscriptions,
+    faults: &mut Faults,
     id_of_conn: ConnId,
     conn: &mut Conn,
     method: &str,
     params: &Params,
-    now: u64,
+    (now, now_ms): (u64, u64),
 ) -> Result<Body, ApiError> {
     match method {
         "session.logon" => {
@@ -204,6 +289,9 @@ fn session_method(
             } else {
                 api::authenticate(sh, params, signed(params)?, now)?
             };
+            if let Some(e) = faults.subscribe_refused(&account, now_ms) {
+                return Err(e);
+            }
             if subs.has(id_of_conn, &account) {
                 return Err(ApiError::new(
                     -2035,
