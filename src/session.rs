@@ -62,6 +62,13 @@ type HttpSender = hyper::client::conn::http1::SendRequest<Full<Bytes>>;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// How much of an unreadable frame a log line shows.
 const LOGGED_FRAME_BYTES: usize = 200;
+/// TCP keepalive on every connection the session opens: the first probe
+/// after this long without traffic, ...
+pub const TCP_KEEPALIVE_IDLE: Duration = Duration::from_secs(15);
+/// ... then one probe this often, ...
+pub const TCP_KEEPALIVE_INTERVAL: Duration = Duration::from_secs(5);
+/// ... and the kernel ends the connection after this many unanswered.
+pub const TCP_KEEPALIVE_PROBES: u32 = 3;
 
 /// Why a connection attempt or a connection ended.
 #[derive(Debug, thiserror::Error)]
@@ -1283,6 +1290,19 @@ fn target<'a>(url: &'a str, schemes: (&str, &str)) -> Result<Target<'a>, Session
     })
 }
 
+/// What every TCP connection the session opens gets: `TCP_NODELAY`, and
+/// keepalive ([`TCP_KEEPALIVE_IDLE`], [`TCP_KEEPALIVE_INTERVAL`],
+/// [`TCP_KEEPALIVE_PROBES`]), so a peer that vanished without a FIN or RST
+/// is found by the kernel even on a connection nothing pings (HTTP).
+pub fn tune_tcp(tcp: &TcpStream) -> std::io::Result<()> {
+    tcp.set_nodelay(true)?;
+    let keepalive = socket2::TcpKeepalive::new()
+        .with_time(TCP_KEEPALIVE_IDLE)
+        .with_interval(TCP_KEEPALIVE_INTERVAL)
+        .with_retries(TCP_KEEPALIVE_PROBES);
+    socket2::SockRef::from(tcp).set_tcp_keepalive(&keepalive)
+}
+
 /// TCP, then TLS when `secure`.
 async fn open_io(
     url: &str,
@@ -1297,7 +1317,7 @@ async fn open_io(
         .await
         .map_err(|e| err(e.into()))?
         .map_err(|e| err(e.into()))?;
-    tcp.set_nodelay(true).map_err(|e| err(e.into()))?;
+    tune_tcp(&tcp).map_err(|e| err(e.into()))?;
     if !t.secure {
         return Ok(Box::new(tcp));
     }
