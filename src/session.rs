@@ -19,6 +19,15 @@
 //! take orders the adapter refuses them and the session answers the
 //! strategy at once.
 //!
+//! Liveness: every WebSocket (live or replaced) quiet for
+//! [`LivenessConfig::ping_interval`] is pinged, and closed if nothing at all
+//! is read within [`LivenessConfig::pong_timeout`] after the ping; its end
+//! is reported as any other (`on_close`, or `on_drained` for a replaced
+//! one) and the connection reconnects. Every TCP connection has keepalive
+//! ([`tune_tcp`]). Request deadlines are the adapter's: it asks
+//! [`VenueOutput::CloseConnection`], and the connection's live socket is
+//! closed (its replaced ones only when it has no live one).
+//!
 //! It runs as a task on a tokio current-thread runtime, so the same code
 //! serves the `single` layout (one runtime hosts everything) and the
 //! `pinned` layout (one runtime per pinned thread).
@@ -30,7 +39,9 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::future::BoxFuture;
-use futures_util::stream::{BoxStream, FuturesUnordered, SelectAll, SplitSink};
+use futures_util::stream::{
+    AbortHandle, Abortable, BoxStream, FuturesUnordered, SelectAll, SplitSink,
+};
 use futures_util::{FutureExt, SinkExt, StreamExt};
 use http_body_util::{BodyExt, Full};
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -299,7 +310,29 @@ impl Default for ReconnectPolicy {
     }
 }
 
-/// How a session reaches its venue.
+/// How the session tells a dead WebSocket from a quiet one: every socket
+/// (live or replaced) from which nothing was read for `ping_interval` gets
+/// a WebSocket Ping; if nothing at all (pong, data, ping) is read within
+/// `pong_timeout` after it, the socket is closed and its end reported to
+/// the adapter like any other, and the connection reconnects as usual.
+/// HTTP connections are not pinged (TCP keepalive only); request
+/// deadlines are the adapter's (`VenueOutput::CloseConnection`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LivenessConfig {
+    pub ping_interval: Duration,
+    pub pong_timeout: Duration,
+}
+
+impl Default for LivenessConfig {
+    fn default() -> Self {
+        LivenessConfig {
+            ping_interval: Duration::from_secs(10),
+            pong_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// How a session reaches its venue (its liveness: [`Session::with_liveness`]).
 #[derive(Clone, Debug)]
 pub struct SessionConfig {
     /// Needed for `wss://` and `https://` URLs.
@@ -450,6 +483,9 @@ enum Link {
     Ws {
         generation: u32,
         sink: SplitSink<Ws, Message>,
+        alive: Alive,
+        /// Ends its reader, so the socket is dropped (closed) with it.
+        stop: AbortHandle,
     },
     Http {
         generation: u32,
@@ -457,6 +493,8 @@ enum Link {
         sender: Option<HttpSender>,
         queue: VecDeque<HttpRequest>,
         authority: String,
+        /// Ends its connection driver, which owns the socket.
+        stop: AbortHandle,
     },
 }
 
@@ -466,6 +504,62 @@ impl Link {
             Link::Ws { generation, .. } | Link::Http { generation, .. } => *generation,
         }
     }
+
+    /// Closes the socket for good: its reader (or HTTP driver) stops at
+    /// its next poll and drops it; the write half goes with the `Link`.
+    fn stop(&self) {
+        match self {
+            Link::Ws { stop, .. } | Link::Http { stop, .. } => stop.abort(),
+        }
+    }
+
+    /// Superseded by a make-before-break replacement: a WebSocket keeps
+    /// being read (and pinged) until it ends, but nothing else is written
+    /// to it; an HTTP connection takes no more requests and ends once idle
+    /// (its sender is dropped; one in flight still brings its answer).
+    fn retire(&mut self) {
+        if let Link::Http { sender, queue, .. } = self {
+            *sender = None;
+            queue.clear();
+        }
+    }
+}
+
+/// What a WebSocket's liveness is judged by. Touched on every frame read
+/// (one clock read, no allocation), checked on the session's timers.
+#[derive(Debug, Clone, Copy)]
+struct Alive {
+    /// When anything at all was last read from the socket.
+    last_read_ns: u64,
+    /// The ping sent since then, if any.
+    ping_sent_ns: Option<u64>,
+}
+
+impl Alive {
+    fn new(now_ns: u64) -> Alive {
+        Alive {
+            last_read_ns: now_ns,
+            ping_sent_ns: None,
+        }
+    }
+
+    fn read(&mut self, now_ns: u64) {
+        self.last_read_ns = now_ns;
+        self.ping_sent_ns = None;
+    }
+
+    /// When the socket needs looking at next: its ping, or its pong's
+    /// deadline.
+    fn due_ns(&self, l: &LivenessConfig) -> u64 {
+        match self.ping_sent_ns {
+            None => self.last_read_ns.saturating_add(nanos(l.ping_interval)),
+            Some(t) => t.saturating_add(nanos(l.pong_timeout)),
+        }
+    }
+}
+
+fn nanos(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
 }
 
 /// One of the adapter's connections, with its own reconnect state.
@@ -480,7 +574,7 @@ struct Slot {
     /// Where this connection's transmits go.
     live: Option<Link>,
     /// Replaced sockets still being read.
-    draining: Vec<u32>,
+    draining: Vec<Link>,
     /// An attempt is under way.
     connecting: bool,
     retry_at: Option<Instant>,
@@ -503,6 +597,16 @@ type Tagged = BoxStream<'static, (ConnId, u32, Option<WsItem>)>;
 type Connecting = BoxFuture<'static, (ConnId, u32, Result<Opened, SessionError>)>;
 type HttpDone = BoxFuture<'static, (ConnId, u32, Result<(HttpSender, HttpResponse), String>)>;
 type LinkEnd = BoxFuture<'static, (ConnId, u32, String)>;
+
+/// How a socket's end came about, for its one log line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum EndedBy {
+    /// The venue or the network ended it: logged here.
+    Wire,
+    /// The session closed it (no pong, or the adapter's `CloseConnection`)
+    /// and logged why already.
+    Session,
+}
 
 /// Something that happened on the wire.
 enum Wire {
@@ -539,6 +643,9 @@ pub struct Session {
     next_counters: Instant,
     /// For reconnect jitter.
     jitter_seed: u64,
+    liveness: LivenessConfig,
+    /// Sockets found dead on a pass (reused).
+    dead: Vec<(usize, u32)>,
 }
 
 impl Session {
@@ -574,7 +681,17 @@ impl Session {
             frame: Vec::with_capacity(4096),
             next_counters: Instant::now() + crate::logging::COUNTERS_EVERY,
             jitter_seed: crate::clock::system_ms() | 1,
+            liveness: LivenessConfig::default(),
+            dead: Vec::new(),
         }
+    }
+
+    /// Sets how quiet WebSockets are pinged and judged dead (by default
+    /// [`LivenessConfig::default`]: a ping after 10 s without a read, dead
+    /// 10 s after it).
+    pub fn with_liveness(mut self, liveness: LivenessConfig) -> Self {
+        self.liveness = liveness;
+        self
     }
 
     /// The periodic counters line: what went out and what the adapter
@@ -726,16 +843,23 @@ impl Session {
             let wait = Duration::from_nanos(t.saturating_sub(self.clock.now_ns()));
             deadline = deadline.min(now + wait);
         }
+        let now_ns = self.clock.now_ns();
         for s in &self.slots {
             if let Some(at) = s.retry_at {
                 deadline = deadline.min(at);
+            }
+            for l in s.live.iter().chain(&s.draining) {
+                if let Link::Ws { alive, .. } = l {
+                    let wait = alive.due_ns(&self.liveness).saturating_sub(now_ns);
+                    deadline = deadline.min(now + Duration::from_nanos(wait));
+                }
             }
         }
         deadline
     }
 
-    /// Runs what is due: the adapter's timer, and reconnects whose backoff
-    /// has passed.
+    /// Runs what is due: the adapter's timer, WebSocket pings and pong
+    /// deadlines, and reconnects whose backoff has passed.
     fn service_due(&mut self) {
         let now = self.now();
         if self.gate.retry_at_ns.is_some_and(|t| t <= now.mono_ns) {
@@ -744,6 +868,7 @@ impl Session {
         if self.protocol.next_timer().is_some_and(|t| t <= now.mono_ns) {
             self.protocol.on_timer(now, &mut self.outbox);
         }
+        self.check_liveness(now.mono_ns);
         let at = Instant::now();
         for i in 0..self.slots.len() {
             if self.slots[i].retry_at.is_some_and(|r| r <= at) {
@@ -751,6 +876,52 @@ impl Session {
                 self.start_connect(i);
             }
         }
+    }
+
+    /// Pings every WebSocket (live or replaced) quiet for `ping_interval`,
+    /// and closes every one that read nothing within `pong_timeout` of its
+    /// ping.
+    fn check_liveness(&mut self, now_ns: u64) {
+        let interval = nanos(self.liveness.ping_interval);
+        let timeout = nanos(self.liveness.pong_timeout);
+        for (i, slot) in self.slots.iter_mut().enumerate() {
+            for l in slot.live.iter_mut().chain(slot.draining.iter_mut()) {
+                let Link::Ws {
+                    generation,
+                    sink,
+                    alive,
+                    ..
+                } = l
+                else {
+                    continue;
+                };
+                match alive.ping_sent_ns {
+                    Some(t) if now_ns.saturating_sub(t) >= timeout => {
+                        self.dead.push((i, *generation));
+                    }
+                    None if now_ns.saturating_sub(alive.last_read_ns) >= interval => {
+                        // The deadline runs from here even if the ping
+                        // cannot be written now: a socket that takes no
+                        // ping and gives nothing is as dead.
+                        alive.ping_sent_ns = Some(now_ns);
+                        send_ping(slot.id, sink);
+                    }
+                    _ => {}
+                }
+            }
+        }
+        if self.dead.is_empty() {
+            return;
+        }
+        let mut dead = std::mem::take(&mut self.dead);
+        for (i, g) in dead.drain(..) {
+            let why = format!("no pong within {}", human(self.liveness.pong_timeout));
+            let slot = &self.slots[i];
+            let replaced = slot.draining.iter().any(|d| d.generation() == g);
+            warn!(conn = %slot.id, replaced, reason = %why, "venue connection dead; closing it");
+            self.close_socket(i, g, why);
+        }
+        self.dead = dead;
     }
 
     /// Starts an attempt for slot `i` (a first connect, a retry, or a
@@ -898,11 +1069,7 @@ impl Session {
                     }
                     VenueOutput::CloseConnection { conn, why } => {
                         if let Some(i) = self.slot_index(conn) {
-                            let g = self.slots[i].live.as_ref().map(Link::generation);
-                            if let Some(g) = g {
-                                warn!(%conn, reason = %why, "venue connection judged dead; closing it");
-                                self.socket_ended(i, g, why);
-                            }
+                            self.close_connection(i, why);
                         }
                     }
                     VenueOutput::Backoff { until_ns, ban } => {
@@ -992,6 +1159,7 @@ impl Session {
             queue,
             authority,
             generation: g,
+            ..
         }) = &mut slot.live
         else {
             return;
@@ -1048,7 +1216,10 @@ impl Session {
 
     fn on_wire(&mut self, w: Wire) {
         match w {
-            Wire::Frame(conn, g, Some(Ok(msg))) => self.on_message(conn, g, msg),
+            Wire::Frame(conn, g, Some(Ok(msg))) => {
+                self.mark_read(conn, g);
+                self.on_message(conn, g, msg)
+            }
             Wire::Frame(conn, g, Some(Err(e))) => {
                 if let Some(i) = self.slot_index(conn) {
                     self.socket_ended(i, g, e.to_string());
@@ -1111,23 +1282,30 @@ impl Session {
         };
         let slot = &mut self.slots[i];
         slot.backoff = slot.policy.min;
-        if let Some(old) = slot.live.take() {
-            // Make before break: the old socket is still read until it
-            // ends; its write half is dropped without a close frame, the
-            // venue closes it after answering what is in flight.
-            slot.draining.push(old.generation());
+        if let Some(mut old) = slot.live.take() {
+            // Make before break: the old socket is still read (and pinged)
+            // until it ends; nothing else is written to it, and the venue
+            // closes it after answering what is in flight.
+            old.retire();
+            slot.draining.push(old);
         }
         let replaced = !slot.draining.is_empty();
+        let (stop, registration) = AbortHandle::new_pair();
         match opened {
             Opened::Ws(ws) => {
                 let (sink, stream) = (*ws).split();
                 let tagged = stream
                     .map(move |m| (conn, g, Some(m)))
                     .chain(futures_util::stream::once(async move { (conn, g, None) }));
-                self.reads.push(tagged.boxed());
+                // Stopped, the reader ends without an end marker: the
+                // session closed it and has reported it already.
+                self.reads
+                    .push(Abortable::new(tagged, registration).boxed());
                 slot.live = Some(Link::Ws {
                     generation: g,
                     sink,
+                    alive: Alive::new(self.clock.now_ns()),
+                    stop,
                 });
             }
             Opened::Http {
@@ -1135,13 +1313,17 @@ impl Session {
                 driver,
                 authority,
             } => {
-                self.http_ends
-                    .push(driver.map(move |why| (conn, g, why)).boxed());
+                self.http_ends.push(
+                    Abortable::new(driver, registration)
+                        .map(move |r| (conn, g, r.unwrap_or_else(|_| "closed".to_owned())))
+                        .boxed(),
+                );
                 slot.live = Some(Link::Http {
                     generation: g,
                     sender: Some(sender),
                     queue: VecDeque::new(),
                     authority,
+                    stop,
                 });
             }
         }
@@ -1149,15 +1331,78 @@ impl Session {
         self.protocol.on_open(conn, now, &mut self.outbox);
     }
 
+    /// Something was read from socket `g` of `conn`: it is alive.
+    fn mark_read(&mut self, conn: ConnId, g: u32) {
+        let Some(i) = self.slot_index(conn) else {
+            return;
+        };
+        let slot = &mut self.slots[i];
+        let link = match &mut slot.live {
+            Some(l) if l.generation() == g => Some(l),
+            _ => slot.draining.iter_mut().find(|d| d.generation() == g),
+        };
+        if let Some(Link::Ws { alive, .. }) = link {
+            alive.read(self.clock.now_ns());
+        }
+    }
+
+    /// The adapter judged slot `i`'s connection dead. It names a
+    /// connection, not a socket: what it judges is the socket it writes to,
+    /// so the live one is closed (`on_close` with the adapter's reason) and
+    /// reconnected after its backoff, while a replaced one still draining
+    /// keeps being read (and pinged: the pong deadline judges it). With no
+    /// live socket, the replaced ones are what it can mean, and are closed
+    /// (`on_drained`). Logged once; a repeat for a connection with nothing
+    /// open is ignored.
+    fn close_connection(&mut self, i: usize, why: String) {
+        let slot = &self.slots[i];
+        let conn = slot.id;
+        if let Some(g) = slot.live.as_ref().map(Link::generation) {
+            warn!(%conn, reason = %why, draining = slot.draining.len(), "the adapter judged the venue connection dead; closing it");
+            self.close_socket(i, g, why);
+            return;
+        }
+        if slot.draining.is_empty() {
+            debug!(%conn, reason = %why, "the adapter judged a connection dead that is closed already");
+            return;
+        }
+        warn!(%conn, reason = %why, sockets = slot.draining.len(), "the adapter judged the venue connection dead; closing its replaced sockets");
+        while let Some(g) = self.slots[i].draining.last().map(Link::generation) {
+            self.close_socket(i, g, why.clone());
+        }
+    }
+
+    /// Closes socket `g` of slot `i` for good (the caller logged why) and
+    /// reports its end as any other.
+    fn close_socket(&mut self, i: usize, g: u32, why: String) {
+        let slot = &self.slots[i];
+        let link = match &slot.live {
+            Some(l) if l.generation() == g => Some(l),
+            _ => slot.draining.iter().find(|d| d.generation() == g),
+        };
+        if let Some(l) = link {
+            l.stop();
+        }
+        self.end_socket(i, g, why, EndedBy::Session);
+    }
+
     /// A socket of slot `i` ended: the live one (tell the adapter, retry
     /// after the backoff) or a replaced one (tell the adapter it drained).
     fn socket_ended(&mut self, i: usize, g: u32, why: String) {
+        self.end_socket(i, g, why, EndedBy::Wire);
+    }
+
+    fn end_socket(&mut self, i: usize, g: u32, why: String, by: EndedBy) {
         let now = self.now();
         let slot = &mut self.slots[i];
         let conn = slot.id;
-        if let Some(pos) = slot.draining.iter().position(|d| *d == g) {
+        if let Some(pos) = slot.draining.iter().position(|d| d.generation() == g) {
+            // Dropped here: with its reader ended or stopped, the socket
+            // is closed.
             slot.draining.swap_remove(pos);
-            info!(%conn, reason = %why, "replaced connection closed");
+            if by == EndedBy::Wire {
+                info!(%conn, reason = %why, "replaced connection closed");
+            }
             self.protocol.on_drained(conn, now, &mut self.outbox);
             return;
         }
@@ -1165,7 +1410,9 @@ impl Session {
             return; // already handled (an error, then the end of stream)
         }
         slot.live = None;
-        warn!(%conn, reason = %why, "disconnected");
+        if by == EndedBy::Wire {
+            warn!(%conn, reason = %why, "disconnected");
+        }
         self.protocol.on_close(conn, &why, now, &mut self.outbox);
         if !self.slots[i].connecting {
             self.schedule_retry(i);
@@ -1214,6 +1461,29 @@ impl Session {
             }
         }
         info!("session stopped");
+    }
+}
+
+/// Queues a WebSocket Ping (empty payload: no allocation) and pushes it
+/// out as far as the socket takes it, never waiting: a socket that cannot
+/// take it now (or fails to) is judged by the pong deadline all the same.
+fn send_ping(conn: ConnId, sink: &mut SplitSink<Ws, Message>) {
+    let r = match sink.feed(Message::Ping(Default::default())).now_or_never() {
+        Some(Ok(())) => sink.flush().now_or_never().unwrap_or(Ok(())),
+        Some(Err(e)) => Err(e),
+        None => Ok(()),
+    };
+    if let Err(e) = r {
+        debug!(%conn, error = %e, "ping not written");
+    }
+}
+
+/// `10 s`, `200 ms`: for reasons the adapter and the log show.
+fn human(d: Duration) -> String {
+    if d.subsec_millis() == 0 && d.as_secs() > 0 {
+        format!("{} s", d.as_secs())
+    } else {
+        format!("{} ms", d.as_millis())
     }
 }
 
