@@ -3,13 +3,25 @@
 //!
 //! Only Binance Spot for now ((`ordergate_sim::binance`)). [`run_cli`] is what the
 //! `ordergate sim` subcommand calls.
+//!
+//! Faults on purpose: `--faults SPEC` turns them on (`all`, `none`, or a
+//! comma-separated list of `kind` or `kind:per_mille`, e.g.
+//! `--faults drop:20,clock`; the kinds are `disconnect`,
+//! `disconnect-after-accept`, `delay`, `drop`, `unknown-accepted`,
+//! `unknown-rejected`, `busy`, `duplicate`, `fill-before-ack`,
+//! `stream-loss`, `max-age`, `clock`, `shutdown`; what each does and its
+//! default rate: `ordergate_sim::binance::faults`), and `--fault-seed N`
+//! picks their draws: the same seed replays the same faults for clients
+//! that behave the same way. A spec that cannot be read is refused with
+//! the part that is wrong.
 
 use std::net::SocketAddr;
 
 use std::time::Duration;
 
 use ordergate_sim::binance::{
-    FillModel, RateLimits, SimConfig, SimError, Simulator, DEMO_API_KEY, DEMO_API_SECRET,
+    FaultSpec, FaultSpecError, FillModel, RateLimits, SimConfig, SimError, Simulator, DEMO_API_KEY,
+    DEMO_API_SECRET,
 };
 
 /// Arguments of `ordergate sim`.
@@ -59,6 +71,21 @@ pub struct SimArgs {
     /// seconds (Binance: from 2 minutes to 3 days).
     #[arg(long, default_value_t = RateLimits::default().ban.as_secs())]
     pub ban_secs: u64,
+    /// Faults on purpose: `all`, `none`, or comma-separated `kind` or
+    /// `kind:per_mille` (e.g. `drop:20,clock`). Kinds: disconnect,
+    /// disconnect-after-accept, delay, drop, unknown-accepted,
+    /// unknown-rejected, busy, duplicate, fill-before-ack, stream-loss,
+    /// max-age, clock, shutdown.
+    #[arg(long, value_name = "SPEC", default_value = "none", value_parser = parse_faults)]
+    pub faults: FaultSpec,
+    /// Seed of the fault draws: the same seed replays the same faults.
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    pub fault_seed: u64,
+}
+
+/// `--faults`: the spec, or the error naming its bad part.
+fn parse_faults(s: &str) -> Result<FaultSpec, FaultSpecError> {
+    FaultSpec::parse(s)
 }
 
 impl SimArgs {
@@ -114,6 +141,8 @@ pub fn run_cli(args: SimArgs) -> Result<(), CliError> {
         },
         clock_offset_ms: args.clock_offset_ms,
         limits: args.rate_limits(),
+        faults: args.faults.clone(),
+        fault_seed: args.fault_seed,
         ..SimConfig::default()
     };
     let handle = Simulator::start(config, args.listen)?;
@@ -121,6 +150,12 @@ pub fn run_cli(args: SimArgs) -> Result<(), CliError> {
     println!("  WebSocket API: {}", handle.ws_url());
     println!("  REST:          {}", handle.rest_url());
     println!("  api key:       {}", account.0);
+    if !args.faults.is_empty() {
+        println!(
+            "  faults:        {} (seed {})",
+            args.faults, args.fault_seed
+        );
+    }
     handle.wait();
     Ok(())
 }
@@ -149,6 +184,8 @@ mod tests {
         assert_eq!(a.listen.to_string(), "127.0.0.1:9443");
         assert_eq!(args(&["--clock-offset-ms", "-1500"]).clock_offset_ms, -1500);
         assert_eq!(a.rate_limits(), RateLimits::default());
+        assert!(a.faults.is_empty());
+        assert_eq!(a.fault_seed, 1);
         let small = args(&[
             "--weight-per-minute",
             "100",
@@ -191,5 +228,27 @@ mod tests {
             ])),
             Err(CliError::SecretNotSet(_))
         ));
+    }
+
+    #[test]
+    fn faults_and_their_seed() {
+        use ordergate_sim::binance::FaultKind;
+        let a = args(&["--faults", "drop:20,clock", "--fault-seed", "9"]);
+        assert_eq!(a.faults.kinds(), [FaultKind::Drop, FaultKind::Clock]);
+        assert_eq!(a.faults.rate(FaultKind::Drop), Some(20));
+        assert_eq!(a.fault_seed, 9);
+        assert_eq!(args(&["--faults", "all"]).faults, FaultSpec::all());
+        assert!(args(&["--faults", "none"]).faults.is_empty());
+        for (spec, bad) in [
+            ("drop,flood", "\"flood\""),
+            ("delay:often", "\"delay:often\""),
+        ] {
+            let e = match Cli::try_parse_from(["sim", "--faults", spec]) {
+                Ok(_) => panic!("{spec} accepted"),
+                Err(e) => e.to_string(),
+            };
+            assert!(e.contains("--faults") && e.contains(bad), "{e}");
+        }
+        assert!(Cli::try_parse_from(["sim", "--fault-seed", "x"]).is_err());
     }
 }
