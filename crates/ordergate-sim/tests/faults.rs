@@ -834,8 +834,9 @@ async fn connect(
     ws
 }
 
-/// Over real sockets: a busy refusal, a connection closed abruptly after
-/// an accepted order, and a graceful close at the maximum age.
+/// Over real sockets: a connection closed abruptly after an accepted
+/// order, a graceful close at the maximum age, a busy refusal, and a
+/// delayed answer the driver's timer sends later.
 #[tokio::test]
 async fn faults_over_sockets() {
     let spec: FaultSpec = "disconnect-after-accept:1000,max-age:700".parse().unwrap();
@@ -918,5 +919,27 @@ async fn faults_over_sockets() {
     );
     assert_eq!(sim.fault_counts().get(FaultKind::Busy), 1);
     assert_eq!(sim.ledger().len(), 1);
+
+    // A delayed answer comes later, sent by the driver's fault timer.
+    sim.set_faults("delay:1000".parse().unwrap(), 3);
+    let sent = std::time::Instant::now();
+    ws.send(Message::text(r#"{"id":"late","method":"time"}"#))
+        .await
+        .unwrap();
+    let answer = loop {
+        match tokio::time::timeout(Duration::from_secs(5), ws.next())
+            .await
+            .unwrap()
+        {
+            Some(Ok(Message::Text(t))) => break t,
+            Some(Ok(_)) => continue,
+            other => panic!("{other:?}"),
+        }
+    };
+    let took = sent.elapsed();
+    let v: Value = serde_json::from_str(answer.as_str()).unwrap();
+    assert_eq!((&v["id"], &v["status"]), (&json!("late"), &json!(200)));
+    assert!(took >= Duration::from_millis(20), "{took:?}");
+    assert_eq!(sim.fault_counts().get(FaultKind::Delay), 1);
     sim.shutdown();
 }
