@@ -46,7 +46,9 @@
 //! At most one of `disconnect-after-accept`, `unknown-*`, `busy`,
 //! `fill-before-ack`, `drop` and `delay` applies to one request; a
 //! `disconnect` on a frame excludes them too. `duplicate` applies to any
-//! `executionReport` (also those a market move or REST causes).
+//! `executionReport` (also those a market move or REST causes). REST
+//! requests themselves are not faulted; the events they cause are
+//! (`duplicate`, and held behind a delayed answer on the same stream).
 //!
 //! Answers of unknown outcome (web-socket-api.md §"Status codes": a 5xx
 //! "does not necessarily mean that your request has failed"; errors.md:
