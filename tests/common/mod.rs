@@ -18,7 +18,7 @@ use ordergate::protocol::{
     TimeInForce, VenueState,
 };
 use ordergate::sim::binance::{
-    FillModel, LedgerEntry, RateLimits, SimConfig, SimHandle, Simulator, DEMO_API_KEY,
+    FaultSpec, FillModel, LedgerEntry, RateLimits, SimConfig, SimHandle, Simulator, DEMO_API_KEY,
     DEMO_API_SECRET,
 };
 
@@ -51,6 +51,9 @@ pub struct Opts {
     pub venue_limits: String,
     /// TOML appended to the config: `[rings]`, more `[[strategy]]`s.
     pub extra: String,
+    /// The simulator's faults on purpose, and their seed.
+    pub faults: FaultSpec,
+    pub fault_seed: u64,
 }
 
 impl Default for Opts {
@@ -72,6 +75,8 @@ impl Default for Opts {
             },
             venue_limits: String::new(),
             extra: String::new(),
+            faults: FaultSpec::none(),
+            fault_seed: 1,
         }
     }
 }
@@ -182,6 +187,8 @@ impl Harness {
                 clock_offset_ms: opts.clock_offset_ms,
                 shutdown_grace: opts.shutdown_grace,
                 limits: opts.sim_limits,
+                faults: opts.faults.clone(),
+                fault_seed: opts.fault_seed,
                 ..SimConfig::default()
             },
             "127.0.0.1:0".parse().unwrap(),
@@ -329,12 +336,23 @@ impl Track {
             OrderState::Canceled
         } else if self.expired.is_some() {
             OrderState::Expired
-        } else if self.fills.last().is_some_and(|f| f.leaves_qty == 0) {
+        } else if self.fills.last().is_some_and(|f| f.leaves_qty == 0)
+            || self
+                .status
+                .last()
+                .is_some_and(|s| s.state == OrderState::Filled)
+        {
             OrderState::Filled
         } else if !self.fills.is_empty() {
             OrderState::PartiallyFilled
         } else if self.accepted.is_some() {
             OrderState::New
+        } else if self
+            .status
+            .last()
+            .is_some_and(|s| s.state == OrderState::Unknown)
+        {
+            OrderState::Unknown
         } else {
             OrderState::PendingNew
         }
@@ -426,6 +444,16 @@ impl Strat {
             .unwrap_or_else(|| panic!("nothing from the sidecar within {WAIT:?}"));
         self.file(seq, &msg);
         msg
+    }
+
+    /// The next message if one comes within `d` (filed like `next`).
+    pub fn poll(&mut self, d: Duration) -> Option<Outbound> {
+        let (seq, msg) = self
+            .client
+            .recv_timeout(d)
+            .expect("receive from the sidecar")?;
+        self.file(seq, &msg);
+        Some(msg)
     }
 
     fn file(&mut self, seq: u64, msg: &Outbound) {

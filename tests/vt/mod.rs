@@ -216,15 +216,39 @@ impl World {
         loop {
             let next_event = self.queue.peek().map(|Reverse((t, _))| *t);
             let next_timer = self.venue.next_timer();
-            let next = match (next_event, next_timer) {
-                (Some(a), Some(b)) => a.min(b),
-                (a, b) => a.or(b).unwrap_or(u64::MAX),
-            };
+            // The exchange's own faults (held frames, timed faults, closes),
+            // on its clock: ms since the world's start.
+            let next_fault = self
+                .exchange
+                .next_fault_ms()
+                .map(|ms| ms.saturating_sub(WALL0_MS) * MS);
+            let next = [next_event, next_timer, next_fault]
+                .into_iter()
+                .flatten()
+                .min()
+                .unwrap_or(u64::MAX);
             if next > end {
                 break;
             }
             self.now_ns = self.now_ns.max(next);
-            if next_event == Some(next) {
+            if next_fault.is_some_and(|f| f <= self.now_ns) {
+                let out = self.exchange.poll_faults(self.true_ms());
+                self.deliver(out.frames);
+                // What the venue sent before closing arrives before the
+                // close, as on TCP.
+                let at = self.now_ns + self.latency_ns;
+                for sim in out.close {
+                    self.schedule(at, Event::ExchangeCloses { sim });
+                }
+                // A poll that did nothing at a time it named would spin.
+                if self
+                    .exchange
+                    .next_fault_ms()
+                    .is_some_and(|ms| ms.saturating_sub(WALL0_MS) * MS <= self.now_ns)
+                {
+                    self.now_ns += MS;
+                }
+            } else if next_event == Some(next) {
                 let Reverse((_, seq)) = self.queue.pop().expect("peeked");
                 let ev = self.events.remove(&seq).expect("scheduled");
                 self.handle(ev);

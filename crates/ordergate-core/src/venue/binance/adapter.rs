@@ -286,6 +286,9 @@ struct Tracked {
     cancel_in_flight: bool,
     cancel_sends: u8,
     cancel_at_ns: u64,
+    /// The current cancel was answered (its success, or a refusal
+    /// reported): later answers to its re-sends are not reported again.
+    cancel_answered: bool,
     backfill: Backfill,
     /// Final events held until every fill before them is reported.
     held: Vec<ExecEvent>,
@@ -313,6 +316,7 @@ impl Tracked {
             cancel_in_flight: false,
             cancel_sends: 0,
             cancel_at_ns: 0,
+            cancel_answered: false,
             backfill: Backfill::Idle,
             held: Vec::new(),
             end_filled: false,
@@ -358,6 +362,12 @@ pub struct BinanceSpot {
     /// kept so a late venue truth about one finds it again.
     given_up: HashMap<OrderKey, Tracked>,
     given_up_order: VecDeque<OrderKey>,
+    /// Orders that finished with a cancel of ours sent, and whether they
+    /// ended canceled: a late answer to a cancel sent again is then
+    /// reported only if nothing answered the cancel yet (each cancel is
+    /// answered once).
+    closed_cancels: HashMap<OrderKey, bool>,
+    closed_cancels_order: VecDeque<OrderKey>,
     /// Fill keys of finished orders, for replays.
     finished_fills: HashSet<(usize, i64, u64)>,
     finished_order: VecDeque<(usize, i64, u64)>,
@@ -524,6 +534,8 @@ impl BinanceSpot {
             orders: BTreeMap::new(),
             given_up: HashMap::new(),
             given_up_order: VecDeque::new(),
+            closed_cancels: HashMap::new(),
+            closed_cancels_order: VecDeque::new(),
             finished_fills: HashSet::new(),
             finished_order: VecDeque::new(),
             clock: VenueClock::default(),
@@ -642,10 +654,18 @@ impl BinanceSpot {
         let ban = status == 418;
         let venue_now = self.clock.timestamp_ms(now.wall_ms);
         let default_ms = if ban { 120_000 } else { 1_000 };
+        // A retry time already past by our venue clock means the clock is
+        // off, not that the wait is over: wait at least a little, and
+        // resample the clock.
+        let floor_ms = if ban { 1_000 } else { 100 };
+        if retry_after_ms.is_some_and(|t| t <= venue_now) {
+            self.clock.distrust();
+            self.send_time(now, false, out);
+        }
         let wait_ms = retry_after_ms
             .map(|t| t.saturating_sub(venue_now))
             .unwrap_or(default_ms)
-            .max(1);
+            .max(floor_ms);
         let until_ns = now.mono_ns.saturating_add(wait_ms * 1_000_000);
         let until = self.backoff.map_or(until_ns, |(u, _)| u.max(until_ns));
         let ban = ban || self.backoff.is_some_and(|(_, b)| b);
@@ -1095,6 +1115,14 @@ impl BinanceSpot {
         let Some(t) = self.orders.remove(&key) else {
             return false;
         };
+        if t.cancel_sends > 0 && self.closed_cancels.insert(key, t.cancel_answered).is_none() {
+            self.closed_cancels_order.push_back(key);
+            if self.closed_cancels_order.len() > FILL_MEMORY {
+                if let Some(old) = self.closed_cancels_order.pop_front() {
+                    self.closed_cancels.remove(&old);
+                }
+            }
+        }
         if let Some(order_id) = t.order_id {
             for trade in t.trades {
                 self.remember_finished_fill((t.inst, trade, order_id));
@@ -1233,9 +1261,13 @@ impl BinanceSpot {
             self.want_backfill(key, now);
             return;
         }
+        let canceled = matches!(ev, ExecEvent::Canceled { .. });
         out.events.push(VenueOutput::Exec(ev));
         if is_final {
             self.finish(key);
+            if canceled {
+                self.cancel_answered_by_end(key);
+            }
             return;
         }
         // That fill may have been the one missing: release what waited.
@@ -1247,10 +1279,22 @@ impl BinanceSpot {
             && !matches!(t.backfill, Backfill::Asking { .. })
         {
             t.backfill = Backfill::Idle;
-            for e in std::mem::take(&mut t.held) {
+            let held = std::mem::take(&mut t.held);
+            let canceled = held.iter().any(|e| matches!(e, ExecEvent::Canceled { .. }));
+            for e in held {
                 out.events.push(VenueOutput::Exec(e));
             }
             self.finish(key);
+            if canceled {
+                self.cancel_answered_by_end(key);
+            }
+        }
+    }
+
+    /// The order ended canceled: that answered our cancel.
+    fn cancel_answered_by_end(&mut self, key: OrderKey) {
+        if let Some(c) = self.closed_cancels.get_mut(&key) {
+            *c = true;
         }
     }
 
@@ -1499,9 +1543,14 @@ impl BinanceSpot {
             );
             out.events.push(VenueOutput::Exec(f));
         }
+        let canceled = held.iter().any(|e| matches!(e, ExecEvent::Canceled { .. }));
         for e in held {
             ended = true;
             out.events.push(VenueOutput::Exec(e));
+        }
+        if canceled {
+            self.finish(key);
+            self.cancel_answered_by_end(key);
         }
         if end_filled && !ended {
             self.finish(key);
@@ -1813,6 +1862,7 @@ impl BinanceSpot {
                 if let Some(t) = self.orders.get_mut(&orig.key) {
                     t.cancel = None;
                     t.cancel_in_flight = false;
+                    t.cancel_answered = true;
                 }
             }
             (Pending::OrderStatus { client_id }, ResultBody::Object(r)) => {
@@ -1931,9 +1981,11 @@ impl BinanceSpot {
                     (Some(t), _) => {
                         t.cancel = None;
                         t.cancel_in_flight = false;
-                        false
+                        // Answered once: a re-send's refusal after the
+                        // first answer says nothing new.
+                        std::mem::replace(&mut t.cancel_answered, true)
                     }
-                    (None, _) => false,
+                    (None, _) => !self.cancel_still_unanswered(orig.key),
                 };
                 if !retried {
                     info!(venue = %VenueId::BinanceSpot, order = ?orig.key, status, code = err.code, msg = %text, "cancel rejected by the venue");
@@ -2029,6 +2081,20 @@ impl BinanceSpot {
             .collect();
         for k in keys {
             self.backfill_later(k, now);
+        }
+    }
+
+    /// Whether an answer about a cancel of `key`, an order no longer
+    /// tracked, still has to reach the strategy: not when the order ended
+    /// canceled (that answered it), and only once otherwise.
+    fn cancel_still_unanswered(&mut self, key: OrderKey) -> bool {
+        match self.closed_cancels.get_mut(&key) {
+            None => true,
+            Some(true) => false,
+            Some(c) => {
+                *c = true;
+                true
+            }
         }
     }
 
@@ -2147,14 +2213,17 @@ impl BinanceSpot {
                     t.cancel_at_ns = now.mono_ns;
                     self.wake_at(now.mono_ns);
                 }
-                None => out
-                    .events
-                    .push(VenueOutput::Exec(ExecEvent::CancelRejected {
-                        client_id: orig,
-                        reason: Reason::VenueDown,
-                        code: 0,
-                        text: format!("{why} before the cancel was answered"),
-                    })),
+                None => {
+                    if self.cancel_still_unanswered(orig.key) {
+                        out.events
+                            .push(VenueOutput::Exec(ExecEvent::CancelRejected {
+                                client_id: orig,
+                                reason: Reason::VenueDown,
+                                code: 0,
+                                text: format!("{why} before the cancel was answered"),
+                            }))
+                    }
+                }
             },
             Pending::MyTrades { client_id } => self.backfill_later(client_id.key, now),
             Pending::SymbolTrades { inst } => self.symbol_backfill_failed(inst, now),
@@ -2435,6 +2504,7 @@ impl VenueProtocol for BinanceSpot {
                         t.cancel = Some(cancel_id);
                         t.cancel_sends = 0;
                         t.cancel_in_flight = false;
+                        t.cancel_answered = false;
                         t.cancel_at_ns = now.mono_ns;
                         if self.serving && self.backoff.is_none() {
                             self.send_cancel(orig.key, now, out);
