@@ -112,6 +112,7 @@ fn simd_value(frame: &[u8], s: &mut Scratch, inst: &Instrument) -> Option<Report
         time: e.get("T").and_then(|x| x.as_u64()),
         trade_id: e.get("t").and_then(|x| x.as_i64()),
         is_maker: e.get("m").and_then(|x| x.as_bool()),
+        cum_qty: st("z"),
     };
     normalize(&ev, inst)
 }

@@ -78,7 +78,7 @@ fn trade(spec: FaultSpec, seed: u64, orders: u64) -> World {
             }
         }
         w.advance(40 * MS);
-        if sent % 25 == 0 {
+        if sent.is_multiple_of(25) {
             step += 1;
             w.set_price(prices[step % prices.len()]);
         }

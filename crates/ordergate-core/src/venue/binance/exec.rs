@@ -32,6 +32,9 @@ pub struct Exec {
 
 /// What an execution report amounts to.
 #[derive(Debug, Clone, PartialEq, Eq)]
+// Made once per report and consumed at once, never stored: boxing the
+// large variant would add an allocation per execution report.
+#[allow(clippy::large_enum_variant)]
 pub enum ExecOutcome {
     Event(Exec),
     /// The client id is not one we generate (another tool on the account).

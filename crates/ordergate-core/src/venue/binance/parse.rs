@@ -76,6 +76,9 @@ pub struct ErrorData {
 /// `result` is an object for most methods and an array for
 /// `openOrders.status`.
 #[derive(Debug)]
+// Parsed once per response and consumed at once, never stored: boxing the
+// object would add an allocation per response on the order path.
+#[allow(clippy::large_enum_variant)]
 pub enum ResultBody<'a> {
     Object(OrderResult<'a>),
     Array(Vec<OrderResult<'a>>),
