@@ -1109,21 +1109,31 @@ impl Session {
                 if failed.iter().any(|(f, _)| *f == i) {
                     continue;
                 }
+                let (conn, request) = (t.conn, t.request);
+                let mut on_wire = false;
                 match (&mut self.slots[i].live, t.payload) {
                     (Some(Link::Ws { sink, .. }), Payload::Text(text)) => {
                         if let Err(e) = sink.feed(Message::text(text)).await {
                             failed.push((i, format!("write failed: {e}")));
                         } else {
                             touched |= 1 << (i % 64);
+                            on_wire = true;
                         }
                     }
-                    (Some(Link::Http { queue, .. }), Payload::Http(req)) => queue.push_back(req),
+                    (Some(Link::Http { queue, .. }), Payload::Http(req)) => {
+                        queue.push_back(req);
+                        on_wire = true;
+                    }
                     (None, _) => {
                         debug!(conn = %t.conn, "no open socket for a transmit; dropped (the adapter settles it on close)");
                     }
                     (Some(_), _) => {
                         warn!(conn = %t.conn, "transmit of the wrong kind for its connection; dropped");
                     }
+                }
+                if on_wire && request != 0 {
+                    let now = self.now();
+                    self.protocol.on_sent(conn, request, now);
                 }
             }
             self.transmits = transmits;

@@ -115,6 +115,7 @@ impl VenueProtocol for Echo {
                 conn: WS,
                 payload: Payload::Text(format!("order-{n}")),
                 cost: self.cost(cmd),
+                request: 0,
             });
         }
         self.next_id += 1;
@@ -131,6 +132,7 @@ impl VenueProtocol for Echo {
                 weight: 1,
                 orders: 0,
             },
+            request: 0,
         });
         Ok(())
     }

@@ -371,6 +371,7 @@ impl World {
             let mut moved = false;
             for t in std::mem::take(&mut self.outbox.transmits) {
                 moved = true;
+                let (conn, request) = (t.conn, t.request);
                 let Payload::Text(text) = t.payload else {
                     panic!("the harness carries WebSocket frames only")
                 };
@@ -378,6 +379,9 @@ impl World {
                     let at = self.now_ns + self.latency_ns;
                     self.schedule(at, Event::ToExchange { sim, text });
                 }
+                // No limiter here: on the wire at once.
+                let now = self.now();
+                self.venue.on_sent(conn, request, now);
             }
             for ev in std::mem::take(&mut self.outbox.events) {
                 moved = true;

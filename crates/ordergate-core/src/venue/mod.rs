@@ -237,6 +237,10 @@ pub struct Transmit {
     pub conn: ConnId,
     pub payload: Payload,
     pub cost: Cost,
+    /// The adapter's own name for the request (0: none), handed back in
+    /// [`VenueProtocol::on_sent`] when it reaches the wire: the limiter may
+    /// hold a request, and its answer's deadline runs from the wire.
+    pub request: u64,
 }
 
 impl Transmit {
@@ -349,6 +353,11 @@ pub trait VenueProtocol: Send {
     /// The socket that `conn`'s replacement superseded has ended; whatever
     /// it still had in flight will not be answered.
     fn on_drained(&mut self, conn: ConnId, now: Now, out: &mut Outbox);
+    /// Transmit `request` of `conn` went on the wire now (after the rate
+    /// limiter let it through): deadlines on its answer start here.
+    fn on_sent(&mut self, conn: ConnId, request: u64, now: Now) {
+        let _ = (conn, request, now);
+    }
     /// The cost of `cmd`, for the rate limiter, before it is encoded.
     fn cost(&self, cmd: &Command) -> Cost;
     /// Encode `cmd` into transmits. Refused with [`VenueError::NotReady`]

@@ -225,8 +225,10 @@ struct InFlight {
     conn: ConnId,
     /// Which WebSocket socket (see `ws_socket`) it went out on.
     socket: u32,
-    /// When it was handed to the driver (monotonic).
+    /// When it was handed to the driver (monotonic), then when it reached
+    /// the wire (`on_sent`): the deadline runs from there.
     sent_ns: u64,
+    on_wire: bool,
 }
 
 /// Where a new order's placement stands, as far as the venue has said.
@@ -745,6 +747,7 @@ impl BinanceSpot {
                 conn,
                 socket: self.ws_socket,
                 sent_ns: now.mono_ns,
+                on_wire: false,
             },
         );
         id
@@ -771,6 +774,7 @@ impl BinanceSpot {
             conn: WS,
             payload: Payload::Text(requests::signed(id, method, &params, &self.secret)),
             cost: method_cost(method),
+            request: id,
         });
     }
 
@@ -790,6 +794,7 @@ impl BinanceSpot {
                     body: String::new(),
                 }),
                 cost: rest_cost("/api/v3/time"),
+                request: id,
             });
             return;
         }
@@ -798,6 +803,7 @@ impl BinanceSpot {
             conn: WS,
             payload: Payload::Text(requests::unsigned(id, "time", &[])),
             cost: method_cost("time"),
+            request: id,
         });
     }
 
@@ -1228,12 +1234,17 @@ impl BinanceSpot {
         let stale = due.saturating_sub(t.req.queued_ns) > retry::STALE_NS;
         if t.sends >= retry::MAX_SENDS || stale {
             info!(venue = %VenueId::BinanceSpot, order = ?key, sends = t.sends, stale, "order refused by the venue; not retried again");
+            // The first refusal is the cause (a -1021 on a re-send held by
+            // the limiter is its consequence).
+            let refusal = t.refusal.take().unwrap_or(refusal);
             self.finish(key);
             out.events.push(VenueOutput::Exec(refusal));
             return;
         }
         t.place = Place::Retry { at_ns };
-        t.refusal = Some(refusal);
+        if t.refusal.is_none() {
+            t.refusal = Some(refusal);
+        }
         self.stats.retries += 1;
         debug!(order = ?key, "order refused with a retryable error; sending it again");
         if at_ns != u64::MAX {
@@ -2256,7 +2267,9 @@ impl BinanceSpot {
         let due: Vec<(u64, InFlight)> = self
             .pending
             .iter()
-            .filter(|(_, p)| p.sent_ns.saturating_add(REQUEST_DEADLINE_NS) <= now.mono_ns)
+            .filter(|(_, p)| {
+                p.on_wire && p.sent_ns.saturating_add(REQUEST_DEADLINE_NS) <= now.mono_ns
+            })
             .map(|(id, p)| (*id, *p))
             .collect();
         if due.is_empty() {
@@ -2468,6 +2481,13 @@ impl VenueProtocol for BinanceSpot {
         self.settle_ws(old, "connection replaced", now, out);
     }
 
+    fn on_sent(&mut self, _conn: ConnId, request: u64, now: Now) {
+        if let Some(p) = self.pending.get_mut(&request) {
+            p.sent_ns = now.mono_ns;
+            p.on_wire = true;
+        }
+    }
+
     fn cost(&self, cmd: &Command) -> Cost {
         match cmd {
             Command::Place(_) => method_cost("order.place"),
@@ -2653,8 +2673,15 @@ impl VenueProtocol for BinanceSpot {
             at(b);
         } else {
             if !self.closing {
-                if let Some(p) = self.pending.values().next() {
-                    at(p.sent_ns.saturating_add(REQUEST_DEADLINE_NS));
+                // Held by the limiter: no deadline until on the wire.
+                if let Some(t) = self
+                    .pending
+                    .values()
+                    .filter(|p| p.on_wire)
+                    .map(|p| p.sent_ns)
+                    .min()
+                {
+                    at(t.saturating_add(REQUEST_DEADLINE_NS));
                 }
             }
             if let (Some(r), Phase::ClockSynced) = (self.resubscribe_at, self.phase) {
