@@ -28,56 +28,9 @@ use crate::sim::binance::{LedgerEntry, SimConfig, SimHandle};
 
 use super::strategy::{Outcome, StrategyReport};
 
-// The simulator's fault API (`crates/ordergate-sim/src/binance/faults.rs`)
-// is used only through the four functions below. Until it lands, `shim`
-// stands in for it with the same names and knows only `none`; the switch
-// is replacing `use shim::...` with
-// `use crate::sim::binance::{FaultCounts, FaultSpec};` and the bodies of
-// `with_faults` and `counts` with the commented lines.
-pub(crate) use shim::{FaultCounts, FaultSpec};
-
-mod shim {
-    use std::collections::BTreeMap;
-
-    #[derive(Debug, Clone)]
-    pub struct FaultSpec;
-
-    #[derive(Debug)]
-    pub struct FaultSpecError(pub String);
-
-    impl std::fmt::Display for FaultSpecError {
-        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-            f.write_str(&self.0)
-        }
-    }
-
-    impl FaultSpec {
-        pub fn parse(s: &str) -> Result<FaultSpec, FaultSpecError> {
-            match s.trim() {
-                "none" => Ok(FaultSpec),
-                _ => Err(FaultSpecError(format!(
-                    "{s:?}: this build's simulator has no fault injection yet \
-                     (crates/ordergate-sim/src/binance/faults.rs); only `none` is accepted"
-                ))),
-            }
-        }
-
-        pub fn kinds(&self) -> Vec<Kind> {
-            Vec::new()
-        }
-    }
-
-    pub struct Kind;
-
-    impl Kind {
-        pub fn name(&self) -> &'static str {
-            ""
-        }
-    }
-
-    #[derive(Debug, Default)]
-    pub struct FaultCounts(pub BTreeMap<&'static str, u64>);
-}
+// The simulator's fault API (`ordergate_sim::binance::faults`), used only
+// through the four functions below.
+pub(crate) use crate::sim::binance::{FaultCounts, FaultSpec};
 
 /// `--faults SPEC`, parsed by the simulator's own parser.
 pub(crate) fn parse_spec(s: &str) -> Result<FaultSpec, String> {
@@ -86,16 +39,16 @@ pub(crate) fn parse_spec(s: &str) -> Result<FaultSpec, String> {
 
 /// `base` with `spec` injected, drawn from `seed`.
 pub(crate) fn with_faults(base: SimConfig, spec: &FaultSpec, seed: u64) -> SimConfig {
-    // SimConfig { faults: spec.clone(), fault_seed: seed, ..base }
-    let _ = (spec, seed);
-    base
+    SimConfig {
+        faults: spec.clone(),
+        fault_seed: seed,
+        ..base
+    }
 }
 
 /// How many faults of each enabled kind the simulator injected so far.
 pub(crate) fn counts(sim: &SimHandle) -> FaultCounts {
-    // sim.fault_counts()
-    let _ = sim;
-    FaultCounts::default()
+    sim.fault_counts()
 }
 
 /// The names of the kinds `spec` enables.
@@ -195,6 +148,20 @@ pub(crate) fn check(
         ));
     }
 
+    let planned: usize = reports.iter().map(|r| r.planned).sum();
+    let sent: usize = reports.iter().map(|r| r.outcomes.len()).sum();
+    println!("orders sent: {sent}/{planned}");
+    if sent < planned {
+        let why: Vec<String> = reports
+            .iter()
+            .filter_map(|r| r.gave_up.as_ref().map(|g| format!("{}: {g}", r.name)))
+            .collect();
+        verdict.push(format!(
+            "orders never sent: {} ({})",
+            planned - sent,
+            why.join("; ")
+        ));
+    }
     println!("orders the simulator saw: {}", ledger.len());
 
     // Every strategy order, by key.
@@ -443,4 +410,231 @@ pub(crate) fn check(
         verdict.push(format!("{what}: {} ({})", f.len(), names.join(", ")));
     }
     verdict
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::demo::strategy::Kind;
+    use crate::sim::binance::engine::Scales;
+    use crate::sim::binance::{Order, OrderStatus, OrderType, Side, TimeInForce, Trade};
+
+    const EPOCH: u32 = 3;
+    const SCALES: Scales = Scales {
+        price_scale: 2,
+        qty_scale: 5,
+        base_precision: 8,
+        quote_precision: 8,
+    };
+
+    fn outcome(order_id: u64, state: OrderState, qty: i64, notional: i128) -> Outcome {
+        Outcome {
+            order_id,
+            kind: Kind::Market,
+            state,
+            cum_qty: qty,
+            cum_notional: notional,
+            fills: u32::from(qty > 0),
+            reject: None,
+            answered: true,
+            fill_qty: qty,
+            fill_notional: notional,
+            final_qty: state.is_terminal().then_some(qty),
+            final_notional: (state == OrderState::Filled).then_some(notional),
+            messages: vec!["+0.000s sent NewOrder".into()],
+        }
+    }
+
+    fn report(strategy_id: u32, outcomes: Vec<Outcome>) -> StrategyReport {
+        StrategyReport {
+            name: format!("demo-{strategy_id}"),
+            strategy_id,
+            planned: outcomes.len(),
+            gave_up: None,
+            price_scale: SCALES.price_scale,
+            qty_scale: SCALES.qty_scale,
+            outcomes,
+            round_trip: crate::demo::floor::new_histogram(),
+        }
+    }
+
+    /// A ledger entry for `cid`: `status`, one trade of `qty` at 60000.00.
+    fn entry(venue_id: u64, cid: &str, status: OrderStatus, qty: i64) -> LedgerEntry {
+        let price = 6_000_000;
+        let quote = price as i128 * qty as i128;
+        LedgerEntry {
+            order: Order {
+                account: "demo".into(),
+                symbol: "BTCUSDT".into(),
+                scales: SCALES,
+                order_id: venue_id,
+                client_order_id: cid.into(),
+                side: Side::Buy,
+                order_type: OrderType::Market,
+                time_in_force: TimeInForce::Gtc,
+                price: 0,
+                orig_qty: qty,
+                orig_quote_qty: 0,
+                executed_qty: qty,
+                cum_quote_qty: quote,
+                status,
+                expiry_reason: None,
+                time: 0,
+                update_time: 0,
+                working_time: 0,
+            },
+            trades: (qty > 0)
+                .then(|| Trade {
+                    trade_id: venue_id,
+                    price,
+                    qty,
+                    quote_qty: quote,
+                    commission: 0,
+                    commission_asset: "USDT".into(),
+                    is_maker: false,
+                    time: 0,
+                })
+                .into_iter()
+                .collect(),
+        }
+    }
+
+    fn cid(strategy: u32, order_id: u64) -> String {
+        ClientId::order(EPOCH, OrderKey { strategy, order_id }).encode()
+    }
+
+    /// Strategy 1: order 1 filled 0.00100 at 60000.00, order 2 refused.
+    fn clean() -> (Vec<StrategyReport>, Vec<LedgerEntry>) {
+        let notional = 6_000_000i128 * 100;
+        let mut rejected = outcome(2, OrderState::Rejected, 0, 0);
+        rejected.final_notional = None;
+        (
+            vec![report(
+                1,
+                vec![outcome(1, OrderState::Filled, 100, notional), rejected],
+            )],
+            vec![entry(1, &cid(1, 1), OrderStatus::Filled, 100)],
+        )
+    }
+
+    fn verdict(
+        reports: &[StrategyReport],
+        ledger: &[LedgerEntry],
+        enabled: &[&'static str],
+        counts: &[(&'static str, u64)],
+    ) -> Verdict {
+        let counts = FaultCounts(counts.iter().copied().collect());
+        check(reports, ledger, EPOCH, enabled, &counts)
+    }
+
+    fn failed(v: &Verdict, what: &str) -> bool {
+        v.iter().any(|l| l.starts_with(what))
+    }
+
+    #[test]
+    fn a_clean_run_passes() {
+        let (reports, ledger) = clean();
+        let v = verdict(&reports, &ledger, &["drop"], &[("drop", 2)]);
+        assert!(v.is_empty(), "{v:?}");
+    }
+
+    #[test]
+    fn a_fault_that_never_fired_fails() {
+        let (reports, ledger) = clean();
+        let v = verdict(&reports, &ledger, &["drop", "clock"], &[("drop", 2)]);
+        assert_eq!(v.len(), 1, "{v:?}");
+        assert!(v[0].contains("clock"), "{v:?}");
+    }
+
+    #[test]
+    fn a_foreign_or_other_epoch_order_is_lost() {
+        let (reports, mut ledger) = clean();
+        ledger.push(entry(2, "web_123", OrderStatus::Filled, 100));
+        let other_epoch = ClientId::order(
+            EPOCH + 1,
+            OrderKey {
+                strategy: 1,
+                order_id: 1,
+            },
+        )
+        .encode();
+        ledger.push(entry(3, &other_epoch, OrderStatus::New, 0));
+        // An order id no strategy sent.
+        ledger.push(entry(4, &cid(1, 99), OrderStatus::New, 0));
+        let v = verdict(&reports, &ledger, &[], &[]);
+        assert!(failed(&v, "lost: 3"), "{v:?}");
+    }
+
+    #[test]
+    fn an_order_without_a_terminal_report_is_lost_and_unfinished() {
+        let (mut reports, ledger) = clean();
+        reports[0].outcomes[0].state = OrderState::Unknown;
+        let v = verdict(&reports, &ledger, &[], &[]);
+        assert!(failed(&v, "lost: 1"), "{v:?}");
+        assert!(failed(&v, "orders without a terminal report: 1"), "{v:?}");
+    }
+
+    #[test]
+    fn a_client_id_placed_twice_or_an_order_under_two_ids_is_a_duplicate() {
+        let (reports, mut ledger) = clean();
+        ledger.push(entry(2, &cid(1, 1), OrderStatus::Filled, 100));
+        let v = verdict(&reports, &ledger, &[], &[]);
+        assert!(failed(&v, "duplicates: 1"), "{v:?}");
+
+        let (reports, mut ledger) = clean();
+        // The same key, spelled with a leading zero: another client id.
+        let alias = format!("o{EPOCH}-01-1");
+        assert_eq!(
+            ClientId::decode(&alias).map(|c| c.key),
+            Some(OrderKey {
+                strategy: 1,
+                order_id: 1
+            })
+        );
+        ledger.push(entry(2, &alias, OrderStatus::Filled, 100));
+        let v = verdict(&reports, &ledger, &[], &[]);
+        assert!(failed(&v, "duplicates: 1"), "{v:?}");
+    }
+
+    #[test]
+    fn any_difference_from_the_ledger_is_a_fill_mismatch() {
+        type Tweak = fn(&mut Outcome);
+        let tweaks: [(&str, Tweak); 6] = [
+            ("state", |o| o.state = OrderState::Canceled),
+            ("fill sum", |o| o.fill_qty -= 1),
+            ("last said qty", |o| o.cum_qty += 1),
+            ("terminal report qty", |o| o.final_qty = Some(99)),
+            ("fill notional", |o| o.fill_notional += 1),
+            ("terminal report notional", |o| o.final_notional = Some(1)),
+        ];
+        for (what, tweak) in tweaks {
+            let (mut reports, ledger) = clean();
+            tweak(&mut reports[0].outcomes[0]);
+            let v = verdict(&reports, &ledger, &[], &[]);
+            assert!(failed(&v, "fill mismatches: 1"), "{what}: {v:?}");
+        }
+    }
+
+    #[test]
+    fn an_order_the_venue_never_had_must_have_ended_rejected() {
+        let (mut reports, ledger) = clean();
+        reports[0].outcomes[1].state = OrderState::Canceled;
+        let v = verdict(&reports, &ledger, &[], &[]);
+        assert!(failed(&v, "fill mismatches: 1"), "{v:?}");
+
+        // And a Rejected order the venue did have is a mismatch too.
+        let (mut reports, ledger) = clean();
+        reports[0].outcomes[0].state = OrderState::Rejected;
+        let v = verdict(&reports, &ledger, &[], &[]);
+        assert!(failed(&v, "fill mismatches: 1"), "{v:?}");
+    }
+
+    #[test]
+    fn orders_never_sent_fail() {
+        let (mut reports, ledger) = clean();
+        reports[0].planned = 5;
+        reports[0].gave_up = Some("venue 1 not Up for 60s".into());
+        let v = verdict(&reports, &ledger, &[], &[]);
+        assert!(failed(&v, "orders never sent: 3"), "{v:?}");
+    }
 }

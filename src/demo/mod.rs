@@ -84,7 +84,16 @@ pub struct DemoArgs {
     /// `--faults`).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=64))]
     pub strategies: Option<u32>,
+    /// The fault run's pace: new orders per second over all strategies
+    /// (default 25; 0: as fast as the window of orders in flight allows).
+    #[arg(long, value_name = "N", requires = "faults")]
+    pub rate: Option<u32>,
 }
+
+/// The fault run's default pace (orders per second over all strategies):
+/// well inside the venue's documented REQUEST_WEIGHT (6000 per minute),
+/// with room for the sidecar's own recovery requests under faults.
+const FAULT_RATE: u32 = 25;
 
 /// Arguments of the hidden `demo-strategy` subcommand (the strategy child).
 #[derive(Debug, Clone, clap::Args)]
@@ -103,6 +112,9 @@ pub struct StrategyArgs {
     /// taken, cancels retried, a deadline instead of per-answer timeouts.
     #[arg(long)]
     pub tolerant: bool,
+    /// Tolerant mode: at least this many microseconds between new orders.
+    #[arg(long, default_value_t = 0)]
+    pub interval_us: u64,
     /// The market price to trade around, as a decimal string.
     #[arg(long)]
     pub reference: String,
@@ -231,8 +243,14 @@ fn config_text(dir: &Path, sim_addr: &str, plans: &[(u32, Plan)], f: &Filters) -
 
 /// The demo's orders split over `count` strategies (ids 1..=count), in
 /// consecutive runs of the mix.
-fn plans(count: u32, orders: usize, tolerant: bool) -> Vec<(u32, Plan)> {
+fn plans(count: u32, orders: usize, tolerant: bool, rate: u32) -> Vec<(u32, Plan)> {
     let n = count as usize;
+    // Each strategy sends its share of the rate.
+    let interval = if rate == 0 {
+        Duration::ZERO
+    } else {
+        Duration::from_secs_f64(count as f64 / rate as f64)
+    };
     let mut first = 0;
     (0..n)
         .map(|k| {
@@ -246,6 +264,7 @@ fn plans(count: u32, orders: usize, tolerant: bool) -> Vec<(u32, Plan)> {
                 first,
                 orders: mine,
                 tolerant,
+                interval,
             };
             first += mine;
             (k as u32 + 1, plan)
@@ -374,12 +393,19 @@ pub fn run(args: DemoArgs) -> Result<(), DemoError> {
     let strategies = args
         .strategies
         .unwrap_or(if fault.is_some() { 3 } else { 1 });
-    let plans = plans(strategies, args.orders, fault.is_some());
+    let rate = if fault.is_some() {
+        args.rate.unwrap_or(FAULT_RATE)
+    } else {
+        0
+    };
+    let plans = plans(strategies, args.orders, fault.is_some(), rate);
     if let Some(f) = &fault {
         println!(
-            "ordergate demo: fault run, faults {} with fault seed {} (fill seed {}); \
-             reproduce with: ordergate demo --orders {} --faults {} --fault-seed {} --seed {} --strategies {strategies}",
-            f.text, f.seed, args.seed, args.orders, f.text, f.seed, args.seed
+            "ordergate demo: fault run, faults {} with fault seed {} (fill seed {}), {strategies} strategies at {} in all; \
+             reproduce with: ordergate demo --orders {} --faults {} --fault-seed {} --seed {} --strategies {strategies} --rate {rate}",
+            f.text, f.seed, args.seed,
+            if rate == 0 { "full speed".to_owned() } else { format!("{rate} orders/s") },
+            args.orders, f.text, f.seed, args.seed
         );
     }
     let dir = TempDir::new()?;
@@ -528,7 +554,8 @@ pub fn run(args: DemoArgs) -> Result<(), DemoError> {
                 .arg("--out")
                 .arg(&out);
             if plan.tolerant {
-                cmd.arg("--tolerant");
+                cmd.arg("--tolerant")
+                    .args(["--interval-us", &plan.interval.as_micros().to_string()]);
             }
             let child = cmd.spawn().map_err(io("start a demo strategy"))?;
             running.push((ChildGuard(child, "demo strategy"), plan, out));
@@ -607,8 +634,8 @@ pub fn run(args: DemoArgs) -> Result<(), DemoError> {
             });
         }
         println!(
-            "fault check: every order accounted for; reproduce with --faults {} --fault-seed {} --seed {}",
-            f.text, f.seed, args.seed
+            "fault check: every order accounted for; reproduce with --faults {} --fault-seed {} --seed {} --strategies {} --rate {rate}",
+            f.text, f.seed, args.seed, plans.len()
         );
     } else {
         if !mismatches.is_empty() {
@@ -625,7 +652,9 @@ pub fn run(args: DemoArgs) -> Result<(), DemoError> {
     Ok(())
 }
 
-/// After a failure: the last lines of the sidecar's log, if it was kept.
+/// After a failure: the last lines of the sidecar's log, if it was kept,
+/// and the whole log copied out of the demo's directory (removed at the
+/// end) for a closer look.
 fn show_log_tail(kept: bool, path: &Path) {
     if !kept {
         return;
@@ -634,7 +663,7 @@ fn show_log_tail(kept: bool, path: &Path) {
         return;
     };
     let lines: Vec<&str> = text.lines().collect();
-    let from = lines.len().saturating_sub(40);
+    let from = lines.len().saturating_sub(20);
     eprintln!(
         "the sidecar's log, last {} of {} lines:",
         lines.len() - from,
@@ -642,6 +671,11 @@ fn show_log_tail(kept: bool, path: &Path) {
     );
     for l in &lines[from..] {
         eprintln!("  {l}");
+    }
+    let copy =
+        std::env::temp_dir().join(format!("ordergate-demo-{}-sidecar.log", std::process::id()));
+    if std::fs::write(&copy, &text).is_ok() {
+        eprintln!("the sidecar's whole log: {}", copy.display());
     }
 }
 
@@ -652,6 +686,7 @@ pub fn run_strategy(args: StrategyArgs) -> Result<(), DemoError> {
         first: args.first,
         orders: args.orders,
         tolerant: args.tolerant,
+        interval: Duration::from_micros(args.interval_us),
     };
     let report = strategy::run(&args.socket, &plan, SYMBOL, &args.reference)?;
     std::fs::write(&args.out, report_json(&report).to_string())
@@ -689,6 +724,8 @@ fn report_json(r: &StrategyReport) -> serde_json::Value {
     serde_json::json!({
         "name": r.name,
         "strategy_id": r.strategy_id,
+        "planned": r.planned,
+        "gave_up": r.gave_up,
         "price_scale": r.price_scale,
         "qty_scale": r.qty_scale,
         "outcomes": outcomes,
@@ -741,6 +778,8 @@ fn read_report(path: &Path) -> Result<StrategyReport, DemoError> {
         strategy_id: v["strategy_id"]
             .as_u64()
             .ok_or_else(|| bad("strategy_id"))? as u32,
+        planned: v["planned"].as_u64().ok_or_else(|| bad("planned"))? as usize,
+        gave_up: v["gave_up"].as_str().map(str::to_owned),
         price_scale: v["price_scale"]
             .as_u64()
             .ok_or_else(|| bad("price_scale"))? as u8,

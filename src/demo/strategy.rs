@@ -100,6 +100,10 @@ pub struct Outcome {
 pub struct StrategyReport {
     pub name: String,
     pub strategy_id: u32,
+    /// Orders it was to send; `outcomes` has those it sent.
+    pub planned: usize,
+    /// Why it sent fewer (tolerant mode, venue down too long).
+    pub gave_up: Option<String>,
     pub price_scale: u8,
     pub qty_scale: u8,
     pub outcomes: Vec<Outcome>,
@@ -117,8 +121,6 @@ pub enum DemoStrategyError {
     Timeout(u64, Duration),
     #[error("venue {0} did not come up")]
     VenueNotUp(u8),
-    #[error("venue {0} was not Up for {1:?} with orders left to send")]
-    VenueStayedDown(u8, Duration),
     #[error("reference price {0:?}: {1}")]
     Reference(String, String),
 }
@@ -139,7 +141,7 @@ pub const DRAIN_DEADLINE: Duration = Duration::from_secs(120);
 /// Tolerant mode: a cancel with no answer after this is sent again.
 const CANCEL_RETRY: Duration = Duration::from_secs(5);
 /// Tolerant mode: after a CancelRejected, wait this long before the next.
-const CANCEL_BACKOFF: Duration = Duration::from_millis(500);
+const CANCEL_BACKOFF: Duration = Duration::from_secs(1);
 /// Tolerant mode: once every order is final, keep reading this long for
 /// late messages.
 const SETTLE: Duration = Duration::from_secs(1);
@@ -155,6 +157,9 @@ pub struct Plan {
     pub orders: usize,
     /// The fault run's way (see the module docs).
     pub tolerant: bool,
+    /// Tolerant mode: at least this long between two new orders (zero:
+    /// as fast as the window allows).
+    pub interval: Duration,
 }
 
 /// Runs `plan` on `symbol` at a market near `reference` (a decimal) and
@@ -179,6 +184,7 @@ pub fn run(
         round_trip: crate::demo::floor::new_histogram(),
         venue_up: false,
         last_seq: 0,
+        gave_up: None,
         client,
         inst,
         reference,
@@ -191,6 +197,8 @@ pub fn run(
     Ok(StrategyReport {
         name: plan.name.clone(),
         strategy_id: s.client.strategy_id(),
+        planned: plan.orders,
+        gave_up: s.gave_up,
         price_scale: s.inst.price_scale,
         qty_scale: s.inst.qty_scale,
         outcomes: s.book.into_outcomes(),
@@ -208,6 +216,8 @@ struct Session {
     venue_up: bool,
     /// The last sequenced message processed (rule 3: each seq once).
     last_seq: u64,
+    /// Why the strategy stopped sending early, if it did.
+    gave_up: Option<String>,
 }
 
 impl Session {
@@ -309,16 +319,24 @@ impl Session {
         let mut settled_at: Option<Instant> = None;
         let mut next_sweep = Instant::now();
         let mut cancel_all_sent = false;
+        let mut send_at = Instant::now();
         loop {
             let now = Instant::now();
             // Send while the venue is Up and the window has room.
-            while next < plan.orders && self.venue_up && in_flight.len() < WINDOW {
+            while next < plan.orders
+                && self.venue_up
+                && in_flight.len() < WINDOW
+                && Instant::now() >= send_at
+            {
                 let (order_id, kind, order) = self.order(plan, next);
                 self.book.start(order_id, kind);
                 let at = Instant::now();
                 self.client.new_order(&order)?;
                 self.book.sent(order_id, at, "NewOrder");
                 in_flight.insert(order_id, at);
+                // Paced from this send, so a pause is not made up for
+                // by a burst.
+                send_at = at + plan.interval;
                 next += 1;
                 if next == plan.orders {
                     last_send = Some(at);
@@ -334,10 +352,16 @@ impl Session {
             if next < plan.orders && !self.venue_up {
                 let since = *down_since.get_or_insert(now);
                 if now.duration_since(since) > VENUE_WAIT {
-                    return Err(DemoStrategyError::VenueStayedDown(
+                    // Give up sending: the rest is never sent, and the
+                    // report says how many that is.
+                    self.gave_up = Some(format!(
+                        "venue {} not Up for {VENUE_WAIT:?} with {} of {} orders left to send",
                         self.inst.venue,
-                        VENUE_WAIT,
+                        plan.orders - next,
+                        plan.orders
                     ));
+                    next = plan.orders;
+                    last_send = Some(now);
                 }
             } else {
                 down_since = None;
@@ -364,7 +388,14 @@ impl Session {
                 }
                 next_sweep = now + Duration::from_millis(100);
             }
-            if let Some(Some(id)) = self.step(Duration::from_millis(20))? {
+            let wait = if next < plan.orders && self.venue_up && in_flight.len() < WINDOW {
+                send_at
+                    .saturating_duration_since(Instant::now())
+                    .min(Duration::from_millis(20))
+            } else {
+                Duration::from_millis(20)
+            };
+            if let Some(Some(id)) = self.step(wait)? {
                 in_flight.remove(&id);
                 if self.book.kind(id) == Some(Kind::RestThenCancel) {
                     self.book.want_cancel(id);
