@@ -178,29 +178,36 @@ fn each_fault_alone() {
     }
 }
 
-/// `VT_FAULT_SEEDS=N` runs N seeds instead of 3 (a longer soak).
+/// `VT_FAULT_SEEDS=N` runs N seeds instead of 3 (a longer soak). Every
+/// seed must pass every check; every kind must fire, summed over the
+/// seeds (in one seed a kind can be crowded out: a connection that other
+/// faults end early never reaches its maximum age).
 #[test]
 fn every_fault_mixed_seeded() {
     let seeds: u64 = std::env::var("VT_FAULT_SEEDS")
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(3);
+    let mut fired: HashMap<&str, u64> = HashMap::new();
+    let mut unknown = 0;
     for seed in 1..=seeds {
         let w = trade(FaultSpec::all(), seed, 400);
-        let counts = w.exchange.fault_counts();
-        for kind in FaultKind::ALL {
-            assert!(
-                counts.get(kind) > 0,
-                "seed {seed}: {kind} never fired: {counts:?}"
-            );
+        for (k, n) in w.exchange.fault_counts().0 {
+            *fired.entry(k).or_default() += n;
         }
         check(&w, 400, &format!("all, seed {seed}"));
-        let stats = w.venue.counters();
+        unknown += w
+            .venue
+            .counters()
+            .iter()
+            .find(|(k, _)| *k == "unknown_outcomes")
+            .map_or(0, |(_, v)| *v);
+    }
+    for kind in FaultKind::ALL {
         assert!(
-            stats
-                .iter()
-                .any(|(k, v)| *k == "unknown_outcomes" && *v > 0),
-            "{stats:?}"
+            fired.get(kind.name()).copied().unwrap_or(0) > 0,
+            "{kind} never fired: {fired:?}"
         );
     }
+    assert!(unknown > 0, "no order was ever of unknown outcome");
 }

@@ -185,7 +185,8 @@ impl World {
             lost: Vec::new(),
         };
         w.connect();
-        w.run_until_state(VenueState::Up, 5 * SEC);
+        // Generous: under faults a first answer can be lost (5 s deadline).
+        w.run_until_state(VenueState::Up, 60 * SEC);
         w
     }
 
