@@ -568,7 +568,8 @@ pub fn start(config: Config, state: StateDir) -> Result<App, AppError> {
                     limits: venue.limits.clone(),
                 },
             )
-            .with_clock(clock.clone()),
+            .with_clock(clock.clone())
+            .with_liveness(venue.liveness),
         ));
     }
 

@@ -13,6 +13,7 @@ use std::fmt;
 use std::net::{Ipv4Addr, Ipv6Addr};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use serde::Deserialize;
 use toml::Spanned;
@@ -51,6 +52,9 @@ pub const DEFAULT_RESEND_CAPACITY: usize = 65536;
 pub const DEFAULT_RECV_WINDOW_MS: u32 = 5000;
 /// Binance's documented maximum `recvWindow`.
 pub const MAX_RECV_WINDOW_MS: u32 = 60_000;
+/// Bounds of `ping_interval_ms` and `pong_timeout_ms`.
+pub const MIN_LIVENESS_MS: u64 = 10;
+pub const MAX_LIVENESS_MS: u64 = 600_000;
 /// Ring capacities above this are almost certainly a typo (memory).
 pub const MAX_RING_CAPACITY: usize = 1 << 24;
 
@@ -154,6 +158,9 @@ pub struct VenueConfig {
     pub ca_file: Option<PathBuf>,
     /// The rate limiter's settings (`[venue.limits]`).
     pub limits: crate::session::LimitsConfig,
+    /// WebSocket pings and the pong deadline (`ping_interval_ms`,
+    /// `pong_timeout_ms`).
+    pub liveness: crate::session::LivenessConfig,
 }
 
 impl VenueConfig {
@@ -299,6 +306,8 @@ struct RawVenue {
     api_key: Spanned<SecretSource>,
     api_secret: Spanned<SecretSource>,
     recv_window_ms: Option<Spanned<u32>>,
+    ping_interval_ms: Option<Spanned<u64>>,
+    pong_timeout_ms: Option<Spanned<u64>>,
     ca_file: Option<PathBuf>,
     limits: Option<RawLimits>,
 }
@@ -754,6 +763,34 @@ impl Source<'_> {
                 line: self.line_of(s.span().start),
             };
             let limits = self.limits(id, rv.limits.as_ref(), recv_window_ms)?;
+            let defaults = crate::session::LivenessConfig::default();
+            let ms = |key: &str, v: &Option<Spanned<u64>>, default: Duration| {
+                match v {
+                None => Ok(default),
+                Some(v) if (MIN_LIVENESS_MS..=MAX_LIVENESS_MS).contains(v.get_ref()) => {
+                    Ok(Duration::from_millis(*v.get_ref()))
+                }
+                Some(v) => Err(self.err(
+                    &v.span(),
+                    format!(
+                        "[[venue]] {id} `{key}` is {}; it must be from {MIN_LIVENESS_MS} to {MAX_LIVENESS_MS}",
+                        v.get_ref()
+                    ),
+                )),
+            }
+            };
+            let liveness = crate::session::LivenessConfig {
+                ping_interval: ms(
+                    "ping_interval_ms",
+                    &rv.ping_interval_ms,
+                    defaults.ping_interval,
+                )?,
+                pong_timeout: ms(
+                    "pong_timeout_ms",
+                    &rv.pong_timeout_ms,
+                    defaults.pong_timeout,
+                )?,
+            };
             out.push(VenueConfig {
                 id,
                 ws_url,
@@ -763,6 +800,7 @@ impl Source<'_> {
                 recv_window_ms,
                 ca_file: rv.ca_file.clone(),
                 limits,
+                liveness,
             });
         }
         Ok(out)

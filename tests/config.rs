@@ -545,3 +545,32 @@ limit = 7"#,
     let e = Config::from_str(&text, "x.toml").unwrap_err().to_string();
     assert!(e.contains("reserve"), "{e}");
 }
+
+#[test]
+fn venue_liveness_keys_default_and_are_checked() {
+    let c = Config::from_str(BASE, "test.toml").unwrap();
+    let l = c.venues[0].liveness;
+    assert_eq!(
+        (l.ping_interval, l.pong_timeout),
+        (
+            std::time::Duration::from_secs(10),
+            std::time::Duration::from_secs(10)
+        )
+    );
+    let text = with(
+        "api_secret",
+        "api_secret = { env = \"OG_TEST_SECRET\" }\nping_interval_ms = 2500\npong_timeout_ms = 4000",
+    );
+    let l = Config::from_str(&text, "test.toml").unwrap().venues[0].liveness;
+    assert_eq!(l.ping_interval.as_millis(), 2500);
+    assert_eq!(l.pong_timeout.as_millis(), 4000);
+    let text = with(
+        "api_secret",
+        "api_secret = { env = \"OG_TEST_SECRET\" }\npong_timeout_ms = 0",
+    );
+    let e = error_at(&text, "pong_timeout_ms");
+    assert!(
+        e.contains("`pong_timeout_ms` is 0; it must be from 10 to 600000"),
+        "{e}"
+    );
+}
