@@ -402,6 +402,9 @@ pub struct BinanceSpot {
     /// the connection closed), until a reconciliation backfilled it.
     last_trade: Vec<Option<i64>>,
     gap_from: Vec<Option<i64>>,
+    /// A symbol-wide trade query is in flight (orders wanting a backfill
+    /// there join it).
+    symbol_asking: Vec<bool>,
     /// The venue state last reported, and why.
     state: VenueState,
     state_text: String,
@@ -557,6 +560,7 @@ impl BinanceSpot {
             orders_due_ns: None,
             last_trade: vec![None; n],
             gap_from: vec![None; n],
+            symbol_asking: vec![false; n],
             state: VenueState::Down,
             state_text: "not connected yet".into(),
             backoff: None,
@@ -1001,8 +1005,9 @@ impl BinanceSpot {
             }
         }
         for (inst, keys) in by_inst {
+            let joining = self.symbol_asking[inst];
             match self.gap_from[inst] {
-                Some(from) if keys.len() > 1 => {
+                Some(from) if joining || keys.len() > 1 => {
                     for k in &keys {
                         if let Some(t) = self.orders.get_mut(k) {
                             let delay_ns = match t.backfill {
@@ -1012,7 +1017,9 @@ impl BinanceSpot {
                             t.backfill = Backfill::Asking { delay_ns };
                         }
                     }
-                    self.send_symbol_trades(inst, from, now, out);
+                    if !joining {
+                        self.send_symbol_trades(inst, from, now, out);
+                    }
                 }
                 _ => {
                     for k in keys {
@@ -1024,6 +1031,7 @@ impl BinanceSpot {
     }
 
     fn send_symbol_trades(&mut self, inst: usize, from: i64, now: Now, out: &mut Outbox) {
+        self.symbol_asking[inst] = true;
         let symbol = self.instruments[inst].symbol.clone();
         let from = from.to_string();
         self.stats.backfills += 1;
@@ -1044,8 +1052,9 @@ impl BinanceSpot {
         }
     }
 
-    /// A symbol's trades since a gap: each backfilling order there takes
-    /// its own; a full page asks for the next.
+    /// A symbol's trades since a gap: every tracked order there takes its
+    /// own (de-duplicated, so one query serves all); a full page asks for
+    /// the next; once complete, the gap's start moves past these trades.
     fn on_symbol_trades(
         &mut self,
         inst: usize,
@@ -1053,10 +1062,16 @@ impl BinanceSpot {
         now: Now,
         out: &mut Outbox,
     ) -> Result<(), VenueError> {
+        self.symbol_asking[inst] = false;
+        let with_rows: HashSet<u64> = rows.iter().filter_map(|r| r.order_id).collect();
         let keys: Vec<(OrderKey, ClientId)> = self
             .orders
             .iter()
-            .filter(|(_, t)| t.inst == inst && t.backfill != Backfill::Idle)
+            .filter(|(_, t)| {
+                t.inst == inst
+                    && (t.backfill != Backfill::Idle
+                        || t.order_id.is_some_and(|o| with_rows.contains(&o)))
+            })
             .map(|(k, t)| (*k, t.id))
             .collect();
         let full = rows.len() >= 1000;
@@ -1065,8 +1080,8 @@ impl BinanceSpot {
             if let Some(n) = next {
                 self.send_symbol_trades(inst, n, now, out);
             }
-        } else {
-            self.gap_from[inst] = None;
+        } else if let Some(n) = next {
+            self.gap_from[inst] = Some(n);
         }
         for (key, client_id) in keys {
             if full && self.orders.get(&key).is_some_and(Tracked::missing_fills) {
@@ -1298,6 +1313,16 @@ impl BinanceSpot {
             self.finish(key);
             if canceled {
                 self.cancel_answered_by_end(key);
+            }
+        }
+    }
+
+    /// User data stops here (a closed connection, an ended stream): trades
+    /// from here on may go unseen until the reconciliation.
+    fn gap_starts(&mut self) {
+        for (gap, last) in self.gap_from.iter_mut().zip(&self.last_trade) {
+            if gap.is_none() {
+                *gap = Some(last.map_or(0, |l| l + 1));
             }
         }
     }
@@ -1617,6 +1642,7 @@ impl BinanceSpot {
                 warn!(venue = %VenueId::BinanceSpot, "user data stream terminated by the venue; resubscribing");
                 // Fills would go unseen: no new orders until the stream is
                 // back and the gap reconciled.
+                self.gap_starts();
                 self.serving = false;
                 self.replacing = false;
                 if self.phase >= Phase::Subscribed {
@@ -2083,7 +2109,7 @@ impl BinanceSpot {
 
     /// A symbol-wide trade query failed: its orders ask one by one.
     fn symbol_backfill_failed(&mut self, inst: usize, now: Now) {
-        self.gap_from[inst] = None;
+        self.symbol_asking[inst] = false;
         let keys: Vec<OrderKey> = self
             .orders
             .iter()
@@ -2455,13 +2481,9 @@ impl VenueProtocol for BinanceSpot {
         self.closing = false;
         self.reconcile = None;
         self.resubscribe_at = None;
-        // Trades from here on may go unseen until the reconciliation.
-        for (gap, last) in self.gap_from.iter_mut().zip(&self.last_trade) {
-            if gap.is_none() {
-                *gap = Some(last.map_or(0, |l| l + 1));
-            }
-        }
+        self.gap_starts();
         self.settle_ws(u32::MAX, "connection closed", now, out);
+        self.symbol_asking.iter_mut().for_each(|a| *a = false);
         let text = if opened {
             format!("connection closed: {why}")
         } else {
