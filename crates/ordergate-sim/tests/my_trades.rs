@@ -498,3 +498,61 @@ fn client_ids_are_unique_among_open_orders_only() {
         .count();
     assert_eq!(ours, 3, "one refused, three placed");
 }
+
+/// `allOrders` (web-socket-api.md §"Account order history"): the
+/// account's orders on a symbol, open or not, by order id; from `orderId`
+/// on when sent, else the most recent `limit`; weight 20.
+#[test]
+fn all_orders_lists_open_and_closed_orders_by_id() {
+    let mut ex = exchange(FillModel::full());
+    let conn = ex.ws_connect(T0);
+    for (i, cid) in ["a1", "a2", "a3"].iter().enumerate() {
+        let now = T0 + 10 + i as u64;
+        call(
+            &mut ex,
+            conn,
+            "order.place",
+            limit("BUY", "50000.00", "0.001", cid),
+            now,
+        );
+    }
+    call(
+        &mut ex,
+        conn,
+        "order.place",
+        market("BUY", "0.001"),
+        T0 + 20,
+    );
+    let r = call(
+        &mut ex,
+        conn,
+        "allOrders",
+        json!({"symbol": "BTCUSDT"}),
+        T0 + 30,
+    );
+    let rows = r["result"].as_array().unwrap();
+    let ids: Vec<u64> = rows
+        .iter()
+        .map(|o| o["orderId"].as_u64().unwrap())
+        .collect();
+    assert_eq!(ids, [1, 2, 3, 4]);
+    assert_eq!(rows[0]["status"], "NEW");
+    assert_eq!(rows[3]["status"], "FILLED");
+    assert_eq!(rows[3]["executedQty"], "0.00100000");
+    let before = weight(&r);
+    let r = call(
+        &mut ex,
+        conn,
+        "allOrders",
+        json!({"symbol": "BTCUSDT", "orderId": "3", "limit": "1"}),
+        T0 + 31,
+    );
+    let ids: Vec<u64> = r["result"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["orderId"].as_u64().unwrap())
+        .collect();
+    assert_eq!(ids, [3]);
+    assert_eq!(weight(&r) - before, 20);
+}

@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 
 use super::amount::Amount;
-use super::engine::{Engine, ExecEvent, NewOrder, OrderType, Reject, Side, TimeInForce};
+use super::engine::{Engine, ExecEvent, NewOrder, Order, OrderType, Reject, Side, TimeInForce};
 use super::json::{self, Body};
 use super::limits::{LimitRefusal, Meter, RateLimits};
 use super::sign;
@@ -249,6 +249,7 @@ pub enum Op {
     OrderCancel,
     OrderStatus,
     OpenOrders,
+    AllOrders,
     MyTrades,
 }
 
@@ -261,6 +262,7 @@ impl Op {
             Op::OrderStatus => 4,
             Op::OpenOrders if params.value("symbol").is_some() => 6,
             Op::OpenOrders => 80,
+            Op::AllOrders => 20,
             Op::MyTrades if params.value("orderId").is_some() => 5,
             Op::MyTrades => 20,
         }
@@ -268,7 +270,12 @@ impl Op {
     pub fn signed(self) -> bool {
         matches!(
             self,
-            Op::OrderPlace | Op::OrderCancel | Op::OrderStatus | Op::OpenOrders | Op::MyTrades
+            Op::OrderPlace
+                | Op::OrderCancel
+                | Op::OrderStatus
+                | Op::OpenOrders
+                | Op::AllOrders
+                | Op::MyTrades
         )
     }
 }
@@ -376,8 +383,61 @@ fn execute(
                 Vec::new(),
             ))
         }
+        Op::AllOrders => Ok((all_orders(&state.engine, params, account)?, Vec::new())),
         Op::MyTrades => Ok((my_trades(&state.engine, params, account)?, Vec::new())),
     }
+}
+
+/// `allOrders`: the account's orders on one symbol, open or not, in order
+/// id order. With `orderId`, orders with id >= it (the oldest `limit`);
+/// with `startTime`/`endTime`, those created in that window; otherwise the
+/// most recent `limit` (default 500, at most 1000).
+fn all_orders(engine: &Engine, params: &Params, account: &str) -> Result<Body, ApiError> {
+    let symbol = params.require("symbol")?;
+    let order_id = uint_param(params, "orderId")?;
+    let start = time_param(params, "startTime")?;
+    let end = time_param(params, "endTime")?;
+    let limit = match uint_param(params, "limit")? {
+        None => TRADES_DEFAULT_LIMIT,
+        Some(0) => {
+            return Err(ApiError::new(
+                -1130,
+                "Data sent for parameter 'limit' is not valid.",
+            ))
+        }
+        Some(n) => usize::try_from(n).map_or(TRADES_MAX_LIMIT, |n| n.min(TRADES_MAX_LIMIT)),
+    };
+    if let (Some(s), Some(e)) = (start, end) {
+        if e.saturating_sub(s) > TRADES_MAX_WINDOW_MS {
+            return Err(ApiError::new(
+                -1127,
+                "More than 24 hours between startTime and endTime.",
+            ));
+        }
+    }
+    let picked: Vec<&Order> = engine
+        .all_orders(account, symbol)?
+        .into_iter()
+        .filter(|o| {
+            order_id.is_none_or(|id| o.order_id >= id)
+                && start.is_none_or(|s| o.time >= s)
+                && end.is_none_or(|e| o.time <= e)
+        })
+        .collect();
+    let newest = order_id.is_none() && start.is_none();
+    let skip = if newest {
+        picked.len().saturating_sub(limit)
+    } else {
+        0
+    };
+    Ok(Body::Orders(
+        picked
+            .into_iter()
+            .skip(skip)
+            .take(limit)
+            .map(json::OrderQuery::new)
+            .collect(),
+    ))
 }
 
 /// `myTrades` limits: default 500, maximum 1000 (a larger `limit` is

@@ -979,6 +979,17 @@ impl Engine {
             .collect())
     }
 
+    /// Every order of `account` on `symbol`, open or not, by order id.
+    pub fn all_orders(&self, account: &str, symbol: &str) -> Result<Vec<&Order>, Reject> {
+        let book = &self.books[self.book_index(symbol)?];
+        Ok(book
+            .orders
+            .iter()
+            .map(|e| &e.order)
+            .filter(|o| o.account == account)
+            .collect())
+    }
+
     /// Every trade of `account` on `symbol` with its order, by trade id
     /// (trade ids are per symbol and increase with time).
     pub fn trades_of(&self, account: &str, symbol: &str) -> Result<Vec<(&Order, &Trade)>, Reject> {

@@ -19,6 +19,7 @@ fn route(method: &str, path: &str) -> Option<Op> {
         ("GET", "/api/v3/order") => Op::OrderStatus,
         ("GET", "/api/v3/openOrders") => Op::OpenOrders,
         ("GET", "/api/v3/myTrades") => Op::MyTrades,
+        ("GET", "/api/v3/allOrders") => Op::AllOrders,
         _ => return None,
     })
 }

@@ -173,6 +173,7 @@ fn request(
         "order.status" => Some(Op::OrderStatus),
         "openOrders.status" => Some(Op::OpenOrders),
         "myTrades" => Some(Op::MyTrades),
+        "allOrders" => Some(Op::AllOrders),
         _ => None,
     };
     if let Some(op) = op {
