@@ -249,3 +249,37 @@ fn fills_of_many_orders_during_a_gap_are_fetched_per_symbol() {
         "one query for the symbol, not one per order"
     );
 }
+
+#[test]
+fn many_orders_that_ended_in_a_gap_are_settled_from_the_symbols_history() {
+    let mut w = World::new(1);
+    for id in 1..=8 {
+        w.place(ALPHA, limit(id, Side::Buy, "59000.00", "0.01"));
+    }
+    w.advance(10 * MS);
+    w.drop_connection();
+    w.set_price("58980.00");
+    w.run_until_state(VenueState::Up, 5 * SEC);
+    w.advance(3 * SEC);
+    // The market's liquidity fills some fully, some in part.
+    for id in 1..=8 {
+        w.assert_matches_ledger(ALPHA, id);
+        assert_protocol_order(&w, id);
+    }
+    let filled = (1..=8)
+        .filter(|id| w.state(ALPHA, *id) == OrderState::Filled)
+        .count();
+    assert!(filled >= 5, "{filled}");
+    let count = |m: &str| {
+        w.exchange
+            .request_log()
+            .iter()
+            .filter(|r| r.method == m)
+            .count()
+    };
+    // One history page and one trade page instead of a query per order.
+    assert_eq!(
+        (count("allOrders"), count("order.status"), count("myTrades")),
+        (1, 0, 1)
+    );
+}

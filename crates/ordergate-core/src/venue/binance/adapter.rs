@@ -217,6 +217,11 @@ enum Pending {
     SymbolTrades {
         inst: usize,
     },
+    /// A symbol's order history from an order id on (`allOrders`), for
+    /// the orders a reconciliation did not find open.
+    SymbolOrders {
+        inst: usize,
+    },
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -405,6 +410,9 @@ pub struct BinanceSpot {
     /// A symbol-wide trade query is in flight (orders wanting a backfill
     /// there join it).
     symbol_asking: Vec<bool>,
+    /// Per instrument: orders a reconciliation did not find open, waiting
+    /// for the symbol's order history to say how they ended.
+    history_wanted: Vec<BTreeSet<OrderKey>>,
     /// The venue state last reported, and why.
     state: VenueState,
     state_text: String,
@@ -454,6 +462,7 @@ pub fn method_cost(method: &str) -> Cost {
         "order.status" => (4, 0),
         // With `orderId`, which is how this adapter asks (20 without).
         "myTrades" => (5, 0),
+        "allOrders" => (20, 0),
         // Per symbol, which is how this adapter asks (80 without one).
         "openOrders.status" => (6, 0),
         _ => (1, 0),
@@ -561,6 +570,7 @@ impl BinanceSpot {
             last_trade: vec![None; n],
             gap_from: vec![None; n],
             symbol_asking: vec![false; n],
+            history_wanted: vec![BTreeSet::new(); n],
             state: VenueState::Down,
             state_text: "not connected yet".into(),
             backoff: None,
@@ -1770,11 +1780,15 @@ impl BinanceSpot {
             .map(|(k, _)| *k)
             .collect();
         let mut asked = vec![false; self.instruments.len()];
+        let mut by_inst: BTreeMap<usize, Vec<OrderKey>> = BTreeMap::new();
         for key in gone {
             if let Some(t) = self.orders.get(&key) {
                 asked[t.inst] = true;
+                by_inst.entry(t.inst).or_default().push(key);
             }
-            self.query_order(key, now, out);
+        }
+        for (inst, keys) in by_inst {
+            self.ask_how_they_ended(inst, keys, now, out);
         }
         // A gap nothing was found missing in is closed.
         for (inst, gap) in self.gap_from.iter_mut().enumerate() {
@@ -1788,6 +1802,87 @@ impl BinanceSpot {
         }
         if self.phase == Phase::Subscribed {
             self.reconciled(out);
+        }
+    }
+
+    /// Orders not listed open on `inst`: one `allOrders` page (weight 20
+    /// for up to 1,000 orders) from the oldest's venue order id when that
+    /// is cheaper than an `order.status` each (weight 4); those without a
+    /// venue order id, or that the history does not show, are asked one by
+    /// one.
+    fn ask_how_they_ended(&mut self, inst: usize, keys: Vec<OrderKey>, now: Now, out: &mut Outbox) {
+        let (with_id, without): (Vec<OrderKey>, Vec<OrderKey>) = keys
+            .into_iter()
+            .partition(|k| self.orders.get(k).is_some_and(|t| t.order_id.is_some()));
+        for k in without {
+            self.query_order(k, now, out);
+        }
+        if with_id.len() * 4 <= 20 || !self.history_wanted[inst].is_empty() {
+            for k in with_id {
+                self.query_order(k, now, out);
+            }
+            return;
+        }
+        self.history_wanted[inst].extend(with_id);
+        self.send_history(inst, now, out);
+    }
+
+    fn send_history(&mut self, inst: usize, now: Now, out: &mut Outbox) {
+        let Some(from) = self.history_wanted[inst]
+            .iter()
+            .filter_map(|k| self.orders.get(k).and_then(|t| t.order_id))
+            .min()
+        else {
+            return;
+        };
+        let symbol = self.instruments[inst].symbol.clone();
+        let from = from.to_string();
+        self.send_signed(
+            "allOrders",
+            Pending::SymbolOrders { inst },
+            &[
+                Param::str("symbol", &symbol),
+                Param::num("orderId", &from),
+                Param::num("limit", "1000"),
+            ],
+            now,
+            out,
+        );
+    }
+
+    /// A page of a symbol's order history: each waiting order it shows is
+    /// settled as by its own status; a full page asks for the next; the
+    /// rest are asked one by one.
+    fn on_history(&mut self, inst: usize, rows: &[OrderResult<'_>], now: Now, out: &mut Outbox) {
+        for r in rows {
+            let Some(id) = r.client_order_id.as_deref().and_then(|c| self.our_id(c)) else {
+                continue;
+            };
+            if self.history_wanted[inst].remove(&id.key) {
+                self.on_order_status(id, r, now, out);
+            }
+        }
+        let full = rows.len() >= 1000;
+        if full && !self.history_wanted[inst].is_empty() {
+            let last = rows.iter().filter_map(|r| r.order_id).max().unwrap_or(0);
+            let beyond = self.history_wanted[inst].iter().any(|k| {
+                self.orders
+                    .get(k)
+                    .and_then(|t| t.order_id)
+                    .is_some_and(|o| o > last)
+            });
+            if beyond {
+                self.send_history(inst, now, out);
+                return;
+            }
+        }
+        self.history_failed(inst, now, out);
+    }
+
+    /// Whatever the history did not settle is asked one by one.
+    fn history_failed(&mut self, inst: usize, now: Now, out: &mut Outbox) {
+        for k in std::mem::take(&mut self.history_wanted[inst]) {
+            self.query_order(k, now, out);
         }
     }
 
@@ -1911,6 +2006,9 @@ impl BinanceSpot {
             }
             (Pending::SymbolTrades { inst }, ResultBody::Array(rows)) => {
                 self.on_symbol_trades(inst, &rows, now, out)?
+            }
+            (Pending::SymbolOrders { inst }, ResultBody::Array(rows)) => {
+                self.on_history(inst, &rows, now, out)
             }
             (_, _) => {
                 return Err(Self::malformed(format!(
@@ -2103,6 +2201,10 @@ impl BinanceSpot {
                 warn!(venue = %VenueId::BinanceSpot, code = err.code, msg = %text, "trade query failed; asking per order");
                 self.symbol_backfill_failed(inst, now);
             }
+            Pending::SymbolOrders { inst } => {
+                warn!(venue = %VenueId::BinanceSpot, code = err.code, msg = %text, "order history query failed; asking per order");
+                self.history_failed(inst, now, out);
+            }
         }
         Ok(())
     }
@@ -2264,6 +2366,12 @@ impl BinanceSpot {
             },
             Pending::MyTrades { client_id } => self.backfill_later(client_id.key, now),
             Pending::SymbolTrades { inst } => self.symbol_backfill_failed(inst, now),
+            // Asked again by the next reconciliation (the connection is
+            // gone, or the answer lost).
+            Pending::SymbolOrders { inst } => {
+                self.history_wanted[inst].clear();
+                self.next_reconcile_ns = self.next_reconcile_ns.min(now.mono_ns + RELIST_DELAY_NS);
+            }
             Pending::OpenOrders => {
                 if p.socket == self.ws_socket {
                     self.listing_done(true, now, out);
