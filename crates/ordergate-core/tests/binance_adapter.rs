@@ -1834,3 +1834,67 @@ fn garbage_frames_are_errors_not_panics() {
         b"{\"id\":99999999999999999999999,\"status\":200,\"result\":{}}",
     );
 }
+
+#[test]
+fn a_refused_subscription_is_retried_and_the_venue_comes_up_by_itself() {
+    let mut a = fresh();
+    let t0 = 1_700_000_000_000;
+    let out = open(&mut a, t0);
+    let sub = json_of(out.last().unwrap());
+    assert_eq!(sub["method"], "userDataStream.subscribe.signature");
+    let (ev, _) = feed_at(
+        &mut a,
+        &error_response(&sub, 503, -1008, "Server is currently overloaded with other requests. Please try again in a few minutes."),
+        t0 + 600,
+    );
+    assert!(
+        matches!(ev.as_slice(), [Report::Venue(VenueStatus { state: VenueState::Halted, text, .. })] if text.contains("retrying")),
+        "{ev:?}"
+    );
+    // Not before the back-off; then again, and Up once it is accepted.
+    let (_, out) = tick(&mut a, t0 + 700);
+    assert!(out
+        .iter()
+        .all(|t| json_of(t)["method"] != "userDataStream.subscribe.signature"));
+    let (_, out) = tick(&mut a, t0 + 1_700);
+    let again = out
+        .iter()
+        .map(json_of)
+        .find(|r| r["method"] == "userDataStream.subscribe.signature")
+        .expect("subscribed again");
+    let (ev, _) = feed_at(
+        &mut a,
+        &json!({"id": again["id"], "status": 200, "result": {"subscriptionId": 1}}),
+        t0 + 1_710,
+    );
+    assert!(
+        matches!(
+            ev.as_slice(),
+            [Report::Venue(VenueStatus {
+                state: VenueState::Up,
+                ..
+            })]
+        ),
+        "{ev:?}"
+    );
+}
+
+#[test]
+fn a_connection_is_rolled_over_before_the_venues_24_hour_cut() {
+    let mut a = adapter();
+    let opened = 1_700_000_000_000;
+    let mut out = Outbox::new();
+    a.on_timer(now(opened + 22 * 3_600_000), &mut out);
+    assert!(!out.events.contains(&VenueOutput::Reconnect(WS)));
+    let mut out = Outbox::new();
+    let at = opened + ordergate_core::venue::binance::ROLLOVER_NS / 1_000_000;
+    a.on_timer(now(at), &mut out);
+    assert!(
+        out.events.contains(&VenueOutput::Reconnect(WS)),
+        "{:?}",
+        out.events
+    );
+    // Make before break: still serving meanwhile.
+    let req = place(&mut a, order(oid(1), BTC, Side::Buy, 100, 1_000));
+    assert_eq!(req["method"], "order.place");
+}
