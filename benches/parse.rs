@@ -113,6 +113,7 @@ fn simd_value(frame: &[u8], s: &mut Scratch, inst: &Instrument) -> Option<Report
         trade_id: e.get("t").and_then(|x| x.as_i64()),
         is_maker: e.get("m").and_then(|x| x.as_bool()),
         cum_qty: st("z"),
+        cum_quote: st("Z"),
     };
     normalize(&ev, inst)
 }

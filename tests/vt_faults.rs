@@ -166,6 +166,14 @@ fn check(w: &World, orders: u64, what: &str) {
     }
     let violations = w.desk.lifecycle().counters().invalid;
     assert_eq!(violations, 0, "{what}: invalid transitions");
+    // The adapter's cross-check with the venue's cumulative figures.
+    let mismatches = w
+        .venue
+        .counters()
+        .into_iter()
+        .find(|(k, _)| *k == "fill_mismatches")
+        .map_or(0, |(_, v)| v);
+    assert_eq!(mismatches, 0, "{what}: fills against z/Z/executedQty");
 }
 
 #[test]

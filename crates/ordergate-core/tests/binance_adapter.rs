@@ -1898,3 +1898,23 @@ fn a_connection_is_rolled_over_before_the_venues_24_hour_cut() {
     let req = place(&mut a, order(oid(1), BTC, Side::Buy, 100, 1_000));
     assert_eq!(req["method"], "order.place");
 }
+
+#[test]
+fn the_venues_cumulative_quote_is_cross_checked() {
+    let mut a = adapter();
+    place(&mut a, order(oid(1), LTCBNB, Side::Buy, 1_000_000, 6_000));
+    let seq = fixture("sequence");
+    // z and Z agree with the fill: no mismatch.
+    let trade = wrap(with_ids(seq[1].clone(), &oid(1).encode(), ""));
+    assert_eq!(feed(&mut a, &trade).0.len(), 1);
+    assert_eq!(a.stats().fill_mismatches, 0);
+    // The next says a notional the fills do not add up to.
+    let mut next = with_ids(seq[2].clone(), &oid(1).encode(), "");
+    next["Z"] = json!("4.10000000");
+    assert_eq!(
+        feed(&mut a, &wrap(next)).0.len(),
+        1,
+        "the fill is still reported"
+    );
+    assert_eq!(a.stats().fill_mismatches, 1);
+}

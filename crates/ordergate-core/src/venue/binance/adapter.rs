@@ -280,8 +280,10 @@ struct Tracked {
     order_id: Option<u64>,
     /// Trade ids already reported (or held) for this order.
     trades: Vec<i64>,
-    /// Sum of those fills' quantities, at the quantity scale.
+    /// Sum of those fills' quantities, at the quantity scale, and of their
+    /// notionals, at the price scale plus the quantity scale.
     cum_qty: i64,
+    cum_quote: i128,
     /// The venue's cumulative filled quantity, as last reported.
     venue_qty: i64,
     place: Place,
@@ -315,6 +317,7 @@ impl Tracked {
             order_id: None,
             trades: Vec::new(),
             cum_qty: 0,
+            cum_quote: 0,
             venue_qty: 0,
             place: Place::Sent,
             sends: 0,
@@ -498,6 +501,23 @@ pub fn reason_for(status: u16, code: i64, msg: &str, cancel: bool) -> Reason {
         _ if msg.starts_with("Filter failure") => Reason::VenueFilter,
         _ => Reason::VenueRejected,
     }
+}
+
+/// Whether our exact amount and the venue's are the same, to the venue's
+/// last digit (it may write fewer decimals than the exact product has).
+fn same_amount(ours: WideDecimal, venue: WideDecimal) -> bool {
+    let scale = ours.scale.max(venue.scale);
+    let (Some(a), Some(b)) = (
+        ours.mantissa
+            .checked_mul(crate::decimal::pow10(scale - ours.scale)),
+        venue
+            .mantissa
+            .checked_mul(crate::decimal::pow10(scale - venue.scale)),
+    ) else {
+        return false;
+    };
+    let unit = crate::decimal::pow10(scale - venue.scale);
+    a.abs_diff(b) < unit.unsigned_abs()
 }
 
 /// The first `max` bytes of a frame, for logs.
@@ -1345,7 +1365,12 @@ impl BinanceSpot {
     }
 
     /// The venue's cumulative quantity for `key` (`z`, `executedQty`).
-    fn venue_says(&mut self, key: OrderKey, venue_qty: i64, now: Now) {
+    /// The venue's cumulative quantity for `key` (`z`, `executedQty`) and,
+    /// when it says, its cumulative quote quantity (`Z`,
+    /// `cummulativeQuoteQty`): fewer fills here than there is a backfill;
+    /// more, or the same quantity at another notional, is a violation,
+    /// counted and logged (nothing is guessed).
+    fn venue_says(&mut self, key: OrderKey, venue_qty: i64, venue_quote: Option<&str>, now: Now) {
         let Some(t) = self.orders.get_mut(&key) else {
             return;
         };
@@ -1355,6 +1380,13 @@ impl BinanceSpot {
         } else if venue_qty < t.cum_qty {
             self.stats.fill_mismatches += 1;
             warn!(venue = %VenueId::BinanceSpot, order = ?key, ours = t.cum_qty, venue = venue_qty, "we counted more fills than the venue reports");
+        } else if let Some(q) = venue_quote.and_then(|q| WideDecimal::parse(q).ok()) {
+            let ins = &self.instruments[t.inst];
+            let ours = WideDecimal::new(t.cum_quote, ins.price_scale + ins.qty_scale);
+            if !same_amount(ours, q) {
+                self.stats.fill_mismatches += 1;
+                warn!(venue = %VenueId::BinanceSpot, order = ?key, ours = %ours, venue = %q, "the venue's cumulative quote quantity differs from the sum of our fills");
+            }
         }
     }
 
@@ -1412,6 +1444,7 @@ impl BinanceSpot {
             crate::venue::Report::Exec(e @ ExecEvent::Fill { .. }) => {
                 let ExecEvent::Fill {
                     last_qty,
+                    last_price,
                     order_filled,
                     ..
                 } = e
@@ -1433,9 +1466,12 @@ impl BinanceSpot {
                 debug!(order = ?key, trade_id = exec.trade_id, "fill");
                 if let Some(t) = self.orders.get_mut(&key) {
                     t.cum_qty = t.cum_qty.saturating_add(last_qty);
+                    t.cum_quote = t
+                        .cum_quote
+                        .saturating_add(crate::decimal::notional(last_price, last_qty));
                 }
                 if let Some(z) = exec.venue_cum_qty {
-                    self.venue_says(key, z, now);
+                    self.venue_says(key, z, ev.cum_quote.as_deref(), now);
                 }
                 // Never lose a fill, even for an order we no longer track.
                 self.deliver(key, e, order_filled, now, out);
@@ -1449,7 +1485,7 @@ impl BinanceSpot {
                     return Ok(());
                 }
                 if let Some(z) = exec.venue_cum_qty {
-                    self.venue_says(key, z, now);
+                    self.venue_says(key, z, ev.cum_quote.as_deref(), now);
                 }
                 debug!(order = ?key, "order finished at the venue");
                 self.deliver(key, e, true, now, out);
@@ -1538,8 +1574,16 @@ impl BinanceSpot {
         }
         let t = self.orders.get_mut(&key).expect("tracked above");
         for f in &fills {
-            if let ExecEvent::Fill { last_qty, .. } = f {
+            if let ExecEvent::Fill {
+                last_qty,
+                last_price,
+                ..
+            } = f
+            {
                 t.cum_qty = t.cum_qty.saturating_add(*last_qty);
+                t.cum_quote = t
+                    .cum_quote
+                    .saturating_add(crate::decimal::notional(*last_price, *last_qty));
             }
         }
         info!(venue = %VenueId::BinanceSpot, order = ?key, recovered = fills.len(), ours = t.cum_qty, venue = t.venue_qty, "trades fetched from the venue");
@@ -1744,7 +1788,7 @@ impl BinanceSpot {
                 if let Ok((q, _)) =
                     to_scale_nearest(q, self.instruments[inst].qty_scale, "executedQty")
                 {
-                    self.venue_says(id.key, q, now);
+                    self.venue_says(id.key, q, r.cum_quote_qty.as_deref(), now);
                 }
             }
         }
@@ -2288,7 +2332,7 @@ impl BinanceSpot {
         }
         if let Some(q) = r.executed_qty.as_deref() {
             match to_scale_nearest(q, self.instruments[inst].qty_scale, "executedQty") {
-                Ok((q, _)) => self.venue_says(key, q, now),
+                Ok((q, _)) => self.venue_says(key, q, r.cum_quote_qty.as_deref(), now),
                 Err(e) => {
                     warn!(venue = %VenueId::BinanceSpot, order = ?key, error = %e, "unreadable executedQty")
                 }

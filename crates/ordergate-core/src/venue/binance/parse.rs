@@ -171,6 +171,9 @@ pub struct Event<'a> {
     /// Cumulative filled quantity of the order after this report.
     #[serde(borrow, rename = "z")]
     pub cum_qty: Option<Cow<'a, str>>,
+    /// Cumulative quote quantity of the order after this report.
+    #[serde(borrow, rename = "Z")]
+    pub cum_quote: Option<Cow<'a, str>>,
 }
 
 fn request_id<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
