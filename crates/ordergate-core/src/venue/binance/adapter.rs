@@ -960,6 +960,9 @@ impl BinanceSpot {
         };
         t.cancel_in_flight = true;
         t.cancel_sends = t.cancel_sends.saturating_add(1);
+        if t.cancel_sends > 1 {
+            info!(venue = %VenueId::BinanceSpot, order = ?key, sends = t.cancel_sends, "cancel sent again: its answer was lost or refused for now");
+        }
         let orig = t.id;
         let symbol = self.instruments[t.inst].symbol.clone();
         self.send_cancel_request(&symbol, orig, cancel_id, now, out);
@@ -1291,7 +1294,7 @@ impl BinanceSpot {
             t.refusal = Some(refusal);
         }
         self.stats.retries += 1;
-        debug!(order = ?key, "order refused with a retryable error; sending it again");
+        info!(venue = %VenueId::BinanceSpot, order = ?key, sends = t.sends, "order refused with a retryable error; it will be sent again with the same id");
         if at_ns != u64::MAX {
             self.wake_at(at_ns);
         }
