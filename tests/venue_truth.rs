@@ -283,3 +283,29 @@ fn many_orders_that_ended_in_a_gap_are_settled_from_the_symbols_history() {
         (1, 0, 1)
     );
 }
+
+#[test]
+fn a_cancel_sent_while_the_venue_is_down_goes_out_once_it_is_ready() {
+    let mut w = World::new(1);
+    w.place(ALPHA, limit(1, Side::Buy, "59000.00", "0.01"));
+    w.advance(10 * MS);
+    w.drop_connection();
+    w.cancel(ALPHA, 1);
+    assert_eq!(w.state(ALPHA, 1), OrderState::PendingCancel);
+    w.run_until_state(VenueState::Up, 5 * SEC);
+    w.advance(SEC);
+    assert_eq!(
+        w.state(ALPHA, 1),
+        OrderState::Canceled,
+        "{:?}",
+        w.told(ALPHA, 1)
+    );
+    w.assert_matches_ledger(ALPHA, 1);
+    assert!(
+        !w.told(ALPHA, 1)
+            .iter()
+            .any(|u| matches!(u, OrderUpdate::CancelRejected { .. })),
+        "{:?}",
+        w.told(ALPHA, 1)
+    );
+}
