@@ -20,6 +20,7 @@ pub mod asyncfd;
 pub mod config;
 pub mod demo;
 pub mod frontend;
+pub mod journal;
 pub mod logging;
 pub mod secret;
 pub mod session;
