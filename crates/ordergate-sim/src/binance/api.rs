@@ -397,24 +397,8 @@ fn all_orders(engine: &Engine, params: &Params, account: &str) -> Result<Body, A
     let order_id = uint_param(params, "orderId")?;
     let start = time_param(params, "startTime")?;
     let end = time_param(params, "endTime")?;
-    let limit = match uint_param(params, "limit")? {
-        None => TRADES_DEFAULT_LIMIT,
-        Some(0) => {
-            return Err(ApiError::new(
-                -1130,
-                "Data sent for parameter 'limit' is not valid.",
-            ))
-        }
-        Some(n) => usize::try_from(n).map_or(TRADES_MAX_LIMIT, |n| n.min(TRADES_MAX_LIMIT)),
-    };
-    if let (Some(s), Some(e)) = (start, end) {
-        if e.saturating_sub(s) > TRADES_MAX_WINDOW_MS {
-            return Err(ApiError::new(
-                -1127,
-                "More than 24 hours between startTime and endTime.",
-            ));
-        }
-    }
+    let limit = history_limit(params)?;
+    check_window(start, end)?;
     let picked: Vec<&Order> = engine
         .all_orders(account, symbol)?
         .into_iter()
@@ -446,6 +430,30 @@ const TRADES_DEFAULT_LIMIT: usize = 500;
 const TRADES_MAX_LIMIT: usize = 1000;
 /// The longest `startTime`..`endTime` window: 24 hours.
 const TRADES_MAX_WINDOW_MS: u64 = 24 * 60 * 60 * 1000;
+
+/// `limit` of a history query (`myTrades`, `allOrders`): default 500,
+/// at most 1000 (a larger one is served as 1000), never 0.
+fn history_limit(params: &Params) -> Result<usize, ApiError> {
+    match uint_param(params, "limit")? {
+        None => Ok(TRADES_DEFAULT_LIMIT),
+        Some(0) => Err(ApiError::new(
+            -1130,
+            "Data sent for parameter 'limit' is not valid.",
+        )),
+        Some(n) => Ok(usize::try_from(n).map_or(TRADES_MAX_LIMIT, |n| n.min(TRADES_MAX_LIMIT))),
+    }
+}
+
+/// A `startTime`..`endTime` window may span 24 hours at most.
+fn check_window(start: Option<u64>, end: Option<u64>) -> Result<(), ApiError> {
+    match (start, end) {
+        (Some(s), Some(e)) if e.saturating_sub(s) > TRADES_MAX_WINDOW_MS => Err(ApiError::new(
+            -1127,
+            "More than 24 hours between startTime and endTime.",
+        )),
+        _ => Ok(()),
+    }
+}
 
 /// An optional unsigned integer parameter.
 fn uint_param(params: &Params, name: &str) -> Result<Option<u64>, ApiError> {
@@ -481,16 +489,7 @@ fn my_trades(engine: &Engine, params: &Params, account: &str) -> Result<Body, Ap
     let from_id = uint_param(params, "fromId")?;
     let start = time_param(params, "startTime")?;
     let end = time_param(params, "endTime")?;
-    let limit = match uint_param(params, "limit")? {
-        None => TRADES_DEFAULT_LIMIT,
-        Some(0) => {
-            return Err(ApiError::new(
-                -1130,
-                "Data sent for parameter 'limit' is not valid.",
-            ))
-        }
-        Some(n) => usize::try_from(n).map_or(TRADES_MAX_LIMIT, |n| n.min(TRADES_MAX_LIMIT)),
-    };
+    let limit = history_limit(params)?;
     let windowed = start.is_some() || end.is_some();
     if windowed && (from_id.is_some() || order_id.is_some()) {
         return Err(ApiError::new(
@@ -498,14 +497,7 @@ fn my_trades(engine: &Engine, params: &Params, account: &str) -> Result<Body, Ap
             "Combination of optional parameters invalid.",
         ));
     }
-    if let (Some(s), Some(e)) = (start, end) {
-        if e.saturating_sub(s) > TRADES_MAX_WINDOW_MS {
-            return Err(ApiError::new(
-                -1127,
-                "More than 24 hours between startTime and endTime.",
-            ));
-        }
-    }
+    check_window(start, end)?;
     let trades = engine.trades_of(account, symbol)?;
     let picked: Vec<_> = trades
         .into_iter()
