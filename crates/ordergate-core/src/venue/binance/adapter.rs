@@ -272,7 +272,6 @@ enum Backfill {
 
 #[derive(Debug, Clone)]
 struct Tracked {
-    id: ClientId,
     inst: usize,
     /// The order as the desk sent it: a retry sends it again, same id.
     req: OrderRequest,
@@ -311,7 +310,6 @@ struct Tracked {
 impl Tracked {
     fn new(req: OrderRequest, inst: usize) -> Tracked {
         Tracked {
-            id: req.client_id,
             inst,
             req,
             order_id: None,
@@ -936,7 +934,7 @@ impl BinanceSpot {
         if let Place::Unknown { asking, .. } = &mut t.place {
             *asking = true;
         }
-        let client_id = t.id;
+        let client_id = t.req.client_id;
         let symbol = self.instruments[t.inst].symbol.clone();
         let orig = client_id.encode();
         self.send_signed(
@@ -963,7 +961,7 @@ impl BinanceSpot {
         if t.cancel_sends > 1 {
             info!(venue = %VenueId::BinanceSpot, order = ?key, sends = t.cancel_sends, "cancel sent again: its answer was lost or refused for now");
         }
-        let orig = t.id;
+        let orig = t.req.client_id;
         let symbol = self.instruments[t.inst].symbol.clone();
         self.send_cancel_request(&symbol, orig, cancel_id, now, out);
     }
@@ -1010,7 +1008,7 @@ impl BinanceSpot {
             Backfill::Idle => QUERY_DELAY_MIN_NS,
         };
         t.backfill = Backfill::Asking { delay_ns };
-        let client_id = t.id;
+        let client_id = t.req.client_id;
         let symbol = self.instruments[t.inst].symbol.clone();
         let order_id = order_id.to_string();
         self.stats.backfills += 1;
@@ -1105,7 +1103,7 @@ impl BinanceSpot {
                     && (t.backfill != Backfill::Idle
                         || t.order_id.is_some_and(|o| with_rows.contains(&o)))
             })
-            .map(|(k, t)| (*k, t.id))
+            .map(|(k, t)| (*k, t.req.client_id))
             .collect();
         let full = rows.len() >= 1000;
         let next = rows.iter().filter_map(|r| r.id).max().map(|m| m + 1);
@@ -1194,7 +1192,7 @@ impl BinanceSpot {
         };
         warn!(venue = %VenueId::BinanceSpot, order = ?key, reason = %text, "order never reached the venue");
         out.events.push(VenueOutput::Exec(ExecEvent::Rejected {
-            client_id: t.id,
+            client_id: t.req.client_id,
             reason: Reason::VenueRejected,
             code: -2013,
             text,
@@ -1249,7 +1247,7 @@ impl BinanceSpot {
                 warn!(venue = %VenueId::BinanceSpot, order = ?key, reason = text, "order outcome unknown; asking the venue");
                 out.events
                     .push(VenueOutput::Exec(ExecEvent::OutcomeUnknown {
-                        client_id: t.id,
+                        client_id: t.req.client_id,
                         text: text.to_owned(),
                     }));
             }
@@ -1510,7 +1508,7 @@ impl BinanceSpot {
             self.want_backfill(key, now);
             return;
         }
-        let client_id = t.id;
+        let client_id = t.req.client_id;
         self.finish(key);
         out.events
             .push(VenueOutput::Exec(ExecEvent::Completed { client_id }));
