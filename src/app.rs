@@ -464,7 +464,7 @@ fn adapter(
     registry: &Registry,
     venue: &crate::config::VenueConfig,
     config: &Config,
-    epoch: u32,
+    namespace: crate::ids::Namespace,
 ) -> Result<Option<Box<dyn VenueProtocol>>, AppError> {
     if !registry.supports(venue.id) {
         return Ok(None);
@@ -488,7 +488,7 @@ fn adapter(
             .filter(|i| i.venue == venue.id)
             .cloned()
             .collect(),
-        epoch,
+        namespace,
     };
     registry
         .build(setup)
@@ -499,7 +499,8 @@ fn adapter(
 /// Builds every role and starts the threads of the configured layout.
 pub fn start(config: Config, state: StateDir) -> Result<App, AppError> {
     crate::tls::install_crypto_provider()?;
-    let epoch = state.epoch().ok_or(AppError::NoEpoch)?;
+    let namespace = state.namespace().ok_or(AppError::NoEpoch)?;
+    let epoch = namespace.epoch;
     let shutdown = Arc::new(Shutdown::new());
     let desk_bell = Doorbell::new()?;
     // One monotonic time base for the desk and every session, so a time
@@ -514,7 +515,7 @@ pub fn start(config: Config, state: StateDir) -> Result<App, AppError> {
     let mut unsupported = Vec::new();
     let registry = Registry::builtin();
     for venue in &config.venues {
-        let Some(protocol) = adapter(&registry, venue, &config, epoch)? else {
+        let Some(protocol) = adapter(&registry, venue, &config, namespace)? else {
             unsupported.push(venue.id);
             continue;
         };
@@ -574,7 +575,7 @@ pub fn start(config: Config, state: StateDir) -> Result<App, AppError> {
     }
 
     let mut desk = Desk::new(desk::DeskConfig {
-        epoch,
+        namespace,
         strategies: config.strategies.iter().map(|s| s.id).collect(),
         instruments: config.instruments.clone(),
         venues: config.venues.iter().map(|v| v.id).collect(),
@@ -592,6 +593,8 @@ pub fn start(config: Config, state: StateDir) -> Result<App, AppError> {
         resend_capacity: config.gateway.resend_capacity,
         max_outbound_bytes: config.gateway.max_outbound_bytes,
         hello_timeout_ns: frontend::HELLO_TIMEOUT_NS,
+        installation: namespace.installation,
+        epoch: namespace.epoch,
     })?;
     let strategies: Vec<StrategyId> = front.strategy_ids().collect();
     let mut driver = Driver::bind(&config.socket, front).map_err(|source| AppError::Bind {
@@ -645,6 +648,7 @@ pub fn start(config: Config, state: StateDir) -> Result<App, AppError> {
     };
     tracing::info!(
         epoch,
+        installation = %namespace.installation_str(),
         socket = %config.socket.display(),
         layout = config.layout.as_str(),
         wait = config.wait.as_str(),

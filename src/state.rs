@@ -1,4 +1,5 @@
-//! The state directory: the instance lock and the epoch.
+//! The state directory: the instance lock, the installation id, the epoch
+//! and (in `journal/`) the journal.
 //!
 //! Two sidecars trading one account would double every order, so a sidecar
 //! takes an exclusive `flock` on `ordergate.lock` before doing anything
@@ -11,6 +12,12 @@
 //! of every venue client order id (see [`crate::ids`]), so no id is ever
 //! reused across restarts. A corrupt epoch file is an error, never reset:
 //! restarting at a lower epoch could reuse ids.
+//!
+//! The installation id (`installation`, six base-62 digits) is drawn from
+//! the OS's random source the first time a directory is used and never
+//! changes: it is in every client order id too, so two installations on
+//! one account never mint the same id. A corrupt one is an error (a new
+//! one would disown every live order).
 
 use std::fs::{File, OpenOptions, TryLockError};
 use std::io::{Read, Seek, Write};
@@ -18,13 +25,17 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{DirBuilderExt, FileTypeExt};
 use std::path::{Path, PathBuf};
 
+use crate::ids::Namespace;
+
 /// Bytes of a Unix socket path, not counting the NUL that `sun_path`
 /// (108 bytes on Linux) also has to hold.
 pub const MAX_SOCKET_PATH: usize = 107;
 
 const LOCK_FILE: &str = "ordergate.lock";
 const EPOCH_FILE: &str = "epoch";
-const EPOCH_TMP: &str = "epoch.tmp";
+const INSTALLATION_FILE: &str = "installation";
+/// Where the journal's segments live, inside the state directory.
+pub const JOURNAL_DIR: &str = "journal";
 
 #[derive(Debug, thiserror::Error)]
 pub enum StateError {
@@ -37,6 +48,8 @@ pub enum StateError {
     Locked { path: PathBuf, holder: LockHolder },
     #[error("epoch file {path} is corrupt ({content:?} is not a u32); refusing to guess: fix or remove it only if you are sure no order ids of earlier runs are still live")]
     CorruptEpoch { path: PathBuf, content: String },
+    #[error("installation file {path} is corrupt ({content:?} is not six base-62 digits); refusing to make a new one: every live order of this installation would become foreign")]
+    CorruptInstallation { path: PathBuf, content: String },
     #[error("epoch in {0} is at u32::MAX and cannot be bumped")]
     EpochExhausted(PathBuf),
     #[error(
@@ -77,6 +90,7 @@ pub struct StateDir {
     path: PathBuf,
     _lock: File,
     epoch: Option<u32>,
+    installation: Option<u64>,
 }
 
 impl StateDir {
@@ -120,6 +134,7 @@ impl StateDir {
             path: path.to_owned(),
             _lock: file,
             epoch: None,
+            installation: None,
         })
     }
 
@@ -133,10 +148,63 @@ impl StateDir {
         self.epoch
     }
 
-    /// Reads the stored epoch (0 if there is none yet), stores epoch + 1
-    /// durably (temp file, fsync, rename, fsync of the directory) and
+    /// This installation and run, once [`StateDir::bump_epoch`] has been
+    /// called.
+    pub fn namespace(&self) -> Option<Namespace> {
+        Some(Namespace::new(self.installation?, self.epoch?))
+    }
+
+    /// The journal's directory.
+    pub fn journal_dir(&self) -> PathBuf {
+        self.path.join(JOURNAL_DIR)
+    }
+
+    /// Reads the installation id, making one if the directory has none.
+    fn installation_id(&mut self) -> Result<u64, StateError> {
+        let path = self.path.join(INSTALLATION_FILE);
+        match std::fs::read(&path) {
+            Ok(bytes) => {
+                let id =
+                    parse_installation(&bytes).ok_or_else(|| StateError::CorruptInstallation {
+                        path: path.clone(),
+                        content: String::from_utf8_lossy(&bytes).into_owned(),
+                    })?;
+                return Ok(id);
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(io_err(&path)(e)),
+        }
+        let mut raw = [0u8; 8];
+        File::open("/dev/urandom")
+            .and_then(|mut f| f.read_exact(&mut raw))
+            .map_err(io_err(Path::new("/dev/urandom")))?;
+        let id = u64::from_le_bytes(raw) % Namespace::INSTALLATIONS;
+        let text = Namespace::new(id, 0).installation_str();
+        self.write_durably(INSTALLATION_FILE, &text)?;
+        tracing::info!(installation = %text, "new installation id");
+        Ok(id)
+    }
+
+    /// Writes `name` as one line: temp file, fsync, rename, fsync of the
+    /// directory, so it is either the old content or the new.
+    fn write_durably(&self, name: &str, content: &str) -> Result<(), StateError> {
+        let path = self.path.join(name);
+        let tmp = self.path.join(format!("{name}.tmp"));
+        let mut f = File::create(&tmp).map_err(io_err(&tmp))?;
+        writeln!(f, "{content}")
+            .and_then(|()| f.sync_all())
+            .map_err(io_err(&tmp))?;
+        std::fs::rename(&tmp, &path).map_err(io_err(&path))?;
+        File::open(&self.path)
+            .and_then(|d| d.sync_all())
+            .map_err(io_err(&self.path))
+    }
+
+    /// Reads the installation id (making it on first use), reads the
+    /// stored epoch (0 if there is none yet), stores epoch + 1 durably and
     /// returns it. The new epoch is on disk before any order can use it.
     pub fn bump_epoch(&mut self) -> Result<u32, StateError> {
+        self.installation = Some(self.installation_id()?);
         let path = self.path.join(EPOCH_FILE);
         let current = match std::fs::read(&path) {
             Ok(bytes) => parse_epoch(&bytes).ok_or_else(|| StateError::CorruptEpoch {
@@ -149,15 +217,7 @@ impl StateDir {
         let next = current
             .checked_add(1)
             .ok_or_else(|| StateError::EpochExhausted(path.clone()))?;
-        let tmp = self.path.join(EPOCH_TMP);
-        let mut f = File::create(&tmp).map_err(io_err(&tmp))?;
-        writeln!(f, "{next}")
-            .and_then(|()| f.sync_all())
-            .map_err(io_err(&tmp))?;
-        std::fs::rename(&tmp, &path).map_err(io_err(&path))?;
-        File::open(&self.path)
-            .and_then(|d| d.sync_all())
-            .map_err(io_err(&self.path))?;
+        self.write_durably(EPOCH_FILE, &next.to_string())?;
         self.epoch = Some(next);
         Ok(next)
     }
@@ -185,6 +245,12 @@ impl StateDir {
         }
         std::fs::remove_file(path).map_err(io_err(path))
     }
+}
+
+fn parse_installation(bytes: &[u8]) -> Option<u64> {
+    let text = std::str::from_utf8(bytes).ok()?;
+    let digits = text.strip_suffix('\n').unwrap_or(text);
+    Namespace::parse_installation(digits)
 }
 
 fn parse_epoch(bytes: &[u8]) -> Option<u32> {
@@ -215,6 +281,15 @@ pub fn check_socket_path(path: &Path) -> Result<(), StateError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn installation_parsing_is_strict() {
+        assert_eq!(parse_installation(b"000001\n"), Some(1));
+        assert_eq!(parse_installation(b"00000Z"), Some(61));
+        assert_eq!(parse_installation(b"00001"), None);
+        assert_eq!(parse_installation(b"0000-1\n"), None);
+        assert_eq!(parse_installation(b"0000011\n"), None);
+    }
 
     #[test]
     fn epoch_parsing_is_strict() {

@@ -204,7 +204,7 @@ fn flooder(socket: &Path, name: &'static str, pace: Pace, c: &FloodCounters) -> 
 
 /// The client order id the sidecar gives `order_id` of `strategy`.
 fn cid(h: &Harness, strategy: StrategyId, order_id: u64) -> String {
-    ClientId::order(h.epoch, OrderKey { strategy, order_id }).encode()
+    ClientId::order(h.ns, OrderKey { strategy, order_id }).encode()
 }
 
 fn is_place(r: &RequestRecord) -> bool {

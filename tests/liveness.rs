@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use ordergate::doorbell::{Doorbell, Ringer, WaitStrategy};
-use ordergate::ids::{ClientId, OrderKey, VenueId};
+use ordergate::ids::{ClientId, Namespace, OrderKey, VenueId};
 use ordergate::model::{OrdType, Side, TimeInForce, VenueState};
 use ordergate::ring::{self, Producer};
 use ordergate::session::{
@@ -476,7 +476,7 @@ fn place(n: u64) -> Command {
     Command::Place(OrderRequest {
         queued_ns: 0,
         client_id: ClientId::order(
-            1,
+            Namespace::new(1, 1),
             OrderKey {
                 strategy: 1,
                 order_id: n,

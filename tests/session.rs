@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
 use ordergate::doorbell::{Doorbell, WaitStrategy};
-use ordergate::ids::{ClientId, OrderKey, VenueId};
+use ordergate::ids::{ClientId, Namespace, OrderKey, VenueId};
 use ordergate::model::{OrdType, Side, TimeInForce, VenueState};
 use ordergate::ring;
 use ordergate::session::{
@@ -184,7 +184,7 @@ impl VenueProtocol for Echo {
 
 fn order_id(n: u64) -> ClientId {
     ClientId::order(
-        1,
+        Namespace::new(1, 1),
         OrderKey {
             strategy: 1,
             order_id: n,
@@ -434,7 +434,7 @@ fn held_orders_are_canceled_in_the_queue_or_go_stale() {
     inputs.add(Lane::Normal, rx);
     let cancel = |n: u64| Command::Cancel {
         cancel_id: ClientId::cancel(
-            1,
+            Namespace::new(1, 1),
             OrderKey {
                 strategy: 1,
                 order_id: n,

@@ -13,7 +13,7 @@ use ordergate_core::ids::{ClientId, ClientIdKind};
 use ordergate_core::model::{NewOrder, OrdType, OrderState, OrderUpdate, Side, TimeInForce};
 use ordergate_core::venue::VenueProtocol;
 use ordergate_sim::binance::{FaultKind, FaultSpec, FillModel, RateLimits, SimConfig};
-use vt::{btcusdt, limit, World, ALPHA, BETA, EPOCH, MS, SEC};
+use vt::{btcusdt, limit, World, ALPHA, BETA, MS, NS, SEC};
 
 fn market(order_id: u64, side: Side, qty: &str) -> NewOrder {
     let i = btcusdt();
@@ -115,7 +115,7 @@ fn check(w: &World, orders: u64, what: &str) {
     for e in &ledger {
         *by_cid.entry(e.order.client_order_id.as_str()).or_default() += 1;
         let id = ClientId::decode(&e.order.client_order_id)
-            .filter(|c| c.kind == ClientIdKind::Order && c.epoch == EPOCH)
+            .filter(|c| c.kind == ClientIdKind::Order && c.ns == NS)
             .unwrap_or_else(|| {
                 panic!(
                     "{what}: lost: the venue has {} we never sent",

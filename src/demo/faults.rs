@@ -22,7 +22,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use crate::decimal::WideDecimal;
-use crate::ids::{ClientId, ClientIdKind, OrderKey};
+use crate::ids::{ClientId, ClientIdKind, Namespace, OrderKey};
 use crate::protocol::OrderState;
 use crate::sim::binance::{LedgerEntry, SimConfig, SimHandle};
 
@@ -121,7 +121,7 @@ fn history(o: &Outcome) -> String {
 pub(crate) fn check(
     reports: &[StrategyReport],
     ledger: &[LedgerEntry],
-    epoch: u32,
+    ns: Namespace,
     enabled: &[&'static str],
     counts: &FaultCounts,
 ) -> Verdict {
@@ -182,13 +182,13 @@ pub(crate) fn check(
             "{} order {} ({})",
             r.name,
             key.order_id,
-            ClientId::order(epoch, key).encode()
+            ClientId::order(ns, key).encode()
         ),
         None => format!(
             "strategy {} order {} ({})",
             key.strategy,
             key.order_id,
-            ClientId::order(epoch, key).encode()
+            ClientId::order(ns, key).encode()
         ),
     };
 
@@ -200,8 +200,10 @@ pub(crate) fn check(
     for e in ledger {
         let cid = e.order.client_order_id.as_str();
         by_cid.entry(cid).or_default().push(e);
-        let decoded =
-            ClientId::decode(cid).filter(|id| id.kind == ClientIdKind::Order && id.epoch == epoch);
+        let decoded = ClientId::decode(cid).filter(|id| {
+            // Any run of this installation: the orders span restarts.
+            id.kind == ClientIdKind::Order && id.ns.installation == ns.installation
+        });
         match decoded.and_then(|id| ours.get(&id.key).map(|x| (id.key, x))) {
             Some((key, (_, o))) => {
                 by_key.entry(key).or_default().push(e);
@@ -221,8 +223,9 @@ pub(crate) fn check(
             None => lost.push(
                 cid.to_owned(),
                 format!(
-                    "{}: no order any strategy sent in epoch {epoch}",
-                    describe(e)
+                    "{}: no order any strategy sent in installation {}",
+                    describe(e),
+                    ns.installation_str()
                 ),
             ),
         }
@@ -419,7 +422,7 @@ mod tests {
     use crate::sim::binance::engine::Scales;
     use crate::sim::binance::{Order, OrderStatus, OrderType, Side, TimeInForce, Trade};
 
-    const EPOCH: u32 = 3;
+    const NS: Namespace = Namespace::new(77, 3);
     const SCALES: Scales = Scales {
         price_scale: 2,
         qty_scale: 5,
@@ -500,7 +503,7 @@ mod tests {
     }
 
     fn cid(strategy: u32, order_id: u64) -> String {
-        ClientId::order(EPOCH, OrderKey { strategy, order_id }).encode()
+        ClientId::order(NS, OrderKey { strategy, order_id }).encode()
     }
 
     /// Strategy 1: order 1 filled 0.00100 at 60000.00, order 2 refused.
@@ -524,7 +527,7 @@ mod tests {
         counts: &[(&'static str, u64)],
     ) -> Verdict {
         let counts = FaultCounts(counts.iter().copied().collect());
-        check(reports, ledger, EPOCH, enabled, &counts)
+        check(reports, ledger, NS, enabled, &counts)
     }
 
     fn failed(v: &Verdict, what: &str) -> bool {
@@ -547,11 +550,11 @@ mod tests {
     }
 
     #[test]
-    fn a_foreign_or_other_epoch_order_is_lost() {
+    fn a_foreign_or_other_installation_order_is_lost() {
         let (reports, mut ledger) = clean();
         ledger.push(entry(2, "web_123", OrderStatus::Filled, 100));
         let other_epoch = ClientId::order(
-            EPOCH + 1,
+            Namespace::new(NS.installation + 1, NS.epoch),
             OrderKey {
                 strategy: 1,
                 order_id: 1,
@@ -582,8 +585,15 @@ mod tests {
         assert!(failed(&v, "duplicates: 1"), "{v:?}");
 
         let (reports, mut ledger) = clean();
-        // The same key, spelled with a leading zero: another client id.
-        let alias = format!("o{EPOCH}-01-1");
+        // The same key placed again by a later run: another client id.
+        let alias = ClientId::order(
+            Namespace::new(NS.installation, NS.epoch + 1),
+            OrderKey {
+                strategy: 1,
+                order_id: 1,
+            },
+        )
+        .encode();
         assert_eq!(
             ClientId::decode(&alias).map(|c| c.key),
             Some(OrderKey {

@@ -30,7 +30,7 @@ use hdrhistogram::Histogram;
 
 use crate::config::Config;
 use crate::decimal::WideDecimal;
-use crate::ids::{ClientId, OrderKey};
+use crate::ids::{ClientId, Namespace, OrderKey};
 use crate::protocol::{OrderState, Reason};
 use crate::sim::binance::engine::SymbolConfig;
 use crate::sim::binance::{
@@ -521,11 +521,7 @@ pub fn run(args: DemoArgs) -> Result<(), DemoError> {
         children.push(ChildGuard(child, "sidecar"));
         wait_for_socket(&socket, children.last_mut())?;
     }
-    let epoch: u32 = std::fs::read_to_string(state_dir.join("epoch"))
-        .map_err(io("read the sidecar's epoch"))?
-        .trim()
-        .parse()
-        .map_err(|_| DemoError::Setup("the sidecar's epoch file is not a number".into()))?;
+    let ns = read_namespace(&state_dir)?;
 
     // 3. The strategies, all at once.
     let reports = if args.in_process {
@@ -587,7 +583,7 @@ pub fn run(args: DemoArgs) -> Result<(), DemoError> {
         verdict = Some((f, ledger, counts));
     } else if let Some(rest) = rest.as_mut() {
         for r in &reports {
-            mismatches.extend(check_ledger(rest, r, epoch)?);
+            mismatches.extend(check_ledger(rest, r, ns)?);
         }
     }
 
@@ -621,11 +617,15 @@ pub fn run(args: DemoArgs) -> Result<(), DemoError> {
     );
     if let Some((f, ledger, counts)) = verdict {
         println!(
-            "fault checks (faults {}, fault seed {}, fill seed {}, epoch {epoch}):",
-            f.text, f.seed, args.seed
+            "fault checks (faults {}, fault seed {}, fill seed {}, installation {} epoch {}):",
+            f.text,
+            f.seed,
+            args.seed,
+            ns.installation_str(),
+            ns.epoch
         );
         let enabled = faults::kind_names(&f.spec);
-        let failed = faults::check(&reports, &ledger, epoch, &enabled, &counts);
+        let failed = faults::check(&reports, &ledger, ns, &enabled, &counts);
         if !failed.is_empty() {
             show_log_tail(!args.in_process, &sidecar_log);
             return Err(DemoError::FaultChecks {
@@ -798,13 +798,13 @@ fn is_gateway_reject(r: Option<Reason>) -> bool {
 fn check_ledger(
     rest: &mut rest::Rest,
     report: &StrategyReport,
-    epoch: u32,
+    ns: Namespace,
 ) -> Result<Vec<String>, DemoError> {
     let mut mismatches = Vec::new();
     let notional_scale = report.price_scale + report.qty_scale;
     for o in &report.outcomes {
         let id = ClientId::order(
-            epoch,
+            ns,
             OrderKey {
                 strategy: report.strategy_id,
                 order_id: o.order_id,
@@ -1006,4 +1006,19 @@ fn print_summary(
         }
     }
     missing
+}
+
+/// The sidecar's installation and run, as its state directory says.
+fn read_namespace(state_dir: &Path) -> Result<Namespace, DemoError> {
+    let read = |name: &str| {
+        std::fs::read_to_string(state_dir.join(name))
+            .map(|s| s.trim().to_owned())
+            .map_err(io("read the sidecar's state directory"))
+    };
+    let epoch: u32 = read("epoch")?
+        .parse()
+        .map_err(|_| DemoError::Setup("the sidecar's epoch file is not a number".into()))?;
+    let installation = Namespace::parse_installation(&read("installation")?)
+        .ok_or_else(|| DemoError::Setup("the sidecar's installation file is corrupt".into()))?;
+    Ok(Namespace::new(installation, epoch))
 }

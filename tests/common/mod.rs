@@ -12,7 +12,7 @@ use ordergate::app::App;
 use ordergate::client::Client;
 use ordergate::config::Config;
 use ordergate::decimal::{parse_fixed, WideDecimal};
-use ordergate::ids::{ClientId, OrderKey, StrategyId};
+use ordergate::ids::{ClientId, Namespace, OrderKey, StrategyId};
 use ordergate::protocol::{
     Fill, InstrumentInfo, NewOrder, OrdType, OrderState, OrderStatus, Outbound, Reason, Side,
     TimeInForce, VenueState,
@@ -171,7 +171,7 @@ pub struct Harness {
     pub sim: SimHandle,
     app: Option<App>,
     pub socket: PathBuf,
-    pub epoch: u32,
+    pub ns: Namespace,
     _dir: tempfile::TempDir,
 }
 
@@ -199,14 +199,14 @@ impl Harness {
         let config = Config::from_str(&text, &path.display().to_string()).expect("config");
         let socket = config.socket.clone();
         let state = ordergate::app::open_state(&config).expect("open the state dir");
-        let epoch = state.epoch().expect("an epoch after open_state");
+        let ns = state.namespace().expect("a namespace after open_state");
         let app = ordergate::app::start(config, state).expect("start the sidecar");
         wait_for_socket(&socket);
         Harness {
             sim,
             app: Some(app),
             socket,
-            epoch,
+            ns,
             _dir: dir,
         }
     }
@@ -226,7 +226,7 @@ impl Harness {
     /// The venue's record of `order_id` of `strategy`, found by the
     /// client order id the sidecar gives it.
     pub fn ledger_entry(&self, strategy: StrategyId, order_id: u64) -> Option<LedgerEntry> {
-        let id = ClientId::order(self.epoch, OrderKey { strategy, order_id }).encode();
+        let id = ClientId::order(self.ns, OrderKey { strategy, order_id }).encode();
         self.sim
             .ledger()
             .into_iter()

@@ -18,7 +18,7 @@ use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap};
 
 use ordergate_core::desk::{CommandSink, Desk, DeskConfig, DeskInput, Notice, Request};
-use ordergate_core::ids::{OrderKey, StrategyId, VenueId};
+use ordergate_core::ids::{Namespace, OrderKey, StrategyId, VenueId};
 use ordergate_core::instrument::{Category, Instrument};
 use ordergate_core::lifecycle::Order;
 use ordergate_core::model::{
@@ -34,7 +34,7 @@ use ordergate_sim::binance::{
 
 pub const MS: u64 = 1_000_000;
 pub const SEC: u64 = 1_000 * MS;
-pub const EPOCH: u32 = 3;
+pub const NS: Namespace = Namespace::new(1234, 3);
 pub const ALPHA: StrategyId = 1;
 pub const BETA: StrategyId = 2;
 /// The local wall clock at virtual time zero (2026-12-01, in Unix ms).
@@ -152,10 +152,10 @@ impl World {
             api_secret: DEMO_API_SECRET.as_bytes().to_vec(),
             recv_window_ms: 5000,
             instruments: vec![btcusdt()],
-            epoch: EPOCH,
+            namespace: NS,
         });
         let desk = Desk::new(DeskConfig {
-            epoch: EPOCH,
+            namespace: NS,
             strategies: vec![ALPHA, BETA],
             instruments: vec![btcusdt()],
             venues: vec![VenueId::BinanceSpot],
@@ -559,7 +559,7 @@ impl World {
 
     pub fn ledger_entry(&self, strategy: StrategyId, order_id: u64) -> Option<LedgerEntry> {
         let cid =
-            ordergate_core::ids::ClientId::order(EPOCH, OrderKey { strategy, order_id }).encode();
+            ordergate_core::ids::ClientId::order(NS, OrderKey { strategy, order_id }).encode();
         self.exchange
             .ledger()
             .into_iter()

@@ -1,11 +1,13 @@
 //! Identifiers: venues, strategies, orders and the client order ids we send.
 //!
-//! A venue client order id is a pure function of (sidecar epoch, strategy id,
-//! the strategy's order id), so no table is needed to map a venue event back
-//! to its order, and because the epoch is bumped at every start (see
-//! [`crate::state`]) a restarted sidecar or strategy can never reuse one.
-//! Binance accepts a reused id once the earlier order is done: a reuse would
-//! double-trade.
+//! A venue client order id is a pure function of (installation, sidecar
+//! epoch, strategy id, the strategy's order id), so no table is needed to
+//! map a venue event back to its order. The installation id is random,
+//! made once per state directory, so two sidecars trading one account
+//! never mint the same id; the epoch is bumped at every start (see the
+//! binary's `state` module), so an id is never reused by a later run even
+//! if its journal is lost. Binance accepts a reused id once the earlier
+//! order is done: a reuse would double-trade.
 
 use std::fmt;
 
@@ -93,22 +95,71 @@ pub enum ClientIdKind {
     Cancel(u16),
 }
 
+/// Whose ids these are: one installation (a state directory), in one run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+pub struct Namespace {
+    /// Random, below [`Namespace::INSTALLATIONS`], made once per state
+    /// directory.
+    pub installation: u64,
+    /// The run (bumped at every start).
+    pub epoch: u32,
+}
+
+impl Namespace {
+    /// Installation ids are six base-62 digits.
+    pub const INSTALLATIONS: u64 = 62u64.pow(INSTALLATION_DIGITS as u32);
+
+    pub const fn new(installation: u64, epoch: u32) -> Namespace {
+        Namespace {
+            installation,
+            epoch,
+        }
+    }
+
+    /// Reads an installation id as [`Namespace::installation_str`] writes
+    /// it: exactly six base-62 digits.
+    pub fn parse_installation(s: &str) -> Option<u64> {
+        if s.len() != INSTALLATION_DIGITS {
+            return None;
+        }
+        s.bytes().try_fold(0u64, |v, c| Some(v * 62 + digit62(c)?))
+    }
+
+    /// The installation id as it appears in client ids.
+    pub fn installation_str(&self) -> String {
+        let mut s = String::with_capacity(INSTALLATION_DIGITS);
+        push_fixed62(&mut s, self.installation % Self::INSTALLATIONS);
+        s
+    }
+}
+
 /// A parsed venue client order id.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct ClientId {
-    pub epoch: u32,
+    pub ns: Namespace,
     pub key: OrderKey,
     pub kind: ClientIdKind,
 }
 
-fn push_base36(out: &mut String, mut v: u64) {
-    const DIGITS: &[u8; 36] = b"0123456789abcdefghijklmnopqrstuvwxyz";
-    let mut buf = [0u8; 13];
+const INSTALLATION_DIGITS: usize = 6;
+const DIGITS: &[u8; 62] = b"0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ";
+
+fn digit62(c: u8) -> Option<u64> {
+    Some(match c {
+        b'0'..=b'9' => c - b'0',
+        b'a'..=b'z' => c - b'a' + 10,
+        b'A'..=b'Z' => c - b'A' + 36,
+        _ => return None,
+    } as u64)
+}
+
+fn push_base62(out: &mut String, mut v: u64) {
+    let mut buf = [0u8; 11];
     let mut i = buf.len();
     loop {
         i -= 1;
-        buf[i] = DIGITS[(v % 36) as usize];
-        v /= 36;
+        buf[i] = DIGITS[(v % 62) as usize];
+        v /= 62;
         if v == 0 {
             break;
         }
@@ -118,82 +169,93 @@ fn push_base36(out: &mut String, mut v: u64) {
     }
 }
 
-fn parse_base36(s: &str) -> Option<u64> {
-    if s.is_empty() || s.len() > 13 {
+fn push_fixed62(out: &mut String, mut v: u64) {
+    let mut buf = [b'0'; INSTALLATION_DIGITS];
+    for b in buf.iter_mut().rev() {
+        *b = DIGITS[(v % 62) as usize];
+        v /= 62;
+    }
+    for &c in &buf {
+        out.push(c as char);
+    }
+}
+
+fn parse_base62(s: &str) -> Option<u64> {
+    // A leading zero would give one number two spellings.
+    if s.is_empty() || s.len() > 11 || (s.len() > 1 && s.starts_with('0')) {
         return None;
     }
     let mut v: u64 = 0;
     for c in s.bytes() {
-        let d = match c {
-            b'0'..=b'9' => c - b'0',
-            b'a'..=b'z' => c - b'a' + 10,
-            _ => return None,
-        };
-        v = v.checked_mul(36)?.checked_add(d as u64)?;
+        v = v.checked_mul(62)?.checked_add(digit62(c)?)?;
     }
     Some(v)
 }
 
 impl ClientId {
-    pub fn order(epoch: u32, key: OrderKey) -> Self {
+    pub fn order(ns: Namespace, key: OrderKey) -> Self {
         ClientId {
-            epoch,
+            ns,
             key,
             kind: ClientIdKind::Order,
         }
     }
 
-    pub fn cancel(epoch: u32, key: OrderKey, attempt: u16) -> Self {
+    pub fn cancel(ns: Namespace, key: OrderKey, attempt: u16) -> Self {
         ClientId {
-            epoch,
+            ns,
             key,
             kind: ClientIdKind::Cancel(attempt),
         }
     }
 
-    /// `o<epoch>-<strategy>-<order>` or `c<epoch>-<strategy>-<order>-<n>`,
-    /// numbers in lowercase base 36: at most 1+7+1+7+1+13+1+4 = 35 chars
-    /// (u32, u32, u64, u16 at their maxima), within every venue's 36.
+    /// `o<installation><epoch>-<strategy>-<order>` or
+    /// `c<installation><epoch>-<strategy>-<order>-<n>`: the installation
+    /// in six base-62 digits, the numbers in base 62 (case matters, as
+    /// it does at every venue): at most 1+6+6+1+6+1+11+1+3 = 36 chars
+    /// (u32, u32, u64, u16 at their maxima), every venue's limit.
     pub fn encode(&self) -> String {
         let mut s = String::with_capacity(MAX_CLIENT_ID_LEN);
         s.push(match self.kind {
             ClientIdKind::Order => 'o',
             ClientIdKind::Cancel(_) => 'c',
         });
-        push_base36(&mut s, self.epoch as u64);
+        push_fixed62(&mut s, self.ns.installation % Namespace::INSTALLATIONS);
+        push_base62(&mut s, self.ns.epoch as u64);
         s.push('-');
-        push_base36(&mut s, self.key.strategy as u64);
+        push_base62(&mut s, self.key.strategy as u64);
         s.push('-');
-        push_base36(&mut s, self.key.order_id);
+        push_base62(&mut s, self.key.order_id);
         if let ClientIdKind::Cancel(n) = self.kind {
             s.push('-');
-            push_base36(&mut s, n as u64);
+            push_base62(&mut s, n as u64);
         }
         debug_assert!(s.len() <= MAX_CLIENT_ID_LEN);
         s
     }
 
-    /// Parses an id this sidecar generated; `None` for anything else
-    /// (orders placed by other tools on the same account).
+    /// Parses an id some ordergate generated (any installation); `None`
+    /// for anything else (orders placed by other tools on the account).
     pub fn decode(s: &str) -> Option<ClientId> {
         let (kind, rest) = match s.as_bytes().first()? {
             b'o' => (0u8, &s[1..]),
             b'c' => (1u8, &s[1..]),
             _ => return None,
         };
-        let mut parts = rest.split('-');
-        let epoch = u32::try_from(parse_base36(parts.next()?)?).ok()?;
-        let strategy = u32::try_from(parse_base36(parts.next()?)?).ok()?;
-        let order_id = parse_base36(parts.next()?)?;
+        let installation = Namespace::parse_installation(rest.get(..INSTALLATION_DIGITS)?)?;
+        let mut parts = rest[INSTALLATION_DIGITS..].split('-');
+        let epoch = u32::try_from(parse_base62(parts.next()?)?).ok()?;
+        let strategy = u32::try_from(parse_base62(parts.next()?)?).ok()?;
+        let order_id = parse_base62(parts.next()?)?;
         let kind = match kind {
             0 => ClientIdKind::Order,
-            _ => ClientIdKind::Cancel(u16::try_from(parse_base36(parts.next()?)?).ok()?),
+            _ => ClientIdKind::Cancel(u16::try_from(parse_base62(parts.next()?)?).ok()?),
         };
         if parts.next().is_some() {
             return None;
         }
         Some(ClientId {
-            epoch,
+            ns: Namespace::new(installation, epoch),
             key: OrderKey { strategy, order_id },
             kind,
         })
@@ -211,10 +273,10 @@ mod tests {
             order_id: u64::MAX,
         };
         for id in [
-            ClientId::order(u32::MAX, key),
-            ClientId::cancel(u32::MAX, key, u16::MAX),
+            ClientId::order(Namespace::new(Namespace::INSTALLATIONS - 1, u32::MAX), key),
+            ClientId::cancel(Namespace::new(12345, u32::MAX), key, u16::MAX),
             ClientId::order(
-                0,
+                Namespace::default(),
                 OrderKey {
                     strategy: 0,
                     order_id: 0,
@@ -230,5 +292,21 @@ mod tests {
         }
         assert_eq!(ClientId::decode("web_123"), None);
         assert_eq!(ClientId::decode("o1-2"), None);
+        assert_eq!(ClientId::decode("o0000001-2"), None, "no order id");
+        assert_eq!(ClientId::decode("o00000001-02-3"), None, "leading zero");
+        let max = ClientId::cancel(
+            Namespace::new(Namespace::INSTALLATIONS - 1, u32::MAX),
+            key,
+            u16::MAX,
+        );
+        assert_eq!(max.encode().len(), MAX_CLIENT_ID_LEN);
+        // The example in PROTOCOL.md.
+        let ns = Namespace::new(Namespace::parse_installation("k3Xq9Z").unwrap(), 3);
+        let doc = OrderKey {
+            strategy: 1,
+            order_id: 42,
+        };
+        assert_eq!(ClientId::order(ns, doc).encode(), "ok3Xq9Z3-1-G");
+        assert_eq!(ns.installation_str(), "k3Xq9Z");
     }
 }

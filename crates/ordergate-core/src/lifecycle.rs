@@ -42,17 +42,22 @@
 //!   order the venue calls filled after its last fill was reported.
 //! - **Trade ids** are the venue adapter's to de-duplicate (it knows what
 //!   identifies a trade on its venue, and sees replays after a reconnect);
-//!   the tracker applies every fill it is given.
+//!   the tracker applies every fill it is given, and keeps each order's
+//!   trade ids so a restarted sidecar can tell its adapter which fills
+//!   the strategy already has.
+//! - **Runs.** Each order keeps the namespace (installation, epoch) its
+//!   client id was minted in: orders adopted from an earlier run are
+//!   matched by their own epoch, new ones get this run's.
 //!
-//! Memory: every order is kept for the life of the process, keyed by
-//! [`OrderKey`], so a duplicate order id is always caught. That costs a few hundred bytes per order (more with many fills);
-//! a million orders a day is a few hundred MB, which a restart (new epoch)
-//! resets. A set of open keys keeps `open_orders` cheap.
+//! Memory: every order is kept, keyed by [`OrderKey`], so a duplicate
+//! order id is always caught, across restarts too (the journal restores
+//! the table). That costs a few hundred bytes per order (more with many
+//! fills). A set of open keys keeps `open_orders` cheap.
 
 use std::collections::{BTreeSet, HashMap};
 
 use crate::decimal::{self, WideDecimal};
-use crate::ids::{ClientId, InstrumentId, OrderKey, StrategyId};
+use crate::ids::{ClientId, InstrumentId, Namespace, OrderKey, StrategyId};
 use crate::instrument::Instrument;
 use crate::model::ExecEvent;
 use crate::model::{
@@ -293,6 +298,8 @@ pub fn transition(phase: Phase, ev: EventKind) -> Option<Action> {
 #[derive(Debug, Clone)]
 pub struct Order {
     pub key: OrderKey,
+    /// The run its client id was minted in.
+    pub placed: Namespace,
     pub instrument: InstrumentId,
     pub price_scale: u8,
     pub qty_scale: u8,
@@ -316,6 +323,8 @@ pub struct Order {
     /// Cancel requests not answered yet.
     pub cancels_outstanding: u16,
     pub overfilled: bool,
+    /// The venue's ids of the trades applied, in order.
+    pub trades: Vec<String>,
     accepted_reported: bool,
 }
 
@@ -323,6 +332,11 @@ impl Order {
     /// The state as strategies are told it.
     pub fn state(&self) -> OrderState {
         self.phase.state()
+    }
+
+    /// The client id the order was placed under.
+    pub fn client_id(&self) -> ClientId {
+        ClientId::order(self.placed, self.key)
     }
 
     pub fn avg_price(&self) -> i64 {
@@ -415,8 +429,9 @@ pub enum Outcome {
     Applied,
     /// Duplicate or late, nothing changed (see [`Action::Ignore`]).
     Ignored,
-    /// No order with this key and epoch (another tool's order, an older
-    /// epoch), or not an order event at all.
+    /// No order with this key and namespace (another tool's or
+    /// installation's order, an unjournaled earlier run), or not an order
+    /// event at all.
     UnknownOrder,
     Invalid {
         state: Phase,
@@ -441,26 +456,26 @@ pub struct Counters {
 /// The tracker. Lives on the gateway thread; see the module docs.
 #[derive(Debug)]
 pub struct Lifecycle {
-    epoch: u32,
+    namespace: Namespace,
     orders: HashMap<OrderKey, Order>,
     open: BTreeSet<OrderKey>,
     counters: Counters,
 }
 
 impl Lifecycle {
-    /// `epoch` is this process's sidecar epoch: venue events for client ids
-    /// of another epoch are not ours (an earlier run used the same keys).
-    pub fn new(epoch: u32) -> Self {
+    /// `namespace` is this installation and run: new orders are placed in
+    /// it; venue events for another installation's ids are not ours.
+    pub fn new(namespace: Namespace) -> Self {
         Lifecycle {
-            epoch,
+            namespace,
             orders: HashMap::new(),
             open: BTreeSet::new(),
             counters: Counters::default(),
         }
     }
 
-    pub fn epoch(&self) -> u32 {
-        self.epoch
+    pub fn namespace(&self) -> Namespace {
+        self.namespace
     }
 
     pub fn counters(&self) -> Counters {
@@ -491,6 +506,7 @@ impl Lifecycle {
             key,
             Order {
                 key,
+                placed: self.namespace,
                 instrument: instrument.id,
                 price_scale: instrument.price_scale,
                 qty_scale: instrument.qty_scale,
@@ -506,6 +522,7 @@ impl Lifecycle {
                 cancel_attempts: 0,
                 cancels_outstanding: 0,
                 overfilled: false,
+                trades: Vec::new(),
                 accepted_reported: false,
             },
         );
@@ -514,7 +531,7 @@ impl Lifecycle {
     }
 
     /// Moves an open order to `PendingCancel` and returns the attempt number
-    /// `n` for `ClientId::cancel(epoch, key, n)` (1 for the first).
+    /// `n` for `ClientId::cancel(namespace, key, n)` (1 for the first).
     pub fn request_cancel(&mut self, key: OrderKey) -> Result<u16, CancelRejectReason> {
         let o = self
             .orders
@@ -676,7 +693,8 @@ impl Lifecycle {
     }
 
     fn key_of(&self, cid: &ClientId) -> Option<OrderKey> {
-        (cid.epoch == self.epoch && self.orders.contains_key(&cid.key)).then_some(cid.key)
+        let o = self.orders.get(&cid.key)?;
+        (o.placed == cid.ns).then_some(cid.key)
     }
 
     fn unknown(&mut self) -> Outcome {
@@ -847,6 +865,7 @@ impl Lifecycle {
                     self.counters.overfill += 1;
                 }
                 let fee_ok = o.add_fee(f.fee_asset, f.fee);
+                o.trades.push(f.trade_id.to_owned());
                 if implicit_ack && !o.accepted_reported {
                     o.accepted_reported = true;
                     out(

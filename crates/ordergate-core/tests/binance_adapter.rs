@@ -2,7 +2,7 @@
 //! in, frames and events out. No sockets.
 
 use ordergate_core::decimal::WideDecimal;
-use ordergate_core::ids::{ClientId, OrderKey, VenueId};
+use ordergate_core::ids::{ClientId, Namespace, OrderKey, VenueId};
 use ordergate_core::instrument::{Category, Instrument};
 use ordergate_core::model::{flags, OrdType, Reason, Side, TimeInForce, VenueState};
 use ordergate_core::venue::binance::{sign, BinanceSpot, BinanceSpotConfig, Phase, REST, WS};
@@ -14,7 +14,7 @@ use serde_json::{json, Value};
 
 const API_KEY: &str = "vmPUZE6mv9SD5VNHk4HlWFsOr6aKE2zvsw0MuIgwCIPy6utIco14y7Ju91duEh8A";
 const SECRET: &str = "NhqPtmdSJYdKjVHjA7PZj4Mge3R5YNiP1e3UZjInClVN65XAbvqqM6A7H5fATj0j";
-const EPOCH: u32 = 7;
+const NS: Namespace = Namespace::new(1234, 7);
 /// The local time `feed` hands the adapter frames at.
 const FEED_AT: u64 = 1_700_000_000_500;
 /// The venue clock's bias into the past (`clock::DEFAULT_BIAS_MS`).
@@ -54,7 +54,7 @@ fn config() -> BinanceSpotConfig {
             inst(LTCBNB, "LTCBNB", "0.000001", "0.001"),
             inst(ETHBTC, "ETHBTC", "0.00000001", "0.0001"),
         ],
-        epoch: EPOCH,
+        namespace: NS,
     }
 }
 
@@ -108,7 +108,7 @@ fn now(ms: u64) -> Now {
 
 fn oid(order: u64) -> ClientId {
     ClientId::order(
-        EPOCH,
+        NS,
         OrderKey {
             strategy: 3,
             order_id: order,
@@ -350,7 +350,7 @@ fn market_and_post_only_shapes() {
 #[test]
 fn cancel_names_the_order_and_itself() {
     let mut a = adapter();
-    let cancel_id = ClientId::cancel(EPOCH, oid(1).key, 0);
+    let cancel_id = ClientId::cancel(NS, oid(1).key, 0);
     let req = submit(
         &mut a,
         Command::Cancel {
@@ -393,7 +393,7 @@ fn costs_follow_the_documented_weights() {
         }
     );
     let c = Command::Cancel {
-        cancel_id: ClientId::cancel(EPOCH, oid(1).key, 0),
+        cancel_id: ClientId::cancel(NS, oid(1).key, 0),
         orig: oid(1),
         instrument: BTC,
     };
@@ -658,7 +658,7 @@ fn every_transmit_carries_its_documented_cost() {
     );
     let req = submit(&mut a, cmd);
     let cancel = Command::Cancel {
-        cancel_id: ClientId::cancel(EPOCH, oid(1).key, 0),
+        cancel_id: ClientId::cancel(NS, oid(1).key, 0),
         orig: oid(1),
         instrument: BTC,
     };
@@ -849,7 +849,7 @@ fn server_shutdown_switches_connections_without_going_down() {
     submit(
         &mut a,
         Command::Cancel {
-            cancel_id: ClientId::cancel(EPOCH, oid(5).key, 0),
+            cancel_id: ClientId::cancel(NS, oid(5).key, 0),
             orig: oid(5),
             instrument: BTC,
         },
@@ -1034,7 +1034,7 @@ fn in_flight_cancel_on_close_is_reported_rejected_for_retry() {
     submit(
         &mut a,
         Command::Cancel {
-            cancel_id: ClientId::cancel(EPOCH, oid(1).key, 0),
+            cancel_id: ClientId::cancel(NS, oid(1).key, 0),
             orig: oid(1),
             instrument: BTC,
         },
@@ -1221,7 +1221,7 @@ fn documented_market_order_sequence() {
 fn canceled_report_maps_back_through_orig_id() {
     let mut a = adapter();
     place(&mut a, order(oid(1), ETHBTC, Side::Buy, 10_264_410, 10_000));
-    let cancel_id = ClientId::cancel(EPOCH, oid(1).key, 0);
+    let cancel_id = ClientId::cancel(NS, oid(1).key, 0);
     let mut e = with_ids(
         fixture("new")["event"].clone(),
         &cancel_id.encode(),
@@ -1351,7 +1351,7 @@ fn foreign_and_other_epoch_ids_are_ignored_and_counted() {
     // The doc sample's own id ("mUvoqJxFIILMdfAW5iGSOW") is not ours.
     assert!(feed(&mut a, &fixture("new")).0.is_empty());
     assert_eq!(a.stats().foreign_events, 1);
-    let old = ClientId::order(EPOCH - 1, oid(1).key);
+    let old = ClientId::order(Namespace::new(NS.installation, NS.epoch - 1), oid(1).key);
     let e = with_ids(fixture("new")["event"].clone(), &old.encode(), "");
     assert!(feed(&mut a, &wrap(e)).0.is_empty());
     assert_eq!(a.stats().other_epoch_events, 1);
@@ -1769,7 +1769,7 @@ fn missing_fills_are_fetched_before_the_final_event() {
 fn cancel_errors_are_cancel_rejected_and_success_waits_for_the_stream() {
     let mut a = adapter();
     let cancel = Command::Cancel {
-        cancel_id: ClientId::cancel(EPOCH, oid(1).key, 0),
+        cancel_id: ClientId::cancel(NS, oid(1).key, 0),
         orig: oid(1),
         instrument: BTC,
     };
@@ -1806,7 +1806,7 @@ fn garbage_frames_are_errors_not_panics() {
         b"\xff\xfe\x00",
         b"{\"id\":1,\"status\":200,\"result\":{}}{",
         b"{\"subscriptionId\":0,\"event\":{\"e\":\"executionReport\",\"s\":\"BTCUSDT\"}}",
-        b"{\"subscriptionId\":0,\"event\":{\"e\":\"executionReport\",\"s\":\"BTCUSDT\",\"c\":\"o7-3-1\",\"x\":\"TRADE\",\"X\":\"FILLED\",\"i\":1,\"T\":1,\"t\":1,\"m\":false,\"l\":\"1e3\",\"L\":\"1\",\"n\":\"0\"}}",
+        b"{\"subscriptionId\":0,\"event\":{\"e\":\"executionReport\",\"s\":\"BTCUSDT\",\"c\":\"o0000jU7-3-1\",\"x\":\"TRADE\",\"X\":\"FILLED\",\"i\":1,\"T\":1,\"t\":1,\"m\":false,\"l\":\"1e3\",\"L\":\"1\",\"n\":\"0\"}}",
         b"{\"subscriptionId\":0,\"event\":{\"e\":5}}",
         b"{\"id\":1,\"status\":\"x\"}",
     ];

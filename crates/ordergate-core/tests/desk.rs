@@ -1,7 +1,7 @@
 //! The order desk driven directly: no sockets, no rings, a `Vec` sink.
 
 use ordergate_core::desk::{CommandSink, Desk, DeskConfig, DeskInput, Notice, Request};
-use ordergate_core::ids::{ClientId, OrderKey, StrategyId, VenueId};
+use ordergate_core::ids::{ClientId, Namespace, OrderKey, StrategyId, VenueId};
 use ordergate_core::instrument::{Category, Instrument};
 use ordergate_core::model::{
     flags, ExecEvent, NewOrder, OrdType, OrderState, OrderUpdate, Reason, Side, TimeInForce,
@@ -9,7 +9,7 @@ use ordergate_core::model::{
 };
 use ordergate_core::venue::{Command, Lane, Report};
 
-const EPOCH: u32 = 9;
+const NS: Namespace = Namespace::new(1234, 9);
 
 #[derive(Default)]
 struct Sink {
@@ -46,7 +46,7 @@ struct T {
 impl T {
     fn new() -> T {
         let desk = Desk::new(DeskConfig {
-            epoch: EPOCH,
+            namespace: NS,
             strategies: vec![1, 2],
             instruments: vec![
                 instrument(1, VenueId::BinanceSpot, "BTCUSDT", Category::Spot),
@@ -127,7 +127,7 @@ fn an_order_is_routed_by_venue_strategy_and_lane_with_its_client_id() {
         order_id: 7,
     };
     match cmd {
-        Command::Place(r) => assert_eq!(r.client_id, ClientId::order(EPOCH, key)),
+        Command::Place(r) => assert_eq!(r.client_id, ClientId::order(NS, key)),
         other => panic!("{other:?}"),
     }
     assert_eq!(
@@ -145,7 +145,7 @@ fn a_cancel_of_an_order_the_venue_has_jumps_the_queue() {
     let mut t = T::new();
     t.place(1, limit(1));
     let client_id = ClientId::order(
-        EPOCH,
+        NS,
         OrderKey {
             strategy: 1,
             order_id: 1,
@@ -300,7 +300,7 @@ fn venue_reports_reach_the_owning_strategy_through_the_lifecycle() {
     let mut t = T::new();
     t.place(2, limit(3));
     let client_id = ClientId::order(
-        EPOCH,
+        NS,
         OrderKey {
             strategy: 2,
             order_id: 3,

@@ -2,7 +2,7 @@
 //! event sequences.
 
 use ordergate_core::decimal::{self, WideDecimal};
-use ordergate_core::ids::{ClientId, OrderKey, VenueId};
+use ordergate_core::ids::{ClientId, Namespace, OrderKey, VenueId};
 use ordergate_core::instrument::{Category, Instrument};
 use ordergate_core::lifecycle::{
     transition, Action, CancelRejectReason, Duplicate, EventKind, Lifecycle, Outcome, Phase,
@@ -13,7 +13,7 @@ use ordergate_core::model::{
     flags, NewOrder, OrdType, OrderState, OrderStatus, OrderUpdate, Reason, Side, TimeInForce,
 };
 
-const EPOCH: u32 = 7;
+const NS: Namespace = Namespace::new(1234, 7);
 
 fn btc() -> Instrument {
     Instrument::from_strings(
@@ -37,7 +37,7 @@ fn key(order_id: u64) -> OrderKey {
 }
 
 fn cid(order_id: u64) -> ClientId {
-    ClientId::order(EPOCH, key(order_id))
+    ClientId::order(NS, key(order_id))
 }
 
 fn limit(order_id: u64, qty: i64) -> NewOrder {
@@ -100,7 +100,7 @@ fn rejected(id: u64) -> ExecEvent {
 
 fn cancel_rejected(id: u64) -> ExecEvent {
     ExecEvent::CancelRejected {
-        client_id: ClientId::cancel(EPOCH, key(id), 1),
+        client_id: ClientId::cancel(NS, key(id), 1),
         reason: Reason::VenueUnknownOrder,
         code: -2011,
         text: "Unknown order sent.".to_owned(),
@@ -116,7 +116,7 @@ struct T {
 impl T {
     fn new() -> Self {
         T {
-            lc: Lifecycle::new(EPOCH),
+            lc: Lifecycle::new(NS),
             out: Vec::new(),
         }
     }
@@ -801,7 +801,7 @@ fn unknown_orders_are_counted() {
         Outcome::UnknownOrder
     );
     let other_epoch = ExecEvent::Canceled {
-        client_id: ClientId::order(EPOCH - 1, key(1)),
+        client_id: ClientId::order(Namespace::new(NS.installation, NS.epoch - 1), key(1)),
         time_ms: 0,
     };
     assert_eq!(t.ev(other_epoch), Outcome::UnknownOrder);
@@ -812,7 +812,7 @@ fn unknown_orders_are_counted() {
 
 #[test]
 fn open_orders_are_per_strategy() {
-    let mut lc = Lifecycle::new(EPOCH);
+    let mut lc = Lifecycle::new(NS);
     for (s, id) in [(1, 5), (2, 1), (2, 2), (3, 1)] {
         lc.submit(
             OrderKey {
@@ -847,14 +847,14 @@ fn random_sequences_keep_the_invariants() {
     let (mut fills, mut terminal) = (0, 0);
     for seed in 1..=200u64 {
         let mut rng = Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15));
-        let mut lc = Lifecycle::new(EPOCH);
+        let mut lc = Lifecycle::new(NS);
         let mut out = Vec::new();
         let mut last_cum = [0i64; 4];
         let mut was_terminal = [false; 4];
         for step in 0..300 {
             let id = rng.below(4);
             let k = key(id);
-            let c = ClientId::order(EPOCH, k);
+            let c = ClientId::order(NS, k);
             let ev = match rng.below(9) {
                 0 => {
                     let _ = lc.submit(k, &btc(), &limit(id, 1 + rng.below(50_000) as i64));

@@ -16,7 +16,9 @@ pub mod checks;
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::ids::{ClientId, InstrumentId, OrderKey, StrategyId, StrategyOrderId, VenueId};
+use crate::ids::{
+    ClientId, InstrumentId, Namespace, OrderKey, StrategyId, StrategyOrderId, VenueId,
+};
 use crate::instrument::Instrument;
 use crate::lifecycle::{Lifecycle, Outcome, Phase, Working};
 use crate::model::{
@@ -70,8 +72,8 @@ pub trait CommandSink {
 
 #[derive(Debug, Clone)]
 pub struct DeskConfig {
-    /// This run's sidecar epoch (see [`crate::ids`]).
-    pub epoch: u32,
+    /// This installation and run (see [`crate::ids`]).
+    pub namespace: Namespace,
     pub strategies: Vec<StrategyId>,
     pub instruments: Vec<Instrument>,
     /// The configured venues; each starts Down until its session reports.
@@ -101,7 +103,7 @@ pub struct DeskCounters {
 /// The order desk. One instance, on one thread; see the module docs.
 #[derive(Debug)]
 pub struct Desk {
-    epoch: u32,
+    namespace: Namespace,
     strategies: BTreeSet<StrategyId>,
     instruments: BTreeMap<InstrumentId, Instrument>,
     venues: BTreeMap<VenueId, VenueStatus>,
@@ -137,11 +139,11 @@ impl Desk {
             })
             .collect();
         Ok(Desk {
-            epoch: cfg.epoch,
+            namespace: cfg.namespace,
             strategies,
             instruments,
             venues,
-            lifecycle: Lifecycle::new(cfg.epoch),
+            lifecycle: Lifecycle::new(cfg.namespace),
             counters: DeskCounters::default(),
         })
     }
@@ -290,7 +292,7 @@ impl Desk {
         }
         let cmd = Command::Place(OrderRequest {
             queued_ns: now_ns,
-            client_id: ClientId::order(self.epoch, key),
+            client_id: ClientId::order(self.namespace, key),
             instrument: o.instrument_id,
             side: o.side,
             ord_type: o.ord_type,
@@ -349,9 +351,12 @@ impl Desk {
         let Some(venue) = self.instruments.get(&instrument).map(|i| i.venue) else {
             return;
         };
+        // The order keeps the id it was placed under (an adopted order
+        // is from an earlier run); the cancel is named in this run.
+        let orig = order.client_id();
         let cmd = Command::Cancel {
-            cancel_id: ClientId::cancel(self.epoch, key, n),
-            orig: ClientId::order(self.epoch, key),
+            cancel_id: ClientId::cancel(self.namespace, key, n),
+            orig,
             instrument,
         };
         if sink.push(venue, strategy, lane, cmd).is_err() {

@@ -23,8 +23,8 @@ pub struct VenueSetup {
     pub api_secret: Zeroizing<Vec<u8>>,
     pub recv_window_ms: u32,
     pub instruments: Vec<Instrument>,
-    /// This run's epoch (part of every client order id).
-    pub epoch: u32,
+    /// This installation and run (part of every client order id).
+    pub namespace: crate::ids::Namespace,
 }
 
 impl fmt::Debug for VenueSetup {
@@ -37,7 +37,7 @@ impl fmt::Debug for VenueSetup {
             .field("api_secret", &"<redacted>")
             .field("recv_window_ms", &self.recv_window_ms)
             .field("instruments", &self.instruments.len())
-            .field("epoch", &self.epoch)
+            .field("namespace", &self.namespace)
             .finish()
     }
 }
@@ -117,6 +117,6 @@ fn binance_spot(s: VenueSetup) -> Result<Box<dyn VenueProtocol>, SetupError> {
         api_secret: s.api_secret.to_vec(),
         recv_window_ms: s.recv_window_ms,
         instruments: s.instruments,
-        epoch: s.epoch,
+        namespace: s.namespace,
     })))
 }

@@ -42,8 +42,9 @@
 //!   `eventStreamTerminated` halts new orders until the stream is
 //!   resubscribed and reconciled; a refused subscription is retried with
 //!   back-off, and after a ban once it ends.
-//! - Events for client ids we did not generate, or from another sidecar
-//!   epoch, are ignored and counted in [`BinanceStats`].
+//! - Events for client ids another installation (or tool) generated are
+//!   ignored and counted in [`BinanceStats`]; so are our ids from another
+//!   epoch than the tracked order's (an earlier run whose journal is gone).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::fmt;
@@ -57,7 +58,7 @@ use super::requests::{self, Param};
 use super::retry::{self, Verdict};
 use crate::clock::VenueClock;
 use crate::decimal::WideDecimal;
-use crate::ids::{ClientId, ClientIdKind, InstrumentId, OrderKey, VenueId};
+use crate::ids::{ClientId, ClientIdKind, InstrumentId, Namespace, OrderKey, VenueId};
 use crate::instrument::Instrument;
 use crate::limiter::Counts;
 use crate::model::{flags, OrdType, OrderRequest, Reason, Side, TimeInForce, VenueState};
@@ -115,8 +116,9 @@ pub struct BinanceSpotConfig {
     /// Sent as `recvWindow` on every signed request (venue default 5000).
     pub recv_window_ms: u32,
     pub instruments: Vec<Instrument>,
-    /// This sidecar run's epoch: events for other epochs' ids are ignored.
-    pub epoch: u32,
+    /// This installation and run: new ids are minted in it, and events
+    /// for other installations' ids are ignored.
+    pub namespace: Namespace,
 }
 
 /// An API key as it may appear in logs: its first four characters.
@@ -134,7 +136,7 @@ impl fmt::Debug for BinanceSpotConfig {
             .field("api_secret", &"<redacted>")
             .field("recv_window_ms", &self.recv_window_ms)
             .field("instruments", &self.instruments.len())
-            .field("epoch", &self.epoch)
+            .field("namespace", &self.namespace)
             .finish()
     }
 }
@@ -142,9 +144,10 @@ impl fmt::Debug for BinanceSpotConfig {
 /// Counters for what the adapter saw but did not pass on.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct BinanceStats {
-    /// Events for client ids we did not generate.
+    /// Events for client ids we did not generate (another installation's
+    /// or another tool's).
     pub foreign_events: u64,
-    /// Events for our ids from another sidecar epoch.
+    /// Events for our ids from another epoch than the tracked order's.
     pub other_epoch_events: u64,
     /// Fills already reported (same instrument, trade id and order id).
     pub duplicate_fills: u64,
@@ -354,7 +357,7 @@ pub struct BinanceSpot {
     secret: Zeroizing<Vec<u8>>,
     recv_window: String,
     recv_window_ms: u64,
-    epoch: u32,
+    namespace: Namespace,
     instruments: Vec<Instrument>,
     by_id: HashMap<InstrumentId, usize>,
     by_symbol: HashMap<String, usize>,
@@ -557,7 +560,7 @@ impl BinanceSpot {
             secret: Zeroizing::new(cfg.api_secret),
             recv_window: cfg.recv_window_ms.to_string(),
             recv_window_ms: u64::from(cfg.recv_window_ms),
-            epoch: cfg.epoch,
+            namespace: cfg.namespace,
             instruments: cfg.instruments,
             by_id,
             by_symbol,
@@ -852,16 +855,30 @@ impl BinanceSpot {
     /// Our order's id from a venue string, counting what is not ours.
     fn our_id(&mut self, s: &str) -> Option<ClientId> {
         match ClientId::decode(s) {
-            Some(id) if id.kind == ClientIdKind::Order && id.epoch == self.epoch => Some(id),
-            Some(_) => {
+            Some(id) if id.kind == ClientIdKind::Order && self.same_run(&id) => Some(id),
+            Some(id) if id.ns.installation == self.namespace.installation => {
                 self.stats.other_epoch_events += 1;
                 None
             }
-            None => {
+            _ => {
                 self.stats.foreign_events += 1;
                 None
             }
         }
+    }
+
+    /// Ours, and from the run that placed the order it names: the tracked
+    /// order's epoch (adopted orders keep theirs), or this run's.
+    fn same_run(&self, id: &ClientId) -> bool {
+        if id.ns.installation != self.namespace.installation {
+            return false;
+        }
+        let placed = self
+            .orders
+            .get(&id.key)
+            .or_else(|| self.given_up.get(&id.key))
+            .map_or(self.namespace.epoch, |t| t.req.client_id.ns.epoch);
+        id.ns.epoch == placed
     }
 
     fn remember_finished_fill(&mut self, k: (usize, i64, u64)) -> bool {
@@ -1421,9 +1438,14 @@ impl BinanceSpot {
             ExecOutcome::Nothing => return Ok(()),
         };
         let client_id = exec.client_id;
-        if client_id.epoch != self.epoch {
+        if client_id.ns.installation != self.namespace.installation {
+            self.stats.foreign_events += 1;
+            info!(venue = %VenueId::BinanceSpot, symbol, installation = %client_id.ns.installation_str(), "execution report for another installation's order; ignored");
+            return Ok(());
+        }
+        if !self.same_run(&client_id) {
             self.stats.other_epoch_events += 1;
-            info!(venue = %VenueId::BinanceSpot, epoch = client_id.epoch, "execution report from another sidecar epoch; ignored");
+            info!(venue = %VenueId::BinanceSpot, epoch = client_id.ns.epoch, "execution report from another sidecar epoch; ignored");
             return Ok(());
         }
         let key = client_id.key;
