@@ -13,17 +13,20 @@ use std::time::{Duration, Instant};
 
 use ordergate::decimal::WideDecimal;
 use ordergate::frontend::{Driver, FrontEnd, FrontEndConfig, StrategyConfig};
-use ordergate::ids::{ClientId, ClientIdKind, OrderKey, StrategyId, VenueId};
+use ordergate::ids::{ClientId, ClientIdKind, Namespace, OrderKey, StrategyId, VenueId};
 use ordergate::instrument::{Category, Instrument};
 use ordergate::protocol::{
     decode_outbound, encode_inbound, msg_type, FrameReader, Inbound, NewOrder, OrdType, OrderState,
-    Outbound, Reason, Side, TimeInForce, VenueState,
+    Outbound, Reason, Side, TimeInForce, VenueState, VERSION_MAX, VERSION_MIN,
 };
 use ordergate::venue::{Command, ExecEvent, Lane, Report, VenueStatus};
 use ordergate_core::desk::{CommandSink, Desk, DeskConfig};
 
-const EPOCH: u32 = 42;
+const NS: Namespace = Namespace::new(1234, 42);
 const TIMEOUT: Duration = Duration::from_secs(10);
+/// The identity the front end tells in HelloAck.
+const INSTALLATION: u64 = 916_132_831;
+const FRONT_EPOCH: u32 = 3;
 
 type Commands = Arc<Mutex<Vec<(StrategyId, Lane, Command)>>>;
 
@@ -90,10 +93,12 @@ impl Gateway {
             resend_capacity,
             max_outbound_bytes,
             hello_timeout_ns: 2_000_000_000,
+            installation: INSTALLATION,
+            epoch: FRONT_EPOCH,
         })
         .unwrap();
         let mut desk = Desk::new(DeskConfig {
-            epoch: EPOCH,
+            namespace: NS,
             strategies: strategies.iter().map(|s| s.id).collect(),
             instruments: vec![btc()],
             venues: vec![VenueId::BinanceSpot],
@@ -189,12 +194,15 @@ impl Gateway {
             version,
             next_seq,
             instrument_count,
+            installation,
+            epoch,
             ..
         } = ack
         else {
             panic!("expected HelloAck, got {ack:?}");
         };
-        assert_eq!((version, instrument_count), (1, 1));
+        assert_eq!((version, instrument_count), (VERSION_MAX, 1));
+        assert_eq!((installation, epoch), (INSTALLATION, FRONT_EPOCH));
         assert!(matches!(c.recv().1, Outbound::InstrumentInfo(_)));
         assert!(matches!(c.recv().1, Outbound::VenueStatus { .. }));
         (c, next_seq)
@@ -262,8 +270,8 @@ impl Client {
 
 fn hello(name: &str) -> Inbound {
     Inbound::Hello {
-        min_version: 1,
-        max_version: 1,
+        min_version: VERSION_MIN,
+        max_version: VERSION_MAX,
         name: name.into(),
     }
 }
@@ -283,7 +291,7 @@ fn order(order_id: u64) -> NewOrder {
 }
 
 fn cid(strategy: StrategyId, order_id: u64) -> ClientId {
-    ClientId::order(EPOCH, OrderKey { strategy, order_id })
+    ClientId::order(NS, OrderKey { strategy, order_id })
 }
 
 fn accepted(strategy: StrategyId, order_id: u64) -> Report {
@@ -338,8 +346,8 @@ fn hello_negotiation() {
 
     let mut future = gw.connect();
     future.send(&Inbound::Hello {
-        min_version: 2,
-        max_version: 3,
+        min_version: VERSION_MAX + 1,
+        max_version: VERSION_MAX + 2,
         name: "beta".into(),
     });
     future.expect_error(Reason::UnsupportedVersion);
@@ -511,7 +519,7 @@ fn cancel_flow_with_venue_events() {
             1,
             Lane::Critical,
             Command::Cancel {
-                cancel_id: ClientId::cancel(EPOCH, cid(1, 7).key, 1),
+                cancel_id: ClientId::cancel(NS, cid(1, 7).key, 1),
                 orig: cid(1, 7),
                 instrument: 1,
             }
@@ -810,6 +818,7 @@ fn the_rust_client_trades_through_the_gateway() {
     let gw = gateway();
     let mut c = ordergate::client::Client::connect(&gw.path, "beta").unwrap();
     assert_eq!((c.strategy_id(), c.next_seq()), (2, 1));
+    assert_eq!((c.installation(), c.epoch()), (INSTALLATION, FRONT_EPOCH));
     assert_eq!(c.instrument("BTCUSDT").map(|i| i.tick), Some(5));
     let next = |c: &mut ordergate::client::Client| c.recv_timeout(TIMEOUT).unwrap().unwrap();
     assert!(matches!(next(&mut c), (0, Outbound::VenueStatus { .. })));

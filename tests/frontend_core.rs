@@ -6,12 +6,14 @@ use ordergate::ids::VenueId;
 use ordergate::instrument::{Category, Instrument};
 use ordergate::protocol::{
     decode_outbound, encode_inbound, Inbound, NewOrder, OrdType, Outbound, Reason, Side,
-    TimeInForce, VenueState, LEN_PREFIX,
+    TimeInForce, VenueState, LEN_PREFIX, VERSION_MAX,
 };
 use ordergate_core::desk::{DeskInput, Notice, Request};
 use ordergate_core::model::{OrderUpdate, VenueStatus};
 
 const HELLO_NS: u64 = 5_000_000_000;
+const INSTALLATION: u64 = 56_800_235_583; // 62^6 - 1, the largest
+const EPOCH: u32 = 7;
 
 fn front(max_outbound_bytes: usize) -> FrontEnd {
     FrontEnd::new(FrontEndConfig {
@@ -39,6 +41,8 @@ fn front(max_outbound_bytes: usize) -> FrontEnd {
         resend_capacity: 64,
         max_outbound_bytes,
         hello_timeout_ns: HELLO_NS,
+        installation: INSTALLATION,
+        epoch: EPOCH,
     })
     .unwrap()
 }
@@ -50,9 +54,13 @@ fn frame(msg: &Inbound) -> Vec<u8> {
 }
 
 fn hello(name: &str) -> Vec<u8> {
+    hello_v(name, VERSION_MAX)
+}
+
+fn hello_v(name: &str, max_version: u16) -> Vec<u8> {
     frame(&Inbound::Hello {
         min_version: 1,
-        max_version: 1,
+        max_version,
         name: name.into(),
     })
 }
@@ -113,6 +121,45 @@ fn hello_has_a_deadline() {
     // The connection that did say Hello is not touched.
     assert!(!f.is_closing(2));
     assert_eq!(f.next_timer(), None);
+}
+
+#[test]
+fn hello_ack_tells_the_sidecar_identity_from_version_2() {
+    let mut f = front(1 << 20);
+    f.on_connect(1, 0);
+    f.on_bytes(1, &hello("alpha"), &mut accept_all);
+    assert_eq!(
+        drain(&mut f, 1)[0],
+        (
+            0,
+            Outbound::HelloAck {
+                version: 2,
+                strategy_id: 1,
+                next_seq: 1,
+                instrument_count: 1,
+                installation: INSTALLATION,
+                epoch: EPOCH,
+            }
+        )
+    );
+    // A version-1 strategy gets the version-1 frame, which has no room
+    // for the identity.
+    f.on_connect(2, 0);
+    f.on_bytes(2, &hello_v("beta", 1), &mut accept_all);
+    let ack = f.pending(2)[..LEN_PREFIX].to_vec();
+    assert_eq!(u32::from_le_bytes(ack.try_into().unwrap()), 28);
+    assert!(matches!(
+        drain(&mut f, 2)[0],
+        (
+            0,
+            Outbound::HelloAck {
+                version: 1,
+                installation: 0,
+                epoch: 0,
+                ..
+            }
+        )
+    ));
 }
 
 #[test]

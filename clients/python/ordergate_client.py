@@ -2,7 +2,7 @@
 """Python client for the ordergate strategy protocol (stdlib only).
 
 The byte layout is specified in docs/PROTOCOL.md; this module follows it
-field by field, as the Rust codec in src/protocol.rs does. Prices and
+field by field, as the Rust codec in crates/ordergate-proto/src/codec.rs does. Prices and
 quantities are integer mantissas at the instrument's scales: never floats.
 
 Typical use::
@@ -15,7 +15,8 @@ Typical use::
 
 ``python3 ordergate_client.py --roundtrip`` reads frames of either
 direction on stdin, decodes and re-encodes each, and writes them to stdout
-(the cross-language test in tests/protocol_codec.rs drives it).
+(the cross-language test in crates/ordergate-proto/tests/protocol_codec.rs
+drives it).
 """
 
 import enum
@@ -25,7 +26,11 @@ import sys
 from collections import namedtuple
 
 VERSION_MIN = 1
-VERSION_MAX = 1
+VERSION_MAX = 2
+# From this version on HelloAck ends with the sidecar's identity
+# (installation, epoch); an older HelloAck stops at instrument_count and
+# decodes them as 0.
+IDENTITY_VERSION = 2
 MAX_FRAME = 4096
 MAX_STR = 255
 
@@ -189,7 +194,14 @@ _RESERVED = {0x0010: "Amend", 0x0011: "CancelReplace", 0x0012: "MassCancel", 0x0
 _OUTBOUND = {
     0x0081: (
         "HelloAck",
-        [("version", "u16"), ("strategy_id", "u32"), ("next_seq", "u64"), ("instrument_count", "u32")],
+        [
+            ("version", "u16"),
+            ("strategy_id", "u32"),
+            ("next_seq", "u64"),
+            ("instrument_count", "u32"),
+            ("installation", "u64"),  # IDENTITY_VERSION and later
+            ("epoch", "u32"),  # IDENTITY_VERSION and later
+        ],
     ),
     0x0082: (
         "InstrumentInfo",
@@ -246,6 +258,8 @@ _OUTBOUND = {
 
 # Sequenced (order-related) messages carry seq >= 1, the others seq 0.
 SEQUENCED = {"Accepted", "Rejected", "Fill", "Canceled", "CancelRejected", "Expired", "OrderStatus"}
+
+_IDENTITY = ("installation", "epoch")
 
 _IN_BY_NAME = {name: (t, fields) for t, (name, fields) in _INBOUND.items()}
 _OUT_BY_NAME = {name: (t, fields) for t, (name, fields) in _OUTBOUND.items()}
@@ -328,6 +342,8 @@ def encode(msg):
         t, fields = _OUT_BY_NAME[msg.type]
         if (msg.seq != 0) != (msg.type in SEQUENCED):
             raise ValueError("%s cannot carry seq %d" % (msg.type, msg.seq))
+        if msg.type == "HelloAck":
+            fields = _hello_ack_fields(msg.version)
         body = bytearray(struct.pack("<HQ", t, msg.seq))
     for field, kind in fields:
         _put(body, kind, getattr(msg, field), msg.type + "." + field)
@@ -402,6 +418,13 @@ class _Cursor:
             raise self.bad_value
 
 
+def _hello_ack_fields(version):
+    """HelloAck's layout follows the version it announces: the identity
+    fields are left out before IDENTITY_VERSION."""
+    fields = _OUTBOUND[0x0081][1]
+    return fields if version >= IDENTITY_VERSION else [f for f in fields if f[0] not in _IDENTITY]
+
+
 def _read_type(body):
     if len(body) < 2:
         raise Malformed("frame truncated while reading message type")
@@ -434,7 +457,12 @@ def decode_outbound(body):
         raise UnknownMessageType("unknown message type 0x%04x" % t)
     name, fields = _OUTBOUND[t]
     seq = struct.unpack("<Q", _Cursor(body, name).take(10, "seq")[2:])[0]
-    values = _decode_fields(body, 10, name, fields)
+    values = {}
+    if name == "HelloAck":
+        version = struct.unpack("<H", _Cursor(body, name).take(12, "version")[10:])[0]
+        fields = _hello_ack_fields(version)
+        values = dict.fromkeys(_IDENTITY, 0)
+    values.update(_decode_fields(body, 10, name, fields))
     if (seq != 0) != (name in SEQUENCED):
         raise Malformed(
             "%s carries sequence number %d: sequenced messages need seq >= 1, others 0" % (name, seq))
@@ -520,6 +548,11 @@ class Client:
             self.version = ack.version
             self.strategy_id = ack.strategy_id
             self.next_seq = ack.next_seq
+            # The sidecar's identity (0 from a version-1 sidecar): a new
+            # epoch means it restarted, a new installation that it is
+            # another sidecar.
+            self.installation = ack.installation
+            self.epoch = ack.epoch
             for _ in range(ack.instrument_count):
                 info = self._handshake_msg(timeout)
                 if info.type != "InstrumentInfo":

@@ -18,7 +18,7 @@ VECTORS = os.path.join(HERE, "..", "..", "tests", "fixtures", "protocol_vectors.
 
 I64_MIN, I64_MAX = -(2**63), 2**63 - 1
 I128_MIN, I128_MAX = -(2**127), 2**127 - 1
-U64_MAX = 2**64 - 1
+U32_MAX, U64_MAX = 2**32 - 1, 2**64 - 1
 
 
 def vector_messages():
@@ -32,7 +32,10 @@ def vector_messages():
         ("CancelAll", Message("CancelAll", instrument_id=0)),
         ("ResendFrom", Message("ResendFrom", seq=17)),
         ("Heartbeat(in)", Message("Heartbeat", direction="in")),
-        ("HelloAck", Message("HelloAck", version=1, strategy_id=3, next_seq=18, instrument_count=1)),
+        ("HelloAck", Message("HelloAck", version=2, strategy_id=3, next_seq=18, instrument_count=1,
+                             installation=12_345_678_901, epoch=7)),
+        ("HelloAck(v1)", Message("HelloAck", version=1, strategy_id=3, next_seq=18,
+                                 instrument_count=1, installation=0, epoch=0)),
         ("InstrumentInfo", Message("InstrumentInfo", instrument_id=7, venue=1, category=1,
                                    price_scale=2, qty_scale=5, tick=1, lot=1, min_qty=1,
                                    min_notional=50_000_000, symbol="BTCUSDT")),
@@ -67,7 +70,10 @@ def extreme_messages():
         Message("Cancel", order_id=0),
         Message("CancelAll", instrument_id=0xFFFFFFFF),
         Message("ResendFrom", seq=U64_MAX),
-        Message("HelloAck", version=0xFFFF, strategy_id=0, next_seq=U64_MAX, instrument_count=0),
+        Message("HelloAck", version=0xFFFF, strategy_id=0, next_seq=U64_MAX, instrument_count=0,
+                installation=U64_MAX, epoch=2**32 - 1),
+        Message("HelloAck", version=0, strategy_id=1, next_seq=0, instrument_count=U32_MAX,
+                installation=0, epoch=0),
         Message("InstrumentInfo", instrument_id=0, venue=255, category=0, price_scale=255,
                 qty_scale=0, tick=I64_MAX, lot=I64_MIN, min_qty=-1, min_notional=I128_MIN,
                 symbol=long_text),
@@ -115,6 +121,17 @@ class CodecTest(unittest.TestCase):
         for v in vectors:
             frame = bytes.fromhex(v["frame"])
             self.assertEqual(og.encode(og.decode(frame[4:])), frame)
+
+    def test_hello_ack_layout_follows_its_version(self):
+        v2 = Message("HelloAck", version=2, strategy_id=3, next_seq=18, instrument_count=1,
+                     installation=12_345_678_901, epoch=7)
+        self.assertEqual(len(body_of(v2)), 40)
+        # Version 1 has no room for the identity: it is left out, and
+        # decodes as 0.
+        v1 = Message("HelloAck", **dict(v2.fields(), version=1))
+        self.assertEqual(body_of(v1)[12:], body_of(v2)[12:28])
+        self.assertEqual(og.decode_outbound(body_of(v1)),
+                         Message("HelloAck", **dict(v1.fields(), installation=0, epoch=0)))
 
     def test_oversized_frame_rejected_before_its_body(self):
         reader = FrameReader()
@@ -243,8 +260,8 @@ class ClientTest(unittest.TestCase):
 
         def script(conn, reader):
             seen.append(read_msg(conn, reader))
-            conn.sendall(og.encode(Message("HelloAck", version=1, strategy_id=3, next_seq=18,
-                                           instrument_count=2)))
+            conn.sendall(og.encode(Message("HelloAck", version=2, strategy_id=3, next_seq=18,
+                                           instrument_count=2, installation=12_345, epoch=4)))
             conn.sendall(og.encode(instrument(7, "BTCUSDT")) + og.encode(instrument(8, "ETHUSDT")))
             seen.append(read_msg(conn, reader))
             conn.sendall(og.encode(Message("Accepted", seq=18, order_id=42, venue_order_id="1")))
@@ -254,7 +271,8 @@ class ClientTest(unittest.TestCase):
 
         server = FakeSidecar(script)
         with og.Client(server.path, "mm1") as c:
-            self.assertEqual((c.version, c.strategy_id, c.next_seq), (1, 3, 18))
+            self.assertEqual((c.version, c.strategy_id, c.next_seq), (2, 3, 18))
+            self.assertEqual((c.installation, c.epoch), (12_345, 4))
             self.assertEqual(sorted(c.instruments), [7, 8])
             self.assertEqual(c.instrument_by_symbol("ETHUSDT").instrument_id, 8)
             c.new_order(42, 7, Side.BUY, OrdType.LIMIT, TimeInForce.GTC, 5_200_000, 100_000)
@@ -279,12 +297,14 @@ class ClientTest(unittest.TestCase):
 
         def script(conn, reader):
             read_msg(conn, reader)
+            # A version-1 sidecar: no identity in its HelloAck.
             conn.sendall(og.encode(Message("HelloAck", version=1, strategy_id=3, next_seq=1,
                                            instrument_count=0)))
             done.wait(10)
 
         server = FakeSidecar(script)
         with og.Client(server.path, "mm1") as c:
+            self.assertEqual((c.version, c.installation, c.epoch), (1, 0, 0))
             self.assertIsNone(c.try_recv())
             self.assertIsNone(c.recv(timeout=0.02))
             done.set()

@@ -43,6 +43,10 @@ pub struct FrontEndConfig {
     /// dropped as a slow consumer.
     pub max_outbound_bytes: usize,
     pub hello_timeout_ns: u64,
+    /// The installation's random id (below 62^6) and this run's epoch,
+    /// told in HelloAck so a strategy can tell a restart.
+    pub installation: u64,
+    pub epoch: u32,
 }
 
 /// A config the front end cannot run with.
@@ -113,6 +117,8 @@ pub struct FrontEnd {
     venues: BTreeMap<VenueId, VenueStatus>,
     max_outbound_bytes: usize,
     hello_timeout_ns: u64,
+    installation: u64,
+    epoch: u32,
     counters: FrontEndCounters,
     /// Reused buffer for one frame body.
     frame: Vec<u8>,
@@ -152,6 +158,8 @@ impl FrontEnd {
             venues: BTreeMap::new(),
             max_outbound_bytes: cfg.max_outbound_bytes,
             hello_timeout_ns: cfg.hello_timeout_ns,
+            installation: cfg.installation,
+            epoch: cfg.epoch,
             counters: FrontEndCounters::default(),
             frame: Vec::new(),
         })
@@ -433,6 +441,8 @@ impl FrontEnd {
             strategy_id: id,
             next_seq,
             instrument_count: self.instruments.len() as u32,
+            installation: self.installation,
+            epoch: self.epoch,
         };
         self.send(conn, 0, &ack);
         for i in 0..self.instruments.len() {

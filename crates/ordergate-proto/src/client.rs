@@ -6,6 +6,8 @@
 //! `Client`; it is not a reconnecting client: after a disconnect, connect
 //! again and, if the new [`Client::next_seq`] is above the old client's
 //! `last_seq() + 1`, call [`Client::resend_from`] with `last_seq() + 1`.
+//! A new [`Client::epoch`] (or [`Client::installation`]) says the sidecar
+//! restarted (or is another one) since the old client connected.
 
 use std::io::{self, Write};
 use std::os::unix::net::UnixStream;
@@ -47,6 +49,8 @@ pub struct Client {
     strategy_id: StrategyId,
     next_seq: u64,
     last_seq: u64,
+    installation: u64,
+    epoch: u32,
     instruments: Vec<InstrumentInfo>,
 }
 
@@ -74,6 +78,8 @@ impl Client {
             strategy_id: 0,
             next_seq: 0,
             last_seq: 0,
+            installation: 0,
+            epoch: 0,
             instruments: Vec::new(),
         };
         c.send(&Inbound::Hello {
@@ -88,10 +94,14 @@ impl Client {
                 strategy_id,
                 next_seq,
                 instrument_count,
+                installation,
+                epoch,
             } => {
                 c.version = version;
                 c.strategy_id = strategy_id;
                 c.next_seq = next_seq;
+                c.installation = installation;
+                c.epoch = epoch;
                 instrument_count
             }
             other => {
@@ -139,6 +149,19 @@ impl Client {
     /// message: anything below it was sent in an earlier connection.
     pub fn next_seq(&self) -> u64 {
         self.next_seq
+    }
+
+    /// The sidecar installation's id, stable across its restarts (0 from
+    /// a sidecar that speaks only version 1).
+    pub fn installation(&self) -> u64 {
+        self.installation
+    }
+
+    /// The sidecar's run number, bumped at every start: compare it with
+    /// the previous connection's to tell a restart (0 from a sidecar that
+    /// speaks only version 1).
+    pub fn epoch(&self) -> u32 {
+        self.epoch
     }
 
     /// The highest sequence number received so far on this connection
@@ -322,10 +345,12 @@ mod tests {
             }
         );
         let ack = Outbound::HelloAck {
-            version: 1,
+            version: VERSION_MAX,
             strategy_id: 3,
             next_seq: 18,
             instrument_count: 2,
+            installation: 12_345,
+            epoch: 4,
         };
         send(sock, 0, &ack);
         send(sock, 0, &Outbound::InstrumentInfo(info(7, "BTCUSDT")));
@@ -387,7 +412,11 @@ mod tests {
         });
 
         let mut c = Client::connect(&path, "mm1").unwrap();
-        assert_eq!((c.version(), c.strategy_id(), c.next_seq()), (1, 3, 18));
+        assert_eq!(
+            (c.version(), c.strategy_id(), c.next_seq()),
+            (VERSION_MAX, 3, 18)
+        );
+        assert_eq!((c.installation(), c.epoch()), (12_345, 4));
         assert_eq!(c.instruments().len(), 2);
         assert_eq!(c.instrument("ETHUSDT").map(|i| i.instrument_id), Some(8));
         c.new_order(&order).unwrap();

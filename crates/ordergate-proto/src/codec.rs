@@ -13,9 +13,13 @@ pub use ordergate_core::model::{
     TimeInForce, VenueState,
 };
 
-/// Protocol versions this build speaks.
+/// Protocol versions this build speaks. Version 2 differs from 1 only in
+/// HelloAck, which gains the sidecar's identity ([`IDENTITY_VERSION`]).
 pub const VERSION_MIN: u16 = 1;
-pub const VERSION_MAX: u16 = 1;
+pub const VERSION_MAX: u16 = 2;
+/// The first version whose HelloAck carries `installation` and `epoch`; a
+/// HelloAck of an older version leaves them out and decodes them as 0.
+pub const IDENTITY_VERSION: u16 = 2;
 /// Largest frame body (after the 4-byte length) either side may send.
 pub const MAX_FRAME: usize = 4096;
 /// Longest string field (strategy name, symbol, text, venue ids).
@@ -56,6 +60,14 @@ pub enum Outbound {
         /// The sequence number the next sequenced message will carry.
         next_seq: u64,
         instrument_count: u32,
+        /// The sidecar installation's random id (below 62^6), the same
+        /// across its restarts: another value is another sidecar. On the
+        /// wire from [`IDENTITY_VERSION`] on; 0 before.
+        installation: u64,
+        /// The sidecar's run number, bumped at every start: a new value
+        /// means the sidecar restarted. From [`IDENTITY_VERSION`] on; 0
+        /// before.
+        epoch: u32,
     },
     InstrumentInfo(InstrumentInfo),
     Accepted {
@@ -401,11 +413,19 @@ pub fn encode_outbound(seq: u64, msg: &Outbound, out: &mut Vec<u8>) {
             strategy_id,
             next_seq,
             instrument_count,
+            installation,
+            epoch,
         } => {
             out.extend_from_slice(&version.to_le_bytes());
             out.extend_from_slice(&strategy_id.to_le_bytes());
             out.extend_from_slice(&next_seq.to_le_bytes());
             out.extend_from_slice(&instrument_count.to_le_bytes());
+            // The layout follows the version the frame announces, so a
+            // version-1 strategy gets the frame it can decode.
+            if *version >= IDENTITY_VERSION {
+                out.extend_from_slice(&installation.to_le_bytes());
+                out.extend_from_slice(&epoch.to_le_bytes());
+            }
         }
         Outbound::InstrumentInfo(i) => {
             out.extend_from_slice(&i.instrument_id.to_le_bytes());
@@ -674,12 +694,19 @@ pub fn decode_outbound(body: &[u8]) -> Result<(u64, Outbound), ProtocolError> {
     }
     let seq = c.u64("seq")?;
     let msg = match t {
-        HELLO_ACK => Outbound::HelloAck {
-            version: c.u16("version")?,
-            strategy_id: c.u32("strategy_id")?,
-            next_seq: c.u64("next_seq")?,
-            instrument_count: c.u32("instrument_count")?,
-        },
+        HELLO_ACK => {
+            let version = c.u16("version")?;
+            let identity = version >= IDENTITY_VERSION;
+            // Fields are read in the order written.
+            Outbound::HelloAck {
+                version,
+                strategy_id: c.u32("strategy_id")?,
+                next_seq: c.u64("next_seq")?,
+                instrument_count: c.u32("instrument_count")?,
+                installation: if identity { c.u64("installation")? } else { 0 },
+                epoch: if identity { c.u32("epoch")? } else { 0 },
+            }
+        }
         INSTRUMENT_INFO => Outbound::InstrumentInfo(InstrumentInfo {
             instrument_id: c.u32("instrument_id")?,
             venue: c.u8("venue")?,
@@ -869,6 +896,19 @@ mod tests {
                     strategy_id: 9,
                     next_seq: 1,
                     instrument_count: 2,
+                    installation: 0,
+                    epoch: 0,
+                },
+            ),
+            (
+                0,
+                Outbound::HelloAck {
+                    version: 2,
+                    strategy_id: 9,
+                    next_seq: 1,
+                    instrument_count: 2,
+                    installation: 62u64.pow(6) - 1,
+                    epoch: u32::MAX,
                 },
             ),
             (
@@ -1006,6 +1046,39 @@ mod tests {
     }
 
     #[test]
+    fn hello_ack_layout_follows_its_version() {
+        let ack = |version| Outbound::HelloAck {
+            version,
+            strategy_id: 3,
+            next_seq: 18,
+            instrument_count: 1,
+            installation: 12_345_678_901,
+            epoch: 7,
+        };
+        let mut v2 = Vec::new();
+        encode_outbound(0, &ack(2), &mut v2);
+        assert_eq!(body(&v2).len(), 40);
+        assert_eq!(&v2[32..40], &12_345_678_901u64.to_le_bytes());
+        assert_eq!(&v2[40..44], &7u32.to_le_bytes());
+        // Version 1 has no room for the identity: it is left out.
+        let mut v1 = Vec::new();
+        encode_outbound(0, &ack(1), &mut v1);
+        assert_eq!(&body(&v1)[12..], &body(&v2)[12..28]);
+        assert!(matches!(
+            decode_outbound(body(&v1)),
+            Ok((
+                0,
+                Outbound::HelloAck {
+                    version: 1,
+                    installation: 0,
+                    epoch: 0,
+                    ..
+                }
+            ))
+        ));
+    }
+
+    #[test]
     fn truncations_and_trailing_bytes_are_fatal() {
         for (seq, m) in outbound_samples() {
             let mut out = Vec::new();
@@ -1124,7 +1197,7 @@ mod tests {
     fn sequence_numbers_must_match_the_message_kind() {
         for (seq, m) in [
             (5, Outbound::Heartbeat),
-            (0, outbound_samples()[2].1.clone()),
+            (0, outbound_samples()[3].1.clone()),
         ] {
             // Encode with a valid seq, then patch the seq bytes.
             let mut out = Vec::new();

@@ -112,12 +112,19 @@ fn random_inbound(r: &mut Rng, kind: u64) -> Inbound {
 
 fn random_outbound(r: &mut Rng, kind: u64) -> (u64, Outbound) {
     let m = match kind % 12 {
-        0 => Outbound::HelloAck {
-            version: r.u16(),
-            strategy_id: r.u32(),
-            next_seq: r.u64(),
-            instrument_count: r.u32(),
-        },
+        0 => {
+            let version = r.u16();
+            // Versions before IDENTITY_VERSION have no identity on the wire.
+            let identity = version >= IDENTITY_VERSION;
+            Outbound::HelloAck {
+                version,
+                strategy_id: r.u32(),
+                next_seq: r.u64(),
+                instrument_count: r.u32(),
+                installation: if identity { r.u64() } else { 0 },
+                epoch: if identity { r.u32() } else { 0 },
+            }
+        }
         1 => Outbound::InstrumentInfo(InstrumentInfo {
             instrument_id: r.u32(),
             venue: r.u8(),
@@ -404,7 +411,7 @@ fn vector_messages() -> Vec<(&'static str, Any)> {
             "Hello",
             Any::In(Inbound::Hello {
                 min_version: 1,
-                max_version: 1,
+                max_version: 2,
                 name: "mm1".into(),
             }),
         ),
@@ -421,10 +428,26 @@ fn vector_messages() -> Vec<(&'static str, Any)> {
             Any::Out(
                 0,
                 Outbound::HelloAck {
+                    version: 2,
+                    strategy_id: 3,
+                    next_seq: 18,
+                    instrument_count: 1,
+                    installation: 12_345_678_901,
+                    epoch: 7,
+                },
+            ),
+        ),
+        (
+            "HelloAck(v1)",
+            Any::Out(
+                0,
+                Outbound::HelloAck {
                     version: 1,
                     strategy_id: 3,
                     next_seq: 18,
                     instrument_count: 1,
+                    installation: 0,
+                    epoch: 0,
                 },
             ),
         ),
