@@ -24,6 +24,9 @@ use crate::config::{Config, ConfigError, Layout};
 use crate::doorbell::{Doorbell, Ringer, WaitStrategy};
 use crate::frontend::{self, Driver, FrontEnd};
 use crate::ids::{StrategyId, VenueId};
+use crate::journal::restore::{restore, Restored};
+use crate::journal::writer::{JournalWriter, SharedJournal};
+use crate::journal::{Journal, JournalConfig};
 use crate::model::{VenueState, VenueStatus};
 use crate::ring::{self, Consumer, Producer};
 use crate::session::{CommandInputs, EventOutput, ReconnectPolicy, Session, SessionConfig};
@@ -55,6 +58,12 @@ pub enum AppError {
     },
     #[error(transparent)]
     Session(#[from] crate::session::SessionError),
+    #[error(transparent)]
+    Journal(#[from] crate::journal::JournalError),
+    #[error(transparent)]
+    Restore(#[from] crate::journal::restore::RestoreError),
+    #[error("journal write failed: {0}")]
+    JournalFailed(String),
     #[error("a {0} thread panicked")]
     Panicked(&'static str),
 }
@@ -167,6 +176,8 @@ impl Drop for App {
 /// producer per lane.
 struct RingSink {
     sessions: BTreeMap<VenueId, SessionRings>,
+    /// Commands refused since the desk last looked, to be journaled.
+    refused: Vec<Command>,
 }
 
 struct SessionRings {
@@ -182,15 +193,18 @@ impl CommandSink for RingSink {
         lane: Lane,
         cmd: Command,
     ) -> Result<(), Command> {
-        let Some(session) = self.sessions.get_mut(&venue) else {
-            return Err(cmd);
+        let pushed = match self
+            .sessions
+            .get_mut(&venue)
+            .and_then(|s| Some((s.strategies.get_mut(&strategy)?, &s.ringer)))
+        {
+            Some((lanes, ringer)) => lanes[lane as usize].push(cmd).map(|()| ringer.ring()),
+            None => Err(cmd),
         };
-        let Some(lanes) = session.strategies.get_mut(&strategy) else {
-            return Err(cmd);
-        };
-        lanes[lane as usize].push(cmd)?;
-        session.ringer.ring();
-        Ok(())
+        if let Err(cmd) = pushed {
+            self.refused.push(cmd);
+        }
+        pushed
     }
 }
 
@@ -238,6 +252,8 @@ struct DeskRole {
     notices: Vec<Notice>,
     /// The sidecar's one monotonic clock, shared with the sessions.
     clock: crate::clock::MonoClock,
+    /// Every input is journaled before the desk acts on it.
+    journal: SharedJournal,
 }
 
 impl DeskRole {
@@ -257,13 +273,19 @@ impl DeskRole {
             while let Some(input) = self.links[l].input.pop() {
                 busy = true;
                 let now_ns = self.clock.now_ns();
+                let mut journal = JournalWriter::lock(&self.journal);
+                journal.command(now_ns, &input);
                 self.desk
                     .on_request(input, now_ns, &mut self.sink, &mut self.notices);
+                for cmd in self.sink.refused.drain(..) {
+                    journal.refused(&cmd);
+                }
             }
         }
         for r in 0..self.reports.len() {
             while let Some(report) = self.reports[r].pop() {
                 busy = true;
+                JournalWriter::lock(&self.journal).report(&report);
                 self.desk.on_report(&report, &mut self.notices);
             }
         }
@@ -376,10 +398,26 @@ impl GatewayRole {
         );
     }
 
+    /// Stops the gateway if the journal could not be written: an order
+    /// that cannot be journaled must not be sent.
+    fn check_journal(&self) -> Result<(), AppError> {
+        match JournalWriter::lock(&self.desk.journal).failed() {
+            Some(e) => Err(AppError::JournalFailed(e.to_owned())),
+            None => Ok(()),
+        }
+    }
+
+    /// Nothing to do for now: fsync what the group commit left pending.
+    fn idle(&self) -> Result<(), AppError> {
+        JournalWriter::lock(&self.desk.journal).sync();
+        self.check_journal()
+    }
+
     /// Runs until both the poller and the rings are drained; true if
     /// anything happened.
     fn step(&mut self) -> Result<bool, AppError> {
         self.log_counters();
+        self.check_journal()?;
         let mut busy = false;
         loop {
             let polled = self.front.step(Duration::ZERO)?;
@@ -411,7 +449,9 @@ impl GatewayRole {
     fn run_thread(mut self, wait: WaitStrategy, shutdown: &Shutdown) -> Result<(), AppError> {
         while !shutdown.flag.load(Ordering::Relaxed) {
             if wait == WaitStrategy::Spin {
-                self.step()?;
+                if !self.step()? {
+                    self.idle()?;
+                }
                 std::hint::spin_loop();
                 continue;
             }
@@ -419,6 +459,7 @@ impl GatewayRole {
             let timeout = if self.has_pending() {
                 Duration::ZERO
             } else {
+                self.idle()?;
                 // Bounded so a stop request is seen promptly.
                 self.front.driver.timeout(Duration::from_millis(100))
             };
@@ -426,7 +467,7 @@ impl GatewayRole {
             self.cancel_sleep();
             self.step()?;
         }
-        Ok(())
+        self.idle()
     }
 
     /// The gateway as a task of a current-thread runtime: an `AsyncFd` over
@@ -443,6 +484,7 @@ impl GatewayRole {
                 self.cancel_sleep();
                 continue;
             }
+            self.idle()?;
             let timer = self.front.driver.timeout(Duration::from_secs(1));
             tokio::select! {
                 g = poller.readable() => {
@@ -451,7 +493,7 @@ impl GatewayRole {
                     }
                 }
                 _ = tokio::time::sleep(timer) => {}
-                _ = stopped(&mut shutdown) => return Ok(()),
+                _ = stopped(&mut shutdown) => return self.idle(),
             }
             self.cancel_sleep();
         }
@@ -496,6 +538,47 @@ fn adapter(
         .map_err(|e| std::io::Error::other(e.to_string()).into())
 }
 
+/// Opens the journal (cutting a torn tail), replays it into `desk`, and
+/// marks this run's start in it.
+fn open_journal(
+    state: &StateDir,
+    config: &Config,
+    desk: &mut Desk,
+) -> Result<(SharedJournal, Restored), AppError> {
+    let dir = state.journal_dir();
+    let (journal, recovery) = Journal::open(&dir, JournalConfig::default())?;
+    if let Some(t) = &recovery.torn_tail {
+        tracing::warn!(segment = %t.segment.display(), offset = t.offset, dropped_bytes = t.dropped_bytes, why = %t.why, "journal: torn last record cut away (a crash mid-write)");
+    }
+    let restored = restore(&dir, desk, config.gateway.resend_capacity)?;
+    let namespace = desk.lifecycle().namespace();
+    let state_ns = state.namespace().ok_or(AppError::NoEpoch)?;
+    desk.begin_run(state_ns);
+    let open = desk.lifecycle().all_open().count();
+    tracing::info!(
+        journal = %dir.display(),
+        records = restored.records,
+        runs = restored.runs,
+        orders = desk.lifecycle().len(),
+        open,
+        last_epoch = namespace.epoch,
+        "journal replayed; open orders are adopted and reconciled with their venues"
+    );
+    let mut writer = JournalWriter::new(journal);
+    writer.start(state_ns);
+    Ok((writer.shared(), restored))
+}
+
+/// The front end's sequenced frames into the journal, before any strategy
+/// can read them.
+struct Recorder(SharedJournal);
+
+impl frontend::SeqRecorder for Recorder {
+    fn record(&mut self, strategy: StrategyId, seq: u64, frame: &[u8]) {
+        JournalWriter::lock(&self.0).sent(strategy, seq, frame);
+    }
+}
+
 /// Builds every role and starts the threads of the configured layout.
 pub fn start(config: Config, state: StateDir) -> Result<App, AppError> {
     crate::tls::install_crypto_provider()?;
@@ -507,18 +590,38 @@ pub fn start(config: Config, state: StateDir) -> Result<App, AppError> {
     // the desk stamps means the same to a session.
     let clock = crate::clock::MonoClock::new();
 
+    let mut desk = Desk::new(desk::DeskConfig {
+        namespace,
+        strategies: config.strategies.iter().map(|s| s.id).collect(),
+        instruments: config.instruments.clone(),
+        venues: config.venues.iter().map(|v| v.id).collect(),
+    })?;
+    let (journal, restored) = open_journal(&state, &config, &mut desk)?;
+    let mut adoptions: BTreeMap<VenueId, Vec<crate::venue::Adopted>> = BTreeMap::new();
+    for (venue, order) in desk.adoptions() {
+        adoptions.entry(venue).or_default().push(order);
+    }
+
     let mut sessions = Vec::new();
     let mut sink = RingSink {
         sessions: BTreeMap::new(),
+        refused: Vec::new(),
     };
     let mut reports = Vec::new();
     let mut unsupported = Vec::new();
     let registry = Registry::builtin();
     for venue in &config.venues {
-        let Some(protocol) = adapter(&registry, venue, &config, namespace)? else {
+        let Some(mut protocol) = adapter(&registry, venue, &config, namespace)? else {
             unsupported.push(venue.id);
             continue;
         };
+        let now = crate::venue::Now {
+            mono_ns: clock.now_ns(),
+            wall_ms: crate::clock::system_ms(),
+        };
+        for order in adoptions.remove(&venue.id).unwrap_or_default() {
+            protocol.adopt(order, now);
+        }
         let bell = Doorbell::new()?;
         let mut inputs = CommandInputs::new();
         let mut strategies = BTreeMap::new();
@@ -574,13 +677,12 @@ pub fn start(config: Config, state: StateDir) -> Result<App, AppError> {
         ));
     }
 
-    let mut desk = Desk::new(desk::DeskConfig {
-        namespace,
-        strategies: config.strategies.iter().map(|s| s.id).collect(),
-        instruments: config.instruments.clone(),
-        venues: config.venues.iter().map(|v| v.id).collect(),
-    })?;
-    let front = FrontEnd::new(frontend::FrontEndConfig {
+    for (venue, orders) in &adoptions {
+        for o in orders {
+            tracing::warn!(%venue, order = ?o.req.client_id.key, "open order on a venue this build has no adapter for; not tracked");
+        }
+    }
+    let mut front = FrontEnd::new(frontend::FrontEndConfig {
         strategies: config
             .strategies
             .iter()
@@ -596,6 +698,10 @@ pub fn start(config: Config, state: StateDir) -> Result<App, AppError> {
         installation: namespace.installation,
         epoch: namespace.epoch,
     })?;
+    for (strategy, seq) in restored.sequences {
+        front.restore_sequence(strategy, seq.next_seq, seq.frames);
+    }
+    front.set_recorder(Box::new(Recorder(journal.clone())));
     let strategies: Vec<StrategyId> = front.strategy_ids().collect();
     let mut driver = Driver::bind(&config.socket, front).map_err(|source| AppError::Bind {
         path: config.socket.display().to_string(),
@@ -643,6 +749,7 @@ pub fn start(config: Config, state: StateDir) -> Result<App, AppError> {
             bell: desk_bell,
             notices,
             clock: clock.clone(),
+            journal,
         },
         next_counters: std::time::Instant::now() + crate::logging::COUNTERS_EVERY,
     };

@@ -69,6 +69,10 @@ impl Probe {
 }
 
 impl VenueProtocol for Probe {
+    fn adopt(&mut self, order: ordergate::venue::Adopted, _: Now) {
+        unreachable!("nothing to adopt in these tests: {order:?}")
+    }
+
     fn venue(&self) -> VenueId {
         VenueId::BybitSpot
     }

@@ -55,6 +55,10 @@ impl Echo {
 }
 
 impl VenueProtocol for Echo {
+    fn adopt(&mut self, order: ordergate::venue::Adopted, _: Now) {
+        unreachable!("nothing to adopt in these tests: {order:?}")
+    }
+
     fn venue(&self) -> VenueId {
         VenueId::BybitSpot
     }

@@ -9,7 +9,7 @@ mod core;
 mod driver;
 
 pub use self::core::{
-    ConnId, FrontEnd, FrontEndConfig, FrontEndConfigError, FrontEndCounters, StrategyConfig,
-    HELLO_TIMEOUT_NS,
+    ConnId, FrontEnd, FrontEndConfig, FrontEndConfigError, FrontEndCounters, SeqRecorder,
+    StrategyConfig, HELLO_TIMEOUT_NS,
 };
 pub use self::driver::{Driver, ACCEPT_BACKOFF};

@@ -7,12 +7,15 @@
 //! durability policies and recovery on open, and the [`Reader`] that
 //! replays every record in order.
 //!
-//! What is journaled (strategy commands, venue requests, venue events,
-//! reports) and adopting orders at restart are not wired in yet: this layer
-//! knows nothing of what the payloads mean.
+//! [`entry`] says what the payloads mean, [`writer`] is how the gateway
+//! thread writes them, and [`restore`] replays them into a fresh desk at
+//! start-up.
 
+pub mod entry;
 pub mod record;
+pub mod restore;
 pub mod segment;
+pub mod writer;
 
 pub use record::{decode, encode_into, Damage, Decoded, Record, RecordRef, MAX_RECORD};
 pub use segment::{

@@ -168,10 +168,12 @@ pub fn wait_for_socket(path: &Path) {
 
 /// One simulator and one in-process sidecar wired to it.
 pub struct Harness {
-    pub sim: SimHandle,
+    /// Shared by a second installation's harness (see [`Harness::beside`]).
+    pub sim: std::sync::Arc<SimHandle>,
     app: Option<App>,
     pub socket: PathBuf,
     pub ns: Namespace,
+    config: Config,
     _dir: tempfile::TempDir,
 }
 
@@ -194,21 +196,55 @@ impl Harness {
             "127.0.0.1:0".parse().unwrap(),
         )
         .expect("start the simulator");
+        Harness::on(std::sync::Arc::new(sim), &opts)
+    }
+
+    /// A second sidecar, with its own state directory (so its own
+    /// installation id), trading the same simulated account.
+    pub fn beside(&self, opts: &Opts) -> Harness {
+        Harness::on(self.sim.clone(), opts)
+    }
+
+    fn on(sim: std::sync::Arc<SimHandle>, opts: &Opts) -> Harness {
         let dir = short_tempdir();
-        let (text, path) = write_config(dir.path(), &sim.ws_url(), &sim.rest_url(), &opts);
+        let (text, path) = write_config(dir.path(), &sim.ws_url(), &sim.rest_url(), opts);
         let config = Config::from_str(&text, &path.display().to_string()).expect("config");
         let socket = config.socket.clone();
         let state = ordergate::app::open_state(&config).expect("open the state dir");
         let ns = state.namespace().expect("a namespace after open_state");
-        let app = ordergate::app::start(config, state).expect("start the sidecar");
+        let app = ordergate::app::start(config.clone(), state).expect("start the sidecar");
         wait_for_socket(&socket);
         Harness {
             sim,
             app: Some(app),
             socket,
             ns,
+            config,
             _dir: dir,
         }
+    }
+
+    /// Stops the sidecar (cleanly, orders left resting) and starts a new
+    /// one on the same config and state directory: a new epoch that
+    /// replays the journal and adopts the open orders.
+    pub fn restart(&mut self) {
+        self.stop();
+        self.start_again();
+    }
+
+    /// Stops the sidecar; [`Harness::start_again`] starts the next one.
+    pub fn stop(&mut self) {
+        if let Some(app) = self.app.take() {
+            app.stop().expect("the sidecar stops cleanly");
+        }
+    }
+
+    pub fn start_again(&mut self) {
+        let state = ordergate::app::open_state(&self.config).expect("open the state dir");
+        self.ns = state.namespace().expect("a namespace after open_state");
+        let app = ordergate::app::start(self.config.clone(), state).expect("start the sidecar");
+        wait_for_socket(&self.socket);
+        self.app = Some(app);
     }
 
     /// Connects as `name` without waiting for the venue.
@@ -224,13 +260,18 @@ impl Harness {
     }
 
     /// The venue's record of `order_id` of `strategy`, found by the
-    /// client order id the sidecar gives it.
+    /// client order id the sidecar gave it (in whichever run).
     pub fn ledger_entry(&self, strategy: StrategyId, order_id: u64) -> Option<LedgerEntry> {
-        let id = ClientId::order(self.ns, OrderKey { strategy, order_id }).encode();
-        self.sim
-            .ledger()
-            .into_iter()
-            .find(|e| e.order.client_order_id == id)
+        // Any run of this installation: an adopted order keeps the id
+        // its first run gave it.
+        let key = OrderKey { strategy, order_id };
+        self.sim.ledger().into_iter().find(|e| {
+            ClientId::decode(&e.order.client_order_id).is_some_and(|c| {
+                c.ns.installation == self.ns.installation
+                    && c.key == key
+                    && c.kind == ordergate::ids::ClientIdKind::Order
+            })
+        })
     }
 
     /// Asserts that what the strategy saw of an order equals the venue's
@@ -423,6 +464,17 @@ impl Strat {
             errors: Vec::new(),
             tracks: HashMap::new(),
         }
+    }
+
+    /// Connects again as the same strategy after the sidecar restarted,
+    /// and asks for everything after the last message seen: the tracks
+    /// carry on, and the sequence must continue without gap or repeat.
+    pub fn reconnect(&mut self, socket: &Path, name: &str) {
+        let mut client = Client::connect(socket, name).expect("reconnect to the sidecar");
+        client
+            .resend_from(self.last_seq + 1)
+            .expect("send ResendFrom");
+        self.client = client;
     }
 
     /// A price string as a mantissa at the instrument's price scale.

@@ -150,7 +150,9 @@ pub fn scale_of_step(step: &str) -> Result<u8, DecimalError> {
 
 /// A venue-reported amount: any plain decimal string, exact up to 18
 /// fractional digits, with an i128 mantissa.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize, serde::Deserialize,
+)]
 pub struct WideDecimal {
     pub mantissa: i128,
     pub scale: u8,

@@ -63,6 +63,13 @@ impl fmt::Display for VenueId {
     }
 }
 
+/// As its name, the way the config spells it.
+impl serde::Serialize for VenueId {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
 impl<'de> serde::Deserialize<'de> for VenueId {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let s = String::deserialize(d)?;
@@ -78,7 +85,9 @@ pub type StrategyOrderId = u64;
 pub type InstrumentId = u32;
 
 /// An order as the sidecar knows it: which strategy, and its id there.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 pub struct OrderKey {
     pub strategy: StrategyId,
     pub order_id: StrategyOrderId,
@@ -89,14 +98,26 @@ pub struct OrderKey {
 pub const MAX_CLIENT_ID_LEN: usize = 36;
 
 /// What a client order id names: an order, or the n-th cancel of one.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum ClientIdKind {
     Order,
     Cancel(u16),
 }
 
 /// Whose ids these are: one installation (a state directory), in one run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Default,
+    serde::Serialize,
+    serde::Deserialize,
+)]
 pub struct Namespace {
     /// Random, below [`Namespace::INSTALLATIONS`], made once per state
     /// directory.
@@ -134,7 +155,7 @@ impl Namespace {
 }
 
 /// A parsed venue client order id.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub struct ClientId {
     pub ns: Namespace,
     pub key: OrderKey,

@@ -61,7 +61,8 @@ use crate::ids::{ClientId, InstrumentId, Namespace, OrderKey, StrategyId};
 use crate::instrument::Instrument;
 use crate::model::ExecEvent;
 use crate::model::{
-    flags, Fill, NewOrder, OrdType, OrderState, OrderStatus, OrderUpdate, Reason, Side,
+    flags, Fill, NewOrder, OrdType, OrderRequest, OrderState, OrderStatus, OrderUpdate, Reason,
+    Side, TimeInForce,
 };
 
 /// What happened to an order, as the table sees it.
@@ -304,6 +305,10 @@ pub struct Order {
     pub price_scale: u8,
     pub qty_scale: u8,
     pub side: Side,
+    pub ord_type: OrdType,
+    pub tif: TimeInForce,
+    /// Mantissa at the price scale (ignored for MARKET).
+    pub price: i64,
     /// MARKET order sized in quote units: `qty` is a notional mantissa and
     /// completion is judged on the cumulative notional.
     pub quote_qty: bool,
@@ -337,6 +342,21 @@ impl Order {
     /// The client id the order was placed under.
     pub fn client_id(&self) -> ClientId {
         ClientId::order(self.placed, self.key)
+    }
+
+    /// The order as its venue session was given it.
+    pub fn request(&self, queued_ns: u64) -> OrderRequest {
+        OrderRequest {
+            queued_ns,
+            client_id: self.client_id(),
+            instrument: self.instrument,
+            side: self.side,
+            ord_type: self.ord_type,
+            tif: self.tif,
+            flags: self.flags,
+            price: self.price,
+            qty: self.qty,
+        }
     }
 
     pub fn avg_price(&self) -> i64 {
@@ -478,6 +498,17 @@ impl Lifecycle {
         self.namespace
     }
 
+    /// New orders from now on are placed in `namespace` (a new run);
+    /// orders already held keep theirs.
+    pub fn begin_run(&mut self, namespace: Namespace) {
+        self.namespace = namespace;
+    }
+
+    /// Every order not final, in key order.
+    pub fn all_open(&self) -> impl Iterator<Item = &Order> + '_ {
+        self.open.iter().filter_map(move |k| self.orders.get(k))
+    }
+
     pub fn counters(&self) -> Counters {
         self.counters
     }
@@ -511,6 +542,9 @@ impl Lifecycle {
                 price_scale: instrument.price_scale,
                 qty_scale: instrument.qty_scale,
                 side: req.side,
+                ord_type: req.ord_type,
+                tif: req.tif,
+                price: req.price,
                 quote_qty,
                 qty: req.qty,
                 flags: req.flags,

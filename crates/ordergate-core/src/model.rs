@@ -9,14 +9,14 @@
 use crate::decimal::WideDecimal;
 use crate::ids::{ClientId, InstrumentId, StrategyOrderId, VenueId};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 #[repr(u8)]
 pub enum Side {
     Buy = 1,
     Sell = 2,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 #[repr(u8)]
 pub enum OrdType {
     Limit = 1,
@@ -25,7 +25,7 @@ pub enum OrdType {
     LimitMaker = 3,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 #[repr(u8)]
 pub enum TimeInForce {
     Gtc = 1,
@@ -70,7 +70,7 @@ impl OrderState {
 }
 
 /// Connection state of a venue, pushed to strategies when it changes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 #[repr(u8)]
 pub enum VenueState {
     Down = 1,
@@ -82,7 +82,7 @@ pub enum VenueState {
 
 /// The one registry of reason codes (Rejected, CancelRejected, Error).
 /// Values are stable; never reuse a retired one.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 #[repr(u16)]
 pub enum Reason {
     None = 0,
@@ -128,7 +128,7 @@ pub enum Reason {
 
 /// A strategy's new order, as a front end hands it to the desk. Prices
 /// and quantities are mantissas at the instrument's scales.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct NewOrder {
     pub order_id: StrategyOrderId,
     pub instrument_id: InstrumentId,
@@ -205,7 +205,7 @@ pub enum OrderUpdate {
 
 /// A new order, validated by the desk, ready for a venue. Prices and
 /// quantities are mantissas at the instrument's scales.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct OrderRequest {
     /// When the desk queued it (monotonic ns on the sidecar's one clock):
     /// the session refuses a new order held longer than its stale bound.
@@ -223,7 +223,7 @@ pub struct OrderRequest {
 /// A venue-neutral execution event: what adapters make of the venue's
 /// order responses and user-data events. Every event names the order by
 /// the client id we gave it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum ExecEvent {
     /// The venue has the order (Binance `NEW`).
     Accepted {
@@ -288,7 +288,7 @@ pub enum ExecEvent {
 }
 
 /// A venue's state as its session sees it, with the reason in words.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct VenueStatus {
     pub venue: VenueId,
     pub state: VenueState,

@@ -24,10 +24,10 @@ use crate::lifecycle::{Lifecycle, Outcome, Phase, Working};
 use crate::model::{
     NewOrder, OrderRequest, OrderState, OrderUpdate, Reason, VenueState, VenueStatus,
 };
-use crate::venue::{Command, Lane, Report};
+use crate::venue::{Adopted, Command, Lane, Report};
 
 /// What a front end asks for on behalf of one of its strategies.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Request {
     NewOrder(NewOrder),
     Cancel {
@@ -40,7 +40,7 @@ pub enum Request {
 }
 
 /// One request on a front end's input ring. `Copy` and allocation-free.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct DeskInput {
     pub strategy: StrategyId,
     pub request: Request,
@@ -146,6 +146,45 @@ impl Desk {
             lifecycle: Lifecycle::new(cfg.namespace),
             counters: DeskCounters::default(),
         })
+    }
+
+    /// A new run starts (at start-up, and at each run's start marker when
+    /// the journal is replayed): new orders get `namespace`, and every
+    /// venue is Down until its session says otherwise.
+    pub fn begin_run(&mut self, namespace: Namespace) {
+        self.namespace = namespace;
+        self.lifecycle.begin_run(namespace);
+        for status in self.venues.values_mut() {
+            status.state = VenueState::Down;
+            status.text = "no session yet".into();
+        }
+    }
+
+    /// Every order not yet final, as its venue's adapter is to track it
+    /// after a restart: (venue, order), in key order.
+    pub fn adoptions(&self) -> Vec<(VenueId, Adopted)> {
+        self.lifecycle
+            .all_open()
+            .filter_map(|o| {
+                let venue = self.instruments.get(&o.instrument)?.venue;
+                let cancel = (o.cancels_outstanding > 0)
+                    .then(|| ClientId::cancel(self.namespace, o.key, o.cancel_attempts));
+                let known = !o.venue_order_id.is_empty() || o.cum_qty > 0;
+                Some((
+                    venue,
+                    Adopted {
+                        req: o.request(0),
+                        venue_order_id: (!o.venue_order_id.is_empty())
+                            .then(|| o.venue_order_id.clone()),
+                        known,
+                        trades: o.trades.clone(),
+                        cum_qty: o.cum_qty,
+                        cum_notional: o.cum_notional,
+                        cancel,
+                    },
+                ))
+            })
+            .collect()
     }
 
     pub fn lifecycle(&self) -> &Lifecycle {
@@ -302,19 +341,46 @@ impl Desk {
             qty: o.qty,
         });
         tracing::debug!(strategy, order_id = o.order_id, "order to {venue}");
-        if sink.push(venue, strategy, cmd.lane(), cmd).is_err() {
-            self.counters.queue_full += 1;
-            tracing::warn!(
-                strategy,
-                order_id = o.order_id,
-                "order queue to {venue} is full"
-            );
-            self.lifecycle.gateway_reject(
-                key,
-                Reason::QueueFull,
-                "order queue to the venue is full",
-                &mut |strategy, update| out.push(Notice::Order { strategy, update }),
-            );
+        if let Err(cmd) = sink.push(venue, strategy, cmd.lane(), cmd) {
+            self.refused(&cmd, out);
+        }
+    }
+
+    /// A command the sink had no room for: the order ends `Rejected`, the
+    /// cancel `CancelRejected`, both `QueueFull`. The driver journals it,
+    /// so a replay (whose sink refuses nothing) ends the same way.
+    pub fn refused(&mut self, cmd: &Command, out: &mut Vec<Notice>) {
+        self.counters.queue_full += 1;
+        let notify = &mut |strategy, update| out.push(Notice::Order { strategy, update });
+        match *cmd {
+            Command::Place(o) => {
+                let key = o.client_id.key;
+                tracing::warn!(
+                    strategy = key.strategy,
+                    order_id = key.order_id,
+                    "order queue to the venue is full"
+                );
+                self.lifecycle.gateway_reject(
+                    key,
+                    Reason::QueueFull,
+                    "order queue to the venue is full",
+                    notify,
+                );
+            }
+            Command::Cancel { orig, .. } => {
+                let key = orig.key;
+                tracing::warn!(
+                    strategy = key.strategy,
+                    order_id = key.order_id,
+                    "cancel queue to the venue is full"
+                );
+                self.lifecycle.cancel_failed(
+                    key,
+                    Reason::QueueFull,
+                    "cancel queue to the venue is full",
+                    notify,
+                );
+            }
         }
     }
 
@@ -359,19 +425,8 @@ impl Desk {
             orig,
             instrument,
         };
-        if sink.push(venue, strategy, lane, cmd).is_err() {
-            self.counters.queue_full += 1;
-            tracing::warn!(
-                strategy,
-                order_id = key.order_id,
-                "cancel queue to {venue} is full"
-            );
-            self.lifecycle.cancel_failed(
-                key,
-                Reason::QueueFull,
-                "cancel queue to the venue is full",
-                &mut |strategy, update| out.push(Notice::Order { strategy, update }),
-            );
+        if let Err(cmd) = sink.push(venue, strategy, lane, cmd) {
+            self.refused(&cmd, out);
         }
     }
 

@@ -52,7 +52,7 @@ impl Lane {
 
 /// What travels from the gateway to a venue session on the rings. `Copy`
 /// and allocation-free so the hot path moves plain bytes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Command {
     Place(OrderRequest),
     /// Cancel `orig`; `cancel_id` names this cancel request at the venue.
@@ -76,10 +76,31 @@ impl Command {
     }
 }
 
+/// An order an earlier run of this installation placed, restored from
+/// the journal at start: the adapter tracks it as if it had sent it and
+/// reconciles it with the venue (its state, the fills it missed) before
+/// it reports ready. Nothing is sent for it unless the venue's answers
+/// call for it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Adopted {
+    /// The order as placed, under its own client id (its run's epoch).
+    pub req: OrderRequest,
+    /// The venue's order id, if an answer carried it.
+    pub venue_order_id: Option<String>,
+    /// Whether the venue is known to have it (acked or filled).
+    pub known: bool,
+    /// The venue trade ids of the fills already reported, and their sums.
+    pub trades: Vec<String>,
+    pub cum_qty: i64,
+    pub cum_notional: i128,
+    /// A cancel requested and not yet answered, named in this run.
+    pub cancel: Option<ClientId>,
+}
+
 /// What a venue session hands the desk, on its ring: order events and
 /// the venue's own state are separate streams that share the ring, so
 /// their relative order is kept.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Report {
     Exec(ExecEvent),
     Venue(VenueStatus),
@@ -360,6 +381,9 @@ pub trait VenueProtocol: Send {
     }
     /// The cost of `cmd`, for the rate limiter, before it is encoded.
     fn cost(&self, cmd: &Command) -> Cost;
+    /// Track an order an earlier run placed (see [`Adopted`]); called
+    /// before the session starts.
+    fn adopt(&mut self, order: Adopted, now: Now);
     /// Encode `cmd` into transmits. Refused with [`VenueError::NotReady`]
     /// while the venue cannot take it.
     fn submit(&mut self, cmd: &Command, now: Now, out: &mut Outbox) -> Result<(), VenueError>;

@@ -63,8 +63,9 @@ use crate::instrument::Instrument;
 use crate::limiter::Counts;
 use crate::model::{flags, OrdType, OrderRequest, Reason, Side, TimeInForce, VenueState};
 use crate::venue::{
-    Command, ConnId, ConnRole, ConnSpec, Cost, ExecEvent, HttpMethod, HttpRequest, HttpResponse,
-    Now, Outbox, Payload, Transmit, Transport, VenueError, VenueOutput, VenueProtocol, VenueStatus,
+    Adopted, Command, ConnId, ConnRole, ConnSpec, Cost, ExecEvent, HttpMethod, HttpRequest,
+    HttpResponse, Now, Outbox, Payload, Transmit, Transport, VenueError, VenueOutput,
+    VenueProtocol, VenueStatus,
 };
 
 /// The WebSocket API connection: order entry and user data.
@@ -147,6 +148,8 @@ pub struct BinanceStats {
     /// Events for client ids we did not generate (another installation's
     /// or another tool's).
     pub foreign_events: u64,
+    /// Orders of earlier runs adopted at start.
+    pub adopted: u64,
     /// Events for our ids from another epoch than the tracked order's.
     pub other_epoch_events: u64,
     /// Fills already reported (same instrument, trade id and order id).
@@ -382,6 +385,8 @@ pub struct BinanceSpot {
     /// Fill keys of finished orders, for replays.
     finished_fills: HashSet<(usize, i64, u64)>,
     finished_order: VecDeque<(usize, i64, u64)>,
+    /// Foreign open orders already reported (see `report_foreign`).
+    foreign_open: HashSet<String>,
     clock: VenueClock,
     phase: Phase,
     /// Some WebSocket socket is Ready (the current one, or the one being
@@ -573,6 +578,7 @@ impl BinanceSpot {
             closed_cancels_order: VecDeque::new(),
             finished_fills: HashSet::new(),
             finished_order: VecDeque::new(),
+            foreign_open: HashSet::new(),
             clock: VenueClock::default(),
             phase: Phase::Closed,
             serving: false,
@@ -879,6 +885,25 @@ impl BinanceSpot {
             .or_else(|| self.given_up.get(&id.key))
             .map_or(self.namespace.epoch, |t| t.req.client_id.ns.epoch);
         id.ns.epoch == placed
+    }
+
+    /// An open order on the account that is not this installation's
+    /// (another installation's, another tool's, or ours from a run whose
+    /// journal is gone): told to operators once, and left alone.
+    fn report_foreign(&mut self, client_order_id: &str, order_id: Option<u64>) {
+        if self.foreign_open.len() >= FILL_MEMORY
+            || !self.foreign_open.insert(client_order_id.to_owned())
+        {
+            return;
+        }
+        let whose = match ClientId::decode(client_order_id) {
+            Some(id) if id.ns.installation == self.namespace.installation => {
+                "this installation's, from a run not in the journal"
+            }
+            Some(_) => "another ordergate installation's",
+            None => "not an ordergate id",
+        };
+        warn!(venue = %VenueId::BinanceSpot, client_order_id, ?order_id, whose, "open order on the account that this sidecar does not own; left alone");
     }
 
     fn remember_finished_fill(&mut self, k: (usize, i64, u64)) -> bool {
@@ -1792,7 +1817,9 @@ impl BinanceSpot {
 
     fn on_open_orders(&mut self, rows: &[OrderResult<'_>], now: Now, out: &mut Outbox) {
         for r in rows {
-            let Some(id) = r.client_order_id.as_deref().and_then(|c| self.our_id(c)) else {
+            let cid = r.client_order_id.as_deref().unwrap_or("");
+            let Some(id) = self.our_id(cid) else {
+                self.report_foreign(cid, r.order_id);
                 continue;
             };
             self.revive(id.key);
@@ -2692,6 +2719,42 @@ impl VenueProtocol for BinanceSpot {
         }
     }
 
+    fn adopt(&mut self, a: Adopted, now: Now) {
+        let key = a.req.client_id.key;
+        let Some(&inst) = self.by_id.get(&a.req.instrument) else {
+            warn!(venue = %VenueId::BinanceSpot, order = ?key, instrument = a.req.instrument, "adopted order on an instrument no longer configured; not tracked");
+            return;
+        };
+        let mut t = Tracked::new(a.req, inst);
+        // Trade ids are Binance's integers; one that is not cannot be a
+        // fill of this venue's, so it cannot be replayed either.
+        t.trades = a.trades.iter().filter_map(|id| id.parse().ok()).collect();
+        t.cum_qty = a.cum_qty;
+        t.cum_quote = a.cum_notional;
+        t.venue_qty = a.cum_qty;
+        t.order_id = a.venue_order_id.and_then(|id| id.parse().ok());
+        // Whether an earlier run sent it at all is unknown unless the
+        // venue said so: "does not exist" is final only past the bound,
+        // counted from now (the send, if any, was before).
+        t.place = if a.known {
+            Place::Known
+        } else {
+            Place::Unknown {
+                final_ns: now.mono_ns + self.unknown_bound_ns(),
+                next_ns: now.mono_ns,
+                delay_ns: QUERY_DELAY_MIN_NS,
+                asking: false,
+            }
+        };
+        if let Some(cancel) = a.cancel {
+            t.cancel = Some(cancel);
+            t.cancel_at_ns = now.mono_ns;
+        }
+        self.stats.adopted += 1;
+        info!(venue = %VenueId::BinanceSpot, order = ?key, known = a.known, "adopted an order of an earlier run; reconciling it");
+        self.orders.insert(key, t);
+    }
+
     fn submit(&mut self, cmd: &Command, now: Now, out: &mut Outbox) -> Result<(), VenueError> {
         match *cmd {
             Command::Place(o) => {
@@ -2910,6 +2973,7 @@ impl VenueProtocol for BinanceSpot {
         let mut v = vec![
             ("foreign_events", s.foreign_events),
             ("other_epoch_events", s.other_epoch_events),
+            ("adopted", s.adopted),
             ("duplicate_fills", s.duplicate_fills),
             ("off_scale_fills", s.off_scale_fills),
             ("stale_events", s.stale_events),
