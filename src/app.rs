@@ -25,7 +25,7 @@ use crate::doorbell::{Doorbell, Ringer, WaitStrategy};
 use crate::frontend::{self, Driver, FrontEnd};
 use crate::ids::{StrategyId, VenueId};
 use crate::journal::restore::{restore, Restored};
-use crate::journal::writer::{JournalWriter, SharedJournal};
+use crate::journal::writer::{JournalWriter, SeqSnapshotRef, SharedJournal};
 use crate::journal::{Journal, JournalConfig};
 use crate::model::{VenueState, VenueStatus};
 use crate::ring::{self, Consumer, Producer};
@@ -413,10 +413,33 @@ impl GatewayRole {
         self.check_journal()
     }
 
+    /// A full journal segment: the next starts with a snapshot of every
+    /// order and sequence, so a restart replays only from there.
+    fn snapshot_if_due(&self) {
+        let mut journal = JournalWriter::lock(&self.desk.journal);
+        if !journal.wants_snapshot() {
+            return;
+        }
+        let desk = self.desk.desk.snapshot();
+        let sequences: Vec<SeqSnapshotRef<'_>> = self
+            .front
+            .driver
+            .core()
+            .sequences()
+            .map(|(strategy, seq)| SeqSnapshotRef {
+                strategy,
+                next_seq: seq.next_seq(),
+                frames: seq.window().collect(),
+            })
+            .collect();
+        journal.snapshot(&desk, &sequences);
+    }
+
     /// Runs until both the poller and the rings are drained; true if
     /// anything happened.
     fn step(&mut self) -> Result<bool, AppError> {
         self.log_counters();
+        self.snapshot_if_due();
         self.check_journal()?;
         let mut busy = false;
         loop {

@@ -8,6 +8,7 @@
 //! order can reach a session's ring, let alone the wire.
 
 use ordergate_core::desk::DeskInput;
+use ordergate_core::desk::DeskSnapshot;
 use ordergate_core::ids::{Namespace, StrategyId};
 use ordergate_core::venue::{Command, Report};
 use serde::{Deserialize, Serialize};
@@ -31,7 +32,26 @@ pub enum Entry {
         seq: u64,
         frame: Vec<u8>,
     },
+    /// Everything the records before it built: the order table and every
+    /// strategy's sequence. Written as the first record of a new segment,
+    /// so a restart replays from the newest such segment on.
+    Snapshot {
+        desk: DeskSnapshot,
+        sequences: Vec<SeqSnapshot>,
+    },
 }
+
+/// One strategy's sequence in a snapshot.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SeqSnapshot {
+    pub strategy: StrategyId,
+    pub next_seq: u64,
+    /// (seq, frame), oldest first.
+    pub frames: Vec<(u64, Vec<u8>)>,
+}
+
+/// The record kind of a snapshot.
+pub const SNAPSHOT_KIND: u8 = 6;
 
 impl Entry {
     /// The record's kind byte.
@@ -42,6 +62,7 @@ impl Entry {
             Entry::Refused(_) => 3,
             Entry::Report(_) => 4,
             Entry::Sent { .. } => 5,
+            Entry::Snapshot { .. } => SNAPSHOT_KIND,
         }
     }
 

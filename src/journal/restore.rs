@@ -15,8 +15,9 @@ use ordergate_core::desk::{CommandSink, Desk};
 use ordergate_core::ids::{StrategyId, VenueId};
 use ordergate_core::venue::{Command, Lane};
 
-use super::entry::{Entry, EntryError};
-use super::segment::{replay, JournalError};
+use super::entry::{Entry, EntryError, SNAPSHOT_KIND};
+use super::record::{decode, Decoded};
+use super::segment::{list_segments, replay_from, JournalError};
 
 /// One strategy's sequence as the journal left it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -58,18 +59,66 @@ impl CommandSink for Drop {
     }
 }
 
-/// Replays every record of the journal in `dir` into `desk` (new, built
-/// from the config) and returns the strategies' sequences, keeping at
-/// most `resend_capacity` frames each. The journal must have been opened
-/// (which cuts a torn tail) first.
+/// Replays the journal in `dir` into `desk` (new, built from the config)
+/// from its newest snapshot on, and returns the strategies' sequences,
+/// keeping at most `resend_capacity` frames each. The journal must have
+/// been opened (which cuts a torn tail) first.
 pub fn restore(
     dir: &Path,
     desk: &mut Desk,
     resend_capacity: usize,
 ) -> Result<Restored, RestoreError> {
+    let from = latest_snapshot(dir)?;
+    replay_into(dir, desk, resend_capacity, from)
+}
+
+/// Replays every record, passing over snapshots: what [`restore`] must
+/// equal (the journal's own consistency check, and its tests').
+pub fn restore_full(
+    dir: &Path,
+    desk: &mut Desk,
+    resend_capacity: usize,
+) -> Result<Restored, RestoreError> {
+    replay_into(dir, desk, resend_capacity, None)
+}
+
+/// The first seq of the newest segment that starts with a snapshot.
+fn latest_snapshot(dir: &Path) -> Result<Option<u64>, RestoreError> {
+    use std::io::Read;
+    for (first, path) in list_segments(dir)?.into_iter().rev() {
+        let io = |source| JournalError::Io {
+            path: path.clone(),
+            source,
+        };
+        let mut f = std::fs::File::open(&path).map_err(io)?;
+        let mut head = [0u8; 4];
+        if f.read_exact(&mut head).is_err() {
+            continue;
+        }
+        let len = u32::from_le_bytes(head) as usize;
+        let mut bytes = head.to_vec();
+        bytes.resize(4 + 4 + len.min(super::MAX_RECORD as usize), 0);
+        if f.read_exact(&mut bytes[4..]).is_err() {
+            continue;
+        }
+        if let Decoded::Record { record, .. } = decode(&bytes) {
+            if record.kind == SNAPSHOT_KIND && record.seq == first {
+                return Ok(Some(first));
+            }
+        }
+    }
+    Ok(None)
+}
+
+fn replay_into(
+    dir: &Path,
+    desk: &mut Desk,
+    resend_capacity: usize,
+    from_snapshot: Option<u64>,
+) -> Result<Restored, RestoreError> {
     let mut restored = Restored::default();
     let mut notices = Vec::new();
-    for record in replay(dir)? {
+    for record in replay_from(dir, from_snapshot.unwrap_or(0))? {
         let record = record?;
         let entry =
             Entry::decode(record.kind, &record.payload).map_err(|source| RestoreError::Entry {
@@ -99,6 +148,26 @@ pub fn restore(
                     s.frames.pop_front();
                 }
                 s.frames.push_back((seq, frame));
+            }
+            Entry::Snapshot {
+                desk: snap,
+                sequences,
+            } => {
+                if from_snapshot.is_none() {
+                    continue;
+                }
+                desk.restore(snap);
+                restored.sequences = sequences
+                    .into_iter()
+                    .map(|s| {
+                        let skip = s.frames.len().saturating_sub(resend_capacity.max(1));
+                        let seq = Sequence {
+                            next_seq: s.next_seq,
+                            frames: s.frames.into_iter().skip(skip).collect(),
+                        };
+                        (s.strategy, seq)
+                    })
+                    .collect();
             }
         }
         notices.clear();

@@ -152,7 +152,8 @@ fn parse_segment_name(name: &str) -> Option<u64> {
     u64::from_str_radix(hex, 16).ok()
 }
 
-fn list_segments(dir: &Path) -> Result<Vec<(u64, PathBuf)>, JournalError> {
+/// The segment files of `dir` as (first seq, path), oldest first.
+pub fn list_segments(dir: &Path) -> Result<Vec<(u64, PathBuf)>, JournalError> {
     let mut segments = Vec::new();
     for entry in fs::read_dir(dir).map_err(io(dir))? {
         let entry = entry.map_err(io(dir))?;
@@ -169,8 +170,16 @@ fn list_segments(dir: &Path) -> Result<Vec<(u64, PathBuf)>, JournalError> {
 
 /// Opens a [`Reader`] over every segment in `dir`.
 pub fn replay(dir: impl AsRef<Path>) -> Result<Reader, JournalError> {
+    replay_from(dir, 0)
+}
+
+/// Opens a [`Reader`] over the segments of `dir` from the one that starts
+/// at `first_seq` on (a snapshot's segment: what came before is in it).
+pub fn replay_from(dir: impl AsRef<Path>, first_seq: u64) -> Result<Reader, JournalError> {
+    let mut segments = list_segments(dir.as_ref())?;
+    segments.retain(|&(first, _)| first >= first_seq);
     Ok(Reader {
-        segments: list_segments(dir.as_ref())?,
+        segments,
         index: 0,
         data: Vec::new(),
         pos: 0,
@@ -398,6 +407,26 @@ impl Journal {
     /// The seq the next `append` will get.
     pub fn next_seq(&self) -> u64 {
         self.next_seq
+    }
+
+    /// The current segment has reached `segment_bytes`: the next append
+    /// starts a new one (the writer puts a snapshot there first).
+    pub fn segment_full(&self) -> bool {
+        self.segment_len > 0 && self.segment_len >= self.config.segment_bytes
+    }
+
+    /// Starts a new segment now, unless the current one is empty, so the
+    /// next record is the first of its segment.
+    pub fn start_segment(&mut self) -> Result<(), JournalError> {
+        if self.failed {
+            return Err(JournalError::Failed {
+                dir: self.dir.clone(),
+            });
+        }
+        if self.segment_len > 0 {
+            self.rotate(self.next_seq)?;
+        }
+        Ok(())
     }
 
     /// Writes one record and returns its seq. After a write or fsync error

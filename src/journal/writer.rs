@@ -8,7 +8,10 @@ use ordergate_core::ids::{Namespace, StrategyId};
 use ordergate_core::venue::{Command, Report};
 use serde::Serialize;
 
+use super::entry::SNAPSHOT_KIND;
+use super::record::MAX_PAYLOAD;
 use super::segment::{Journal, JournalError};
+use ordergate_core::desk::DeskSnapshot;
 
 /// The environment variable that makes a sidecar SIGKILL itself right
 /// after its N-th journal record of this run: the chaos run's
@@ -34,6 +37,18 @@ enum EntryRef<'a> {
         seq: u64,
         frame: &'a [u8],
     },
+    Snapshot {
+        desk: &'a DeskSnapshot,
+        sequences: &'a [SeqSnapshotRef<'a>],
+    },
+}
+
+/// [`super::entry::SeqSnapshot`] by reference.
+#[derive(Serialize)]
+pub struct SeqSnapshotRef<'a> {
+    pub strategy: StrategyId,
+    pub next_seq: u64,
+    pub frames: Vec<(u64, &'a [u8])>,
 }
 
 impl EntryRef<'_> {
@@ -44,6 +59,7 @@ impl EntryRef<'_> {
             EntryRef::Refused(_) => 3,
             EntryRef::Report(_) => 4,
             EntryRef::Sent { .. } => 5,
+            EntryRef::Snapshot { .. } => SNAPSHOT_KIND,
         }
     }
 }
@@ -119,6 +135,40 @@ impl JournalWriter {
         });
     }
 
+    /// The segment is full: the gateway writes a snapshot, which starts
+    /// the next one.
+    pub fn wants_snapshot(&self) -> bool {
+        self.failed.is_none() && self.journal.segment_full()
+    }
+
+    /// Writes a snapshot as the first record of a new segment, so replay
+    /// at the next start begins there. One too big for a record (huge
+    /// resend windows) is skipped: replay then starts at an older one.
+    pub fn snapshot(&mut self, desk: &DeskSnapshot, sequences: &[SeqSnapshotRef<'_>]) {
+        if self.failed.is_some() {
+            return;
+        }
+        let entry = EntryRef::Snapshot { desk, sequences };
+        let bytes = postcard::to_stdvec(&entry).expect("journal entries always serialize");
+        if bytes.len() > MAX_PAYLOAD {
+            tracing::warn!(
+                bytes = bytes.len(),
+                "journal snapshot larger than a record; skipped (replay starts at an earlier one)"
+            );
+            return;
+        }
+        if let Err(e) = self.journal.start_segment() {
+            return self.fail(e);
+        }
+        self.append(entry.kind(), &bytes);
+        tracing::info!(
+            orders = desk.lifecycle.orders.len(),
+            strategies = sequences.len(),
+            bytes = bytes.len(),
+            "journal snapshot written; replay at the next start begins here"
+        );
+    }
+
     /// The first write error, if any.
     pub fn failed(&self) -> Option<&str> {
         self.failed.as_deref()
@@ -149,9 +199,14 @@ impl JournalWriter {
             return;
         }
         self.buf.clear();
-        self.buf = postcard::to_extend(entry, std::mem::take(&mut self.buf))
+        let buf = postcard::to_extend(entry, std::mem::take(&mut self.buf))
             .expect("journal entries always serialize");
-        if let Err(e) = self.journal.append(entry.kind(), &self.buf) {
+        self.append(entry.kind(), &buf);
+        self.buf = buf;
+    }
+
+    fn append(&mut self, kind: u8, payload: &[u8]) {
+        if let Err(e) = self.journal.append(kind, payload) {
             return self.fail(e);
         }
         self.appended += 1;

@@ -90,7 +90,7 @@ pub enum EventKind {
 
 /// Where an order stands at the venue while no cancel is pending: the
 /// states a pending cancel can come from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum Working {
     PendingNew,
     /// The place's outcome is unknown; only the venue settles it.
@@ -113,7 +113,7 @@ impl Working {
 /// The tracker's state of an order. A pending cancel carries the state it
 /// came from as data, so "pending cancel of a filled order" cannot be
 /// written down. Strategies see [`Phase::state`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum Phase {
     Working(Working),
     /// A cancel is outstanding; without it the order would be in `from`.
@@ -296,7 +296,7 @@ pub fn transition(phase: Phase, ev: EventKind) -> Option<Action> {
 }
 
 /// One order as the tracker holds it.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Order {
     pub key: OrderKey,
     /// The run its client id was minted in.
@@ -461,7 +461,7 @@ pub enum Outcome {
 }
 
 /// Event counts, for metrics.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Counters {
     pub invalid: u64,
     pub unknown_order: u64,
@@ -471,6 +471,15 @@ pub struct Counters {
     pub reopened: u64,
     /// Fills the venue reported after the order's final message.
     pub late_fills: u64,
+}
+
+/// A [`Lifecycle`]'s whole state, orders in key order (so two equal
+/// trackers give equal snapshots).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct LifecycleSnapshot {
+    pub namespace: Namespace,
+    pub orders: Vec<Order>,
+    pub counters: Counters,
 }
 
 /// The tracker. Lives on the gateway thread; see the module docs.
@@ -502,6 +511,34 @@ impl Lifecycle {
     /// orders already held keep theirs.
     pub fn begin_run(&mut self, namespace: Namespace) {
         self.namespace = namespace;
+    }
+
+    /// Everything the tracker holds, orders in key order: what a journal
+    /// snapshot keeps.
+    pub fn snapshot(&self) -> LifecycleSnapshot {
+        let mut orders: Vec<Order> = self.orders.values().cloned().collect();
+        orders.sort_by_key(|o| o.key);
+        LifecycleSnapshot {
+            namespace: self.namespace,
+            orders,
+            counters: self.counters,
+        }
+    }
+
+    /// The tracker a snapshot describes.
+    pub fn from_snapshot(snap: LifecycleSnapshot) -> Lifecycle {
+        let open = snap
+            .orders
+            .iter()
+            .filter(|o| !o.phase.is_terminal())
+            .map(|o| o.key)
+            .collect();
+        Lifecycle {
+            namespace: snap.namespace,
+            orders: snap.orders.into_iter().map(|o| (o.key, o)).collect(),
+            open,
+            counters: snap.counters,
+        }
     }
 
     /// Every order not final, in key order.
