@@ -458,6 +458,7 @@ mod tests {
             qty_scale: SCALES.qty_scale,
             outcomes,
             round_trip: crate::demo::floor::new_histogram(),
+            link: Default::default(),
         }
     }
 

@@ -115,6 +115,9 @@ pub struct StrategyArgs {
     /// Tolerant mode: at least this many microseconds between new orders.
     #[arg(long, default_value_t = 0)]
     pub interval_us: u64,
+    /// Tolerant mode: reconnect (and catch up) when the sidecar goes away.
+    #[arg(long, requires = "tolerant")]
+    pub reconnect: bool,
     /// The market price to trade around, as a decimal string.
     #[arg(long)]
     pub reference: String,
@@ -265,6 +268,7 @@ fn plans(count: u32, orders: usize, tolerant: bool, rate: u32) -> Vec<(u32, Plan
                 orders: mine,
                 tolerant,
                 interval,
+                reconnect: false,
             };
             first += mine;
             (k as u32 + 1, plan)
@@ -687,6 +691,7 @@ pub fn run_strategy(args: StrategyArgs) -> Result<(), DemoError> {
         orders: args.orders,
         tolerant: args.tolerant,
         interval: Duration::from_micros(args.interval_us),
+        reconnect: args.reconnect,
     };
     let report = strategy::run(&args.socket, &plan, SYMBOL, &args.reference)?;
     std::fs::write(&args.out, report_json(&report).to_string())
@@ -730,6 +735,40 @@ fn report_json(r: &StrategyReport) -> serde_json::Value {
         "qty_scale": r.qty_scale,
         "outcomes": outcomes,
         "latencies_ns": latencies,
+        "link": link_json(&r.link),
+    })
+}
+
+fn link_json(l: &strategy::LinkReport) -> serde_json::Value {
+    serde_json::json!({
+        "reconnects": l.reconnects,
+        "sequenced": l.sequenced,
+        "seq_gaps": l.seq_gaps,
+        "seq_missing": l.seq_missing,
+        "seq_repeats": l.seq_repeats,
+        "seq_early": l.seq_early,
+        "epochs": l.epochs,
+        "resent_orders": l.resent_orders,
+        "resent_cancels": l.resent_cancels,
+    })
+}
+
+fn read_link(v: &serde_json::Value) -> Option<strategy::LinkReport> {
+    let n = |k: &str| v[k].as_u64();
+    Some(strategy::LinkReport {
+        reconnects: u32::try_from(n("reconnects")?).ok()?,
+        sequenced: n("sequenced")?,
+        seq_gaps: n("seq_gaps")?,
+        seq_missing: n("seq_missing")?,
+        seq_repeats: n("seq_repeats")?,
+        seq_early: n("seq_early")?,
+        epochs: v["epochs"]
+            .as_array()?
+            .iter()
+            .map(|e| e.as_u64().and_then(|e| u32::try_from(e).ok()))
+            .collect::<Option<_>>()?,
+        resent_orders: n("resent_orders")?,
+        resent_cancels: n("resent_cancels")?,
     })
 }
 
@@ -786,6 +825,7 @@ fn read_report(path: &Path) -> Result<StrategyReport, DemoError> {
         qty_scale: v["qty_scale"].as_u64().ok_or_else(|| bad("qty_scale"))? as u8,
         outcomes,
         round_trip,
+        link: read_link(&v["link"]).ok_or_else(|| bad("link"))?,
     })
 }
 

@@ -13,11 +13,22 @@
 //!   that never finished are in the report as they stood, for the demo to
 //!   name.
 //!
+//! Tolerant mode with [`Plan::reconnect`] (the chaos run, where the
+//! sidecar is killed and restarted) also survives the sidecar's death: on
+//! a closed or broken connection it connects again with back-off (for up
+//! to [`RECONNECT_WAIT`]), says Hello, asks `ResendFrom(last + 1)` when
+//! HelloAck's `next_seq` says it missed messages, and once the replay has
+//! caught up sends again every NewOrder that has no answer at all (same
+//! order id: the sidecar answers a known one with its OrderStatus) and
+//! every cancel it still wants. Every sequenced message's number must be
+//! exactly one above the last processed one; gaps and repeats are counted
+//! in the report's [`LinkReport`], with the reconnects.
+//!
 //! Either way every message about an order is kept in its record.
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
@@ -109,6 +120,37 @@ pub struct StrategyReport {
     pub outcomes: Vec<Outcome>,
     /// NewOrder sent → first answer (Accepted, Rejected or Fill), in ns.
     pub round_trip: Histogram<u64>,
+    /// The connection to the sidecar: reconnects and sequence numbers.
+    pub link: LinkReport,
+}
+
+/// How a strategy's connection to the sidecar went: its reconnects and
+/// the sequence numbers it saw (rules 2 and 3 of the protocol).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LinkReport {
+    /// Connections made again after the first.
+    pub reconnects: u32,
+    /// Sequenced messages processed (each number once).
+    pub sequenced: u64,
+    /// Sequenced messages more than one above the last processed one, and
+    /// the numbers skipped over by them in all (never seen).
+    pub seq_gaps: u64,
+    pub seq_missing: u64,
+    /// Sequence numbers seen again: messages at or below the last
+    /// processed one, and numbers a HelloAck handed out a second time
+    /// (`next_seq` at or below the last processed one).
+    pub seq_repeats: u64,
+    /// Messages sent live between a HelloAck and the replay its ResendFrom
+    /// asked for, skipped unprocessed: the replay carries them again, in
+    /// their place.
+    pub seq_early: u64,
+    /// HelloAck's epoch, for the first connection and each reconnect (0
+    /// from a sidecar that does not say).
+    pub epochs: Vec<u32>,
+    /// NewOrders sent again after a reconnect (they had no answer).
+    pub resent_orders: u64,
+    /// Cancels that had no answer when the connection went, sent again.
+    pub resent_cancels: u64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -123,6 +165,8 @@ pub enum DemoStrategyError {
     VenueNotUp(u8),
     #[error("reference price {0:?}: {1}")]
     Reference(String, String),
+    #[error("could not reach the sidecar again within {0:?}: {1}")]
+    Reconnect(Duration, ClientError),
 }
 
 /// Strict mode: the longest wait for any one answer.
@@ -145,6 +189,13 @@ const CANCEL_BACKOFF: Duration = Duration::from_secs(1);
 /// Tolerant mode: once every order is final, keep reading this long for
 /// late messages.
 const SETTLE: Duration = Duration::from_secs(1);
+/// Reconnecting: how long to keep trying (the socket is gone or refuses
+/// while the sidecar is down), and the longest pause between two tries.
+pub const RECONNECT_WAIT: Duration = Duration::from_secs(60);
+const RECONNECT_BACKOFF: Duration = Duration::from_millis(500);
+/// Reconnecting: the longest wait for a replay to catch up; after it the
+/// numbers still missing count as a gap.
+const CATCH_UP_WAIT: Duration = Duration::from_secs(30);
 
 /// What one strategy does.
 #[derive(Debug, Clone)]
@@ -160,6 +211,9 @@ pub struct Plan {
     /// Tolerant mode: at least this long between two new orders (zero:
     /// as fast as the window allows).
     pub interval: Duration,
+    /// Tolerant mode: reconnect when the sidecar goes away (see the
+    /// module docs) instead of failing.
+    pub reconnect: bool,
 }
 
 /// Runs `plan` on `symbol` at a market near `reference` (a decimal) and
@@ -171,6 +225,10 @@ pub fn run(
     reference: &str,
 ) -> Result<StrategyReport, DemoStrategyError> {
     let client = Client::connect(socket, &plan.name)?;
+    let link = LinkReport {
+        epochs: vec![client.epoch()],
+        ..LinkReport::default()
+    };
     let inst = client
         .instruments()
         .iter()
@@ -183,11 +241,18 @@ pub fn run(
         book: Book::new(inst.price_scale, inst.qty_scale),
         round_trip: crate::demo::floor::new_histogram(),
         venue_up: false,
-        last_seq: 0,
+        last_seq: client.next_seq().saturating_sub(1),
         gave_up: None,
         client,
         inst,
         reference,
+        socket: socket.to_owned(),
+        name: plan.name.clone(),
+        reconnect: plan.tolerant && plan.reconnect,
+        lost: false,
+        catch_up: None,
+        resume_due: false,
+        link,
     };
     if plan.tolerant {
         s.run_tolerant(plan)?;
@@ -203,7 +268,22 @@ pub fn run(
         qty_scale: s.inst.qty_scale,
         outcomes: s.book.into_outcomes(),
         round_trip: s.round_trip,
+        link: s.link,
     })
+}
+
+/// A replay asked for after a reconnect, not yet caught up.
+#[derive(Debug, Clone, Copy)]
+struct CatchUp {
+    /// The last number sent before this connection (`next_seq - 1`).
+    target: u64,
+    /// HelloAck's `next_seq`: messages from it on may come live before
+    /// the replay, and come again in it.
+    next_seq: u64,
+    /// A replayed message (below `next_seq`) has come: from here on the
+    /// replay goes on in order, so a number skipped is a gap.
+    replaying: bool,
+    since: Instant,
 }
 
 struct Session {
@@ -218,6 +298,17 @@ struct Session {
     last_seq: u64,
     /// Why the strategy stopped sending early, if it did.
     gave_up: Option<String>,
+    socket: PathBuf,
+    name: String,
+    /// Reconnect on a lost connection (tolerant mode, [`Plan::reconnect`]).
+    reconnect: bool,
+    /// The connection is gone; reconnect before anything else.
+    lost: bool,
+    /// Reconnected, and the replay has not caught up yet: nothing is sent.
+    catch_up: Option<CatchUp>,
+    /// Reconnected and caught up: unanswered orders and cancels are due.
+    resume_due: bool,
+    link: LinkReport,
 }
 
 impl Session {
@@ -237,15 +328,32 @@ impl Session {
     /// to order `id`, `Some(None)` for any other message, `None` on
     /// timeout.
     fn step(&mut self, timeout: Duration) -> Result<Option<Option<u64>>, DemoStrategyError> {
-        let Some((seq, msg)) = self.client.recv_timeout(timeout)? else {
+        if self.lost {
+            return Ok(None);
+        }
+        let got = match self.client.recv_timeout(timeout) {
+            Ok(got) => got,
+            Err(e) => {
+                self.link_lost(e)?;
+                return Ok(None);
+            }
+        };
+        let Some((seq, msg)) = got else {
             return Ok(None);
         };
         let at = Instant::now();
-        if seq != 0 {
-            if seq <= self.last_seq {
-                return Ok(Some(None));
+        if seq != 0 && !self.take_seq(seq) {
+            return Ok(Some(None));
+        }
+        if let Outbound::Error {
+            reason: Reason::ResendUnavailable,
+            ..
+        } = &msg
+        {
+            if let Some(c) = self.catch_up {
+                // Nothing is replayed: what was missed stays missed.
+                self.give_up_catch_up(c);
             }
-            self.last_seq = seq;
         }
         if let Outbound::VenueStatus { venue, state, .. } = &msg {
             if *venue == self.inst.venue {
@@ -260,6 +368,158 @@ impl Session {
             }
         }
         Ok(Some(first))
+    }
+
+    /// Whether to process the sequenced message `seq` (rule 3: each
+    /// number once, in order), counting gaps and repeats.
+    fn take_seq(&mut self, seq: u64) -> bool {
+        let expect = self.last_seq + 1;
+        if seq < expect {
+            self.link.seq_repeats += 1;
+            if let Some(c) = &mut self.catch_up {
+                c.replaying = true;
+            }
+            return false;
+        }
+        if seq > expect {
+            if self
+                .catch_up
+                .is_some_and(|c| !c.replaying && seq >= c.next_seq)
+            {
+                // Sent live before the replay: it comes again in it.
+                self.link.seq_early += 1;
+                return false;
+            }
+            self.link.seq_gaps += 1;
+            self.link.seq_missing += seq - expect;
+        }
+        self.last_seq = seq;
+        self.link.sequenced += 1;
+        if let Some(c) = &mut self.catch_up {
+            if seq >= c.target {
+                self.catch_up = None;
+                self.resume_due = true;
+            } else {
+                c.replaying = true;
+            }
+        }
+        true
+    }
+
+    /// The replay will not come (refused, or too slow): the numbers up to
+    /// its target are a gap, and the strategy goes on from there.
+    fn give_up_catch_up(&mut self, c: CatchUp) {
+        if c.target > self.last_seq {
+            self.link.seq_gaps += 1;
+            self.link.seq_missing += c.target - self.last_seq;
+            self.last_seq = c.target;
+        }
+        self.catch_up = None;
+        self.resume_due = true;
+    }
+
+    /// A send or receive failed with `e`: with reconnecting on and the
+    /// connection gone, the session is marked lost; otherwise the error.
+    fn link_lost(&mut self, e: ClientError) -> Result<(), DemoStrategyError> {
+        if !(self.reconnect && matches!(e, ClientError::Closed | ClientError::Io(_))) {
+            return Err(e.into());
+        }
+        if !self.lost {
+            self.lost = true;
+            self.venue_up = false;
+            self.catch_up = None;
+            self.book.note_open(&format!("connection lost: {e}"));
+        }
+        Ok(())
+    }
+
+    /// Sends with `f`; `false` when the connection is (or just went) lost
+    /// and reconnecting is on: the message may or may not have gone out.
+    fn send_with(
+        &mut self,
+        f: impl FnOnce(&mut Client) -> Result<(), ClientError>,
+    ) -> Result<bool, DemoStrategyError> {
+        if self.lost {
+            return Ok(false);
+        }
+        match f(&mut self.client) {
+            Ok(()) => Ok(true),
+            Err(e) => self.link_lost(e).map(|()| false),
+        }
+    }
+
+    /// Ready to send: connected and caught up.
+    fn ready(&self) -> bool {
+        !self.lost && self.catch_up.is_none()
+    }
+
+    /// Connects again (with back-off, for up to [`RECONNECT_WAIT`]) and
+    /// asks for what was missed.
+    fn reconnect(&mut self) -> Result<(), DemoStrategyError> {
+        let deadline = Instant::now() + RECONNECT_WAIT;
+        let mut pause = Duration::from_millis(20);
+        let client = loop {
+            match Client::connect(&self.socket, &self.name) {
+                Ok(c) => break c,
+                Err(e) if Instant::now() >= deadline => {
+                    return Err(DemoStrategyError::Reconnect(RECONNECT_WAIT, e))
+                }
+                Err(_) => {
+                    std::thread::sleep(pause);
+                    pause = (pause * 2).min(RECONNECT_BACKOFF);
+                }
+            }
+        };
+        let next = client.next_seq().max(1);
+        self.client = client;
+        self.lost = false;
+        self.venue_up = false;
+        self.link.reconnects += 1;
+        self.link.epochs.push(self.client.epoch());
+        self.book.note_open(&format!(
+            "reconnected (epoch {}, next seq {next}, last processed {})",
+            self.client.epoch(),
+            self.last_seq
+        ));
+        if next <= self.last_seq {
+            // The sidecar hands out numbers already processed again.
+            self.link.seq_repeats += self.last_seq + 1 - next;
+            self.last_seq = next - 1;
+        }
+        if next == self.last_seq + 1 {
+            self.resume_due = true;
+            return Ok(());
+        }
+        let from = self.last_seq + 1;
+        if self.send_with(|c| c.resend_from(from))? {
+            self.catch_up = Some(CatchUp {
+                target: next - 1,
+                next_seq: next,
+                replaying: false,
+                since: Instant::now(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Caught up after a reconnect: sends again every NewOrder without an
+    /// answer (same order id) and lets the sweep send the cancels whose
+    /// answer never came.
+    fn resume(&mut self, plan: &Plan) -> Result<(), DemoStrategyError> {
+        self.resume_due = false;
+        for id in self.book.unanswered() {
+            let Some(local) = (id as usize).checked_sub(1) else {
+                continue;
+            };
+            let (_, _, order) = self.order(plan, local);
+            if !self.send_with(|c| c.new_order(&order))? {
+                return Ok(());
+            }
+            self.book.note(id, "sent NewOrder again (after reconnect)");
+            self.link.resent_orders += 1;
+        }
+        self.link.resent_cancels += self.book.forget_cancels_out() as u64;
+        Ok(())
     }
 
     fn run_strict(&mut self, plan: &Plan) -> Result<(), DemoStrategyError> {
@@ -304,6 +564,9 @@ impl Session {
             if left.is_zero() {
                 return Err(DemoStrategyError::VenueNotUp(self.inst.venue));
             }
+            if self.lost {
+                self.reconnect()?;
+            }
             self.step(left.min(Duration::from_millis(100)))?;
         }
         Ok(())
@@ -324,17 +587,31 @@ impl Session {
         let mut cancel_all_sent = false;
         let mut send_at = Instant::now();
         loop {
+            if self.lost {
+                self.reconnect()?;
+            }
             let now = Instant::now();
+            if let Some(c) = self.catch_up {
+                if now.duration_since(c.since) > CATCH_UP_WAIT {
+                    self.give_up_catch_up(c);
+                }
+            }
+            if self.resume_due && self.ready() {
+                self.resume(plan)?;
+            }
             // Send while the venue is Up and the window has room.
             while next < plan.orders
                 && self.venue_up
+                && self.ready()
                 && in_flight.len() < WINDOW
                 && Instant::now() >= send_at
             {
                 let (order_id, kind, order) = self.order(plan, next);
                 self.book.start(order_id, kind);
                 let at = Instant::now();
-                self.client.new_order(&order)?;
+                // Sent or not, it is in the book: if the connection went,
+                // it is sent again once reconnected and caught up.
+                let gone = !self.send_with(|c| c.new_order(&order))?;
                 self.book.sent(order_id, at, "NewOrder");
                 in_flight.insert(order_id, at);
                 // Paced from this send, so a pause is not made up for
@@ -344,11 +621,16 @@ impl Session {
                 if next == plan.orders {
                     last_send = Some(at);
                 }
+                if gone {
+                    break;
+                }
             }
             // Once every order is answered, everything still open is
             // cancelled, and again by the sweep below until it is final.
-            if last_send.is_some() && !cancel_all_sent && in_flight.is_empty() {
-                self.client.cancel_all(self.inst.instrument_id)?;
+            if last_send.is_some() && !cancel_all_sent && in_flight.is_empty() && self.ready() {
+                // Lost with it, its orders' cancels are sent again.
+                let instrument = self.inst.instrument_id;
+                self.send_with(|c| c.cancel_all(instrument))?;
                 self.book.cancel_all_sent(now);
                 cancel_all_sent = true;
             }
@@ -384,10 +666,13 @@ impl Session {
                     }
                 }
             }
-            if self.venue_up && now >= next_sweep {
+            if self.venue_up && self.ready() && now >= next_sweep {
                 for id in self.book.cancels_due(now, cancel_all_sent) {
-                    self.client.cancel(id)?;
+                    let gone = !self.send_with(|c| c.cancel(id))?;
                     self.book.cancel_sent(id, now);
+                    if gone {
+                        break;
+                    }
                 }
                 next_sweep = now + Duration::from_millis(100);
             }
@@ -783,6 +1068,32 @@ impl Book {
         first.then_some(id)
     }
 
+    /// Orders sent with no answer at all yet, in the order sent.
+    fn unanswered(&self) -> Vec<u64> {
+        self.order
+            .iter()
+            .copied()
+            .filter(|id| {
+                self.orders
+                    .get(id)
+                    .is_some_and(|e| e.sent.is_some() && !e.outcome.answered)
+            })
+            .collect()
+    }
+
+    /// Forgets every cancel out (and its back-off) of an open order, so
+    /// that the sweep sends it again; returns how many there were.
+    fn forget_cancels_out(&mut self) -> usize {
+        let mut n = 0;
+        for e in self.orders.values_mut() {
+            if !e.outcome.state.is_terminal() && e.cancel_out.take().is_some() {
+                e.cancel_not_before = None;
+                n += 1;
+            }
+        }
+        n
+    }
+
     fn is_terminal(&self, order_id: u64) -> bool {
         self.orders
             .get(&order_id)
@@ -798,5 +1109,266 @@ impl Book {
             .iter()
             .filter_map(|id| self.orders.remove(id).map(|e| e.outcome))
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::{decode_inbound, encode_outbound, FrameReader, Inbound, OrderStatus};
+    use std::io::{Read, Write as _};
+    use std::os::unix::net::{UnixListener, UnixStream};
+
+    /// One connection of a scripted sidecar.
+    struct Conn {
+        sock: UnixStream,
+        reader: FrameReader,
+    }
+
+    impl Conn {
+        /// Accepts on `path` (bound now), answers Hello with `next_seq`
+        /// and `epoch`, the instrument table and the venue Up.
+        fn accept(path: &Path, next_seq: u64, epoch: u32) -> Conn {
+            let listener = UnixListener::bind(path).unwrap();
+            let (sock, _) = listener.accept().unwrap();
+            // The socket file goes with its listener, as a killed
+            // sidecar's does not: the next connect is refused until the
+            // next bind either way.
+            std::fs::remove_file(path).unwrap();
+            sock.set_read_timeout(Some(Duration::from_secs(10)))
+                .unwrap();
+            let mut c = Conn {
+                sock,
+                reader: FrameReader::new(),
+            };
+            assert!(matches!(c.read(), Inbound::Hello { .. }));
+            c.send(
+                0,
+                Outbound::HelloAck {
+                    version: 2,
+                    strategy_id: 1,
+                    next_seq,
+                    instrument_count: 1,
+                    installation: 77,
+                    epoch,
+                },
+            );
+            c.send(0, Outbound::InstrumentInfo(inst()));
+            c.send(
+                0,
+                Outbound::VenueStatus {
+                    venue: 1,
+                    state: VenueState::Up,
+                    text: String::new(),
+                },
+            );
+            c
+        }
+
+        fn read(&mut self) -> Inbound {
+            loop {
+                if let Some(body) = self.reader.next_frame().unwrap() {
+                    return decode_inbound(body).unwrap();
+                }
+                let mut buf = [0u8; 512];
+                let n = self.sock.read(&mut buf).unwrap();
+                assert!(n > 0, "the strategy hung up");
+                self.reader.feed(&buf[..n]);
+            }
+        }
+
+        fn send(&mut self, seq: u64, msg: Outbound) {
+            let mut out = Vec::new();
+            encode_outbound(seq, &msg, &mut out);
+            self.sock.write_all(&out).unwrap();
+        }
+
+        /// Reads until the strategy hangs up (its run is over).
+        fn drain(mut self) -> Vec<Inbound> {
+            let mut seen = Vec::new();
+            let mut buf = [0u8; 512];
+            loop {
+                while let Some(body) = self.reader.next_frame().unwrap() {
+                    seen.push(decode_inbound(body).unwrap());
+                }
+                match self.sock.read(&mut buf) {
+                    Ok(0) | Err(_) => return seen,
+                    Ok(n) => self.reader.feed(&buf[..n]),
+                }
+            }
+        }
+    }
+
+    fn inst() -> InstrumentInfo {
+        InstrumentInfo {
+            instrument_id: 1,
+            venue: 1,
+            category: 1,
+            price_scale: 2,
+            qty_scale: 5,
+            tick: 1,
+            lot: 1,
+            min_qty: 1,
+            min_notional: 50_000_000,
+            symbol: "BTCUSDT".into(),
+        }
+    }
+
+    fn fill(order_id: u64, cum: i64, leaves: i64, trade: &str) -> Outbound {
+        Outbound::Fill(crate::protocol::Fill {
+            order_id,
+            last_qty: 100,
+            last_price: 6_000_000,
+            cum_qty: cum,
+            cum_notional: cum as i128 * 6_000_000,
+            avg_price: 6_000_000,
+            leaves_qty: leaves,
+            fee: crate::decimal::WideDecimal::new(0, 0),
+            fee_asset: "BNB".into(),
+            trade_id: trade.into(),
+            venue_time_ms: 1,
+            is_maker: false,
+        })
+    }
+
+    fn expired(order_id: u64) -> Outbound {
+        Outbound::OrderStatus(OrderStatus {
+            order_id,
+            state: OrderState::Expired,
+            cum_qty: 0,
+            cum_notional: 0,
+            avg_price: 0,
+            leaves_qty: 0,
+        })
+    }
+
+    /// Two orders (a MARKET and an IOC: the mix from index 2), tolerant,
+    /// reconnecting, against the scripted sidecar `script` on a fresh
+    /// socket path.
+    fn run_against(script: impl FnOnce(&Path) + Send + 'static) -> StrategyReport {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("og.sock");
+        let server_path = path.clone();
+        let server = std::thread::spawn(move || script(&server_path));
+        // The first bind is the server's: wait for it.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !path.exists() {
+            assert!(Instant::now() < deadline, "the fake sidecar never bound");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let plan = Plan {
+            name: "demo".into(),
+            first: 2,
+            orders: 2,
+            tolerant: true,
+            interval: Duration::ZERO,
+            reconnect: true,
+        };
+        let report = run(&path, &plan, "BTCUSDT", "60000.00").unwrap();
+        server.join().unwrap();
+        report
+    }
+
+    /// The first connection: both orders arrive, order 1 is accepted
+    /// (seq 1), and the sidecar dies.
+    fn first_life(path: &Path) {
+        let mut c = Conn::accept(path, 1, 1);
+        for id in [1, 2] {
+            assert!(matches!(c.read(), Inbound::NewOrder(o) if o.order_id == id));
+        }
+        c.send(
+            1,
+            Outbound::Accepted {
+                order_id: 1,
+                venue_order_id: "11".into(),
+            },
+        );
+        drop(c);
+        // Down for a while: connects are refused.
+        std::thread::sleep(Duration::from_millis(200));
+    }
+
+    #[test]
+    fn a_strategy_reconnects_catches_up_and_sends_its_unanswered_order_again() {
+        let r = run_against(|path| {
+            first_life(path);
+            // Seq 2 was sent while it was away; seq 3 comes live before
+            // the replay, which then carries it again.
+            let mut c = Conn::accept(path, 3, 2);
+            c.send(3, fill(1, 200, 0, "t2"));
+            assert_eq!(c.read(), Inbound::ResendFrom { seq: 2 });
+            c.send(2, fill(1, 100, 100, "t1"));
+            c.send(3, fill(1, 200, 0, "t2"));
+            // Caught up: order 2, never answered, is sent again; the
+            // sidecar knows it and answers with its status.
+            assert!(matches!(c.read(), Inbound::NewOrder(o) if o.order_id == 2));
+            c.send(4, expired(2));
+            let rest = c.drain();
+            assert_eq!(rest, vec![Inbound::CancelAll { instrument_id: 1 }]);
+        });
+        assert_eq!(
+            r.link,
+            LinkReport {
+                reconnects: 1,
+                sequenced: 4,
+                seq_early: 1,
+                epochs: vec![1, 2],
+                resent_orders: 1,
+                ..LinkReport::default()
+            }
+        );
+        let states: Vec<_> = r.outcomes.iter().map(|o| (o.state, o.fills)).collect();
+        assert_eq!(
+            states,
+            vec![(OrderState::Filled, 2), (OrderState::Expired, 0)]
+        );
+        assert_eq!(
+            r.outcomes[0].fill_qty, 200,
+            "the early Fill is not counted twice"
+        );
+    }
+
+    #[test]
+    fn a_gap_and_a_repeat_in_the_replay_are_counted() {
+        let r = run_against(|path| {
+            first_life(path);
+            let mut c = Conn::accept(path, 4, 2);
+            assert_eq!(c.read(), Inbound::ResendFrom { seq: 2 });
+            // Seq 1 again, then 2, then 4: 3 never comes.
+            c.send(
+                1,
+                Outbound::Accepted {
+                    order_id: 1,
+                    venue_order_id: "11".into(),
+                },
+            );
+            c.send(2, fill(1, 100, 100, "t1"));
+            c.send(4, fill(1, 200, 0, "t2"));
+            assert!(matches!(c.read(), Inbound::NewOrder(o) if o.order_id == 2));
+            c.send(5, expired(2));
+            c.drain();
+        });
+        let l = &r.link;
+        assert_eq!(
+            (l.seq_gaps, l.seq_missing, l.seq_repeats, l.seq_early),
+            (1, 1, 1, 0),
+            "{l:?}"
+        );
+        assert_eq!(r.outcomes[0].state, OrderState::Filled);
+    }
+
+    #[test]
+    fn a_sidecar_that_numbers_again_from_1_counts_as_repeats() {
+        let r = run_against(|path| {
+            first_life(path);
+            // A restart that lost the numbering: HelloAck says 1 again.
+            let mut c = Conn::accept(path, 1, 2);
+            assert!(matches!(c.read(), Inbound::NewOrder(o) if o.order_id == 2));
+            c.send(1, fill(1, 200, 0, "t1"));
+            c.send(2, expired(2));
+            c.drain();
+        });
+        assert_eq!(r.link.seq_repeats, 1, "{:?}", r.link);
+        assert_eq!(r.link.seq_gaps, 0);
     }
 }
