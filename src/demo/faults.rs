@@ -117,13 +117,15 @@ fn history(o: &Outcome) -> String {
 
 /// Compares `reports` (every strategy's orders) with the simulator's
 /// `ledger` and fault `counts`, prints the check block, and returns the
-/// failed checks.
+/// failed checks, with those of `more` (the chaos run's: its lines go
+/// after the counts, before the failures' details).
 pub(crate) fn check(
     reports: &[StrategyReport],
     ledger: &[LedgerEntry],
     ns: Namespace,
     enabled: &[&'static str],
     counts: &FaultCounts,
+    more: impl FnOnce() -> Verdict,
 ) -> Verdict {
     let mut verdict = Vec::new();
 
@@ -389,6 +391,7 @@ pub(crate) fn check(
         }
     }
     println!("terminal reports: {}/{total}", total - open.len());
+    let more = more();
 
     for (what, f) in [
         ("lost", &lost),
@@ -412,6 +415,7 @@ pub(crate) fn check(
         }
         verdict.push(format!("{what}: {} ({})", f.len(), names.join(", ")));
     }
+    verdict.extend(more);
     verdict
 }
 
@@ -528,7 +532,7 @@ mod tests {
         counts: &[(&'static str, u64)],
     ) -> Verdict {
         let counts = FaultCounts(counts.iter().copied().collect());
-        check(reports, ledger, NS, enabled, &counts)
+        check(reports, ledger, NS, enabled, &counts, Vec::new)
     }
 
     fn failed(v: &Verdict, what: &str) -> bool {

@@ -12,8 +12,11 @@
 //! `--strategies N` splits the orders over N strategies, each its own
 //! child process with its own `[[strategy]]` in the sidecar's config.
 //! `--faults SPEC` is the fault run (see `demo::faults`): the simulator
-//! in this process injecting faults, its ledger the judge.
+//! in this process injecting faults, its ledger the judge. `--restarts K`
+//! makes it the chaos run (see `demo::chaos`): the sidecar SIGKILLed and
+//! started again K times meanwhile.
 
+pub mod chaos;
 pub mod faults;
 pub mod flood;
 pub mod floor;
@@ -88,6 +91,17 @@ pub struct DemoArgs {
     /// (default 25; 0: as fast as the window of orders in flight allows).
     #[arg(long, value_name = "N", requires = "faults")]
     pub rate: Option<u32>,
+    /// The chaos run: SIGKILL the sidecar (a child process) this many
+    /// times during the fault run, at journal records drawn from the
+    /// fault seed, and start it again each time; the strategies reconnect
+    /// and catch up.
+    #[arg(
+        long,
+        value_name = "K",
+        requires = "faults",
+        conflicts_with = "in_process"
+    )]
+    pub restarts: Option<u32>,
 }
 
 /// The fault run's default pace (orders per second over all strategies):
@@ -245,8 +259,14 @@ fn config_text(dir: &Path, sim_addr: &str, plans: &[(u32, Plan)], f: &Filters) -
 }
 
 /// The demo's orders split over `count` strategies (ids 1..=count), in
-/// consecutive runs of the mix.
-fn plans(count: u32, orders: usize, tolerant: bool, rate: u32) -> Vec<(u32, Plan)> {
+/// consecutive runs of the mix; `reconnect` for the chaos run.
+fn plans(
+    count: u32,
+    orders: usize,
+    tolerant: bool,
+    rate: u32,
+    reconnect: bool,
+) -> Vec<(u32, Plan)> {
     let n = count as usize;
     // Each strategy sends its share of the rate.
     let interval = if rate == 0 {
@@ -268,7 +288,7 @@ fn plans(count: u32, orders: usize, tolerant: bool, rate: u32) -> Vec<(u32, Plan
                 orders: mine,
                 tolerant,
                 interval,
-                reconnect: false,
+                reconnect,
             };
             first += mine;
             (k as u32 + 1, plan)
@@ -378,6 +398,8 @@ struct FaultRun {
     text: String,
     spec: faults::FaultSpec,
     seed: u64,
+    /// The chaos run's kill points (empty without `--restarts`).
+    kills: Vec<u64>,
 }
 
 /// `ordergate demo`.
@@ -387,12 +409,20 @@ pub fn run(args: DemoArgs) -> Result<(), DemoError> {
     }
     let started = Instant::now();
     let fault = match &args.faults {
-        Some(text) => Some(FaultRun {
-            text: text.clone(),
-            spec: faults::parse_spec(text).map_err(DemoError::FaultSpec)?,
-            seed: args.fault_seed.unwrap_or(args.seed),
-        }),
+        Some(text) => {
+            let seed = args.fault_seed.unwrap_or(args.seed);
+            Some(FaultRun {
+                text: text.clone(),
+                spec: faults::parse_spec(text).map_err(DemoError::FaultSpec)?,
+                seed,
+                kills: chaos::kill_points(seed, args.orders, args.restarts.unwrap_or(0)),
+            })
+        }
         None => None,
+    };
+    let restarts = match args.restarts {
+        Some(k) if k > 0 => format!(" --restarts {k}"),
+        _ => String::new(),
     };
     let strategies = args
         .strategies
@@ -402,15 +432,26 @@ pub fn run(args: DemoArgs) -> Result<(), DemoError> {
     } else {
         0
     };
-    let plans = plans(strategies, args.orders, fault.is_some(), rate);
+    let chaotic = fault.as_ref().is_some_and(|f| !f.kills.is_empty());
+    let plans = plans(strategies, args.orders, fault.is_some(), rate, chaotic);
     if let Some(f) = &fault {
         println!(
-            "ordergate demo: fault run, faults {} with fault seed {} (fill seed {}), {strategies} strategies at {} in all; \
-             reproduce with: ordergate demo --orders {} --faults {} --fault-seed {} --seed {} --strategies {strategies} --rate {rate}",
+            "ordergate demo: {} run, faults {} with fault seed {} (fill seed {}), {strategies} strategies at {} in all; \
+             reproduce with: ordergate demo --orders {} --faults {} --fault-seed {} --seed {} --strategies {strategies} --rate {rate}{restarts}",
+            if chaotic { "chaos" } else { "fault" },
             f.text, f.seed, args.seed,
             if rate == 0 { "full speed".to_owned() } else { format!("{rate} orders/s") },
             args.orders, f.text, f.seed, args.seed
         );
+        if chaotic {
+            let points: Vec<String> = f.kills.iter().map(u64::to_string).collect();
+            println!(
+                "chaos: the sidecar is SIGKILLed {} times, after journal records {} of its runs (drawn from seed {}), and started again",
+                f.kills.len(),
+                points.join(", "),
+                f.seed
+            );
+        }
     }
     let dir = TempDir::new()?;
     write_secret(&dir.0.join("api.key"), DEMO_API_KEY)?;
@@ -501,29 +542,20 @@ pub fn run(args: DemoArgs) -> Result<(), DemoError> {
     let state_dir = config.state_dir.clone();
     let sidecar_log = dir.0.join("sidecar.log");
     let mut app = None;
+    let mut sidecar = None;
     if args.in_process {
         let state = crate::app::open_state(&config)?;
         app = Some(crate::app::start(config, state)?);
         wait_for_socket(&socket, None)?;
     } else {
         // In the fault run its log is kept, to show when a check fails.
-        let stderr = if fault.is_some() {
-            Stdio::from(
-                std::fs::File::create(&sidecar_log).map_err(io("create the sidecar's log"))?,
-            )
-        } else {
-            Stdio::null()
-        };
-        let child = Command::new(&exe)
-            .arg("run")
-            .arg("--config")
-            .arg(&config_path)
-            .stdout(Stdio::null())
-            .stderr(stderr)
-            .spawn()
-            .map_err(io("start the sidecar"))?;
-        children.push(ChildGuard(child, "sidecar"));
-        wait_for_socket(&socket, children.last_mut())?;
+        let s = sidecar.insert(chaos::Sidecar::start(
+            &exe,
+            &config_path,
+            fault.is_some().then_some(sidecar_log.as_path()),
+            fault.as_ref().map(|f| f.kills.clone()).unwrap_or_default(),
+        )?);
+        wait_for_socket(&socket, Some(s.child()))?;
     }
     let ns = read_namespace(&state_dir)?;
 
@@ -557,22 +589,43 @@ pub fn run(args: DemoArgs) -> Result<(), DemoError> {
                 cmd.arg("--tolerant")
                     .args(["--interval-us", &plan.interval.as_micros().to_string()]);
             }
+            if plan.reconnect {
+                cmd.arg("--reconnect");
+            }
             let child = cmd.spawn().map_err(io("start a demo strategy"))?;
             running.push((ChildGuard(child, "demo strategy"), plan, out));
         }
-        let mut reports = Vec::new();
-        for (mut child, plan, out) in running {
-            let status = child.0.wait().map_err(io("wait for a demo strategy"))?;
-            if !status.success() {
+        // Every strategy to its end, the sidecar watched meanwhile (and
+        // started again after each kill point).
+        let mut ended = vec![None; running.len()];
+        while ended.iter().any(Option::is_none) {
+            for ((child, _, _), end) in running.iter_mut().zip(&mut ended) {
+                if end.is_none() {
+                    *end = child.0.try_wait().map_err(io("wait for a demo strategy"))?;
+                }
+            }
+            let failed = running.iter().zip(&ended).find_map(|((_, plan, _), end)| {
+                (*end).filter(|st| !st.success()).map(|st| (plan, st))
+            });
+            if let Some((plan, status)) = failed {
                 show_log_tail(fault.is_some(), &sidecar_log);
                 return Err(DemoError::Setup(format!(
                     "the demo strategy {} failed: {status}",
                     plan.name
                 )));
             }
-            reports.push(read_report(&out)?);
+            if let Some(s) = sidecar.as_mut() {
+                if let Err(e) = s.watch() {
+                    show_log_tail(fault.is_some(), &sidecar_log);
+                    return Err(e);
+                }
+            }
+            std::thread::sleep(Duration::from_millis(20));
         }
-        reports
+        running
+            .iter()
+            .map(|(_, _, out)| read_report(out))
+            .collect::<Result<Vec<_>, _>>()?
     };
 
     // 4. The venue's own record.
@@ -598,8 +651,10 @@ pub fn run(args: DemoArgs) -> Result<(), DemoError> {
     if let Some(app) = app {
         app.stop()?;
     }
+    let restarts_done = sidecar.as_ref().map_or(0, chaos::Sidecar::restarts);
     drop(sim_handle);
     drop(children);
+    drop(sidecar);
 
     let who = if plans.len() == 1 {
         "strategy".to_owned()
@@ -608,6 +663,10 @@ pub fn run(args: DemoArgs) -> Result<(), DemoError> {
     };
     let mode = match (args.in_process, fault.is_some()) {
         (true, _) => format!("simulator + sidecar + {who} in one process"),
+        (false, true) if chaotic => format!(
+            "simulator in this process, sidecar + {who} as child processes, \
+             the sidecar SIGKILLed and started again {restarts_done} times"
+        ),
         (false, true) => format!("simulator in this process, sidecar + {who} as child processes"),
         (false, false) => format!("simulator + sidecar + {who} as child processes"),
     };
@@ -629,7 +688,19 @@ pub fn run(args: DemoArgs) -> Result<(), DemoError> {
             ns.epoch
         );
         let enabled = faults::kind_names(&f.spec);
-        let failed = faults::check(&reports, &ledger, ns, &enabled, &counts);
+        let last_epoch = read_namespace(&state_dir)?.epoch;
+        let failed = faults::check(&reports, &ledger, ns, &enabled, &counts, || {
+            if f.kills.is_empty() {
+                return Vec::new();
+            }
+            chaos::check(
+                &reports,
+                f.seed,
+                &f.kills,
+                restarts_done,
+                (ns.epoch, last_epoch),
+            )
+        });
         if !failed.is_empty() {
             show_log_tail(!args.in_process, &sidecar_log);
             return Err(DemoError::FaultChecks {
@@ -638,7 +709,7 @@ pub fn run(args: DemoArgs) -> Result<(), DemoError> {
             });
         }
         println!(
-            "fault check: every order accounted for; reproduce with --faults {} --fault-seed {} --seed {} --strategies {} --rate {rate}",
+            "fault check: every order accounted for; reproduce with --faults {} --fault-seed {} --seed {} --strategies {} --rate {rate}{restarts}",
             f.text, f.seed, args.seed, plans.len()
         );
     } else {
