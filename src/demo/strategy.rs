@@ -676,7 +676,13 @@ impl Session {
                 }
                 next_sweep = now + Duration::from_millis(100);
             }
-            let wait = if next < plan.orders && self.venue_up && in_flight.len() < WINDOW {
+            // A zero wait takes only what was already read: while not
+            // ready (catching up) nothing is sent, so read for real.
+            let wait = if next < plan.orders
+                && self.venue_up
+                && self.ready()
+                && in_flight.len() < WINDOW
+            {
                 send_at
                     .saturating_duration_since(Instant::now())
                     .min(Duration::from_millis(20))
@@ -1246,6 +1252,14 @@ mod tests {
     /// reconnecting, against the scripted sidecar `script` on a fresh
     /// socket path.
     fn run_against(script: impl FnOnce(&Path) + Send + 'static) -> StrategyReport {
+        run_paced(Duration::ZERO, script)
+    }
+
+    /// [`run_against`] with `interval` between the two orders.
+    fn run_paced(
+        interval: Duration,
+        script: impl FnOnce(&Path) + Send + 'static,
+    ) -> StrategyReport {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("og.sock");
         let server_path = path.clone();
@@ -1261,7 +1275,7 @@ mod tests {
             first: 2,
             orders: 2,
             tolerant: true,
-            interval: Duration::ZERO,
+            interval,
             reconnect: true,
         };
         let report = run(&path, &plan, "BTCUSDT", "60000.00").unwrap();
@@ -1326,6 +1340,41 @@ mod tests {
             r.outcomes[0].fill_qty, 200,
             "the early Fill is not counted twice"
         );
+    }
+
+    #[test]
+    fn a_strategy_with_orders_still_to_send_reads_its_replay() {
+        // Order 2 is due 300 ms after order 1: not yet sent when the
+        // sidecar dies, and overdue while the strategy catches up.
+        let r = run_paced(Duration::from_millis(300), |path| {
+            let mut c = Conn::accept(path, 1, 1);
+            assert!(matches!(c.read(), Inbound::NewOrder(o) if o.order_id == 1));
+            c.send(
+                1,
+                Outbound::Accepted {
+                    order_id: 1,
+                    venue_order_id: "11".into(),
+                },
+            );
+            drop(c);
+            std::thread::sleep(Duration::from_millis(400));
+            let mut c = Conn::accept(path, 3, 2);
+            assert_eq!(c.read(), Inbound::ResendFrom { seq: 2 });
+            // The venue is Up and order 2 overdue before the replay comes.
+            std::thread::sleep(Duration::from_millis(100));
+            c.send(2, fill(1, 200, 0, "t1"));
+            assert!(matches!(c.read(), Inbound::NewOrder(o) if o.order_id == 2));
+            c.send(3, expired(2));
+            c.drain();
+        });
+        let l = &r.link;
+        assert_eq!(
+            (l.seq_gaps, l.sequenced, l.resent_orders),
+            (0, 3, 0),
+            "{l:?}"
+        );
+        let states: Vec<_> = r.outcomes.iter().map(|o| o.state).collect();
+        assert_eq!(states, vec![OrderState::Filled, OrderState::Expired]);
     }
 
     #[test]
