@@ -1237,6 +1237,13 @@ mod tests {
         })
     }
 
+    fn accepted(order_id: u64) -> Outbound {
+        Outbound::Accepted {
+            order_id,
+            venue_order_id: format!("1{order_id}"),
+        }
+    }
+
     fn expired(order_id: u64) -> Outbound {
         Outbound::OrderStatus(OrderStatus {
             order_id,
@@ -1290,13 +1297,7 @@ mod tests {
         for id in [1, 2] {
             assert!(matches!(c.read(), Inbound::NewOrder(o) if o.order_id == id));
         }
-        c.send(
-            1,
-            Outbound::Accepted {
-                order_id: 1,
-                venue_order_id: "11".into(),
-            },
-        );
+        c.send(1, accepted(1));
         drop(c);
         // Down for a while: connects are refused.
         std::thread::sleep(Duration::from_millis(200));
@@ -1349,13 +1350,7 @@ mod tests {
         let r = run_paced(Duration::from_millis(300), |path| {
             let mut c = Conn::accept(path, 1, 1);
             assert!(matches!(c.read(), Inbound::NewOrder(o) if o.order_id == 1));
-            c.send(
-                1,
-                Outbound::Accepted {
-                    order_id: 1,
-                    venue_order_id: "11".into(),
-                },
-            );
+            c.send(1, accepted(1));
             drop(c);
             std::thread::sleep(Duration::from_millis(400));
             let mut c = Conn::accept(path, 3, 2);
@@ -1384,13 +1379,7 @@ mod tests {
             let mut c = Conn::accept(path, 4, 2);
             assert_eq!(c.read(), Inbound::ResendFrom { seq: 2 });
             // Seq 1 again, then 2, then 4: 3 never comes.
-            c.send(
-                1,
-                Outbound::Accepted {
-                    order_id: 1,
-                    venue_order_id: "11".into(),
-                },
-            );
+            c.send(1, accepted(1));
             c.send(2, fill(1, 100, 100, "t1"));
             c.send(4, fill(1, 200, 0, "t2"));
             assert!(matches!(c.read(), Inbound::NewOrder(o) if o.order_id == 2));
