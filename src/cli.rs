@@ -8,6 +8,7 @@ use clap::{Parser, Subcommand};
 use ordergate::config::{Config, Layout};
 use ordergate::decimal::format_fixed;
 use ordergate::instrument::Category;
+use ordergate::journal::inspect::{inspect, InspectError, Options};
 use ordergate::logging::LogFormat;
 
 #[derive(Parser)]
@@ -49,6 +50,26 @@ enum Command {
     /// The demo's strategy process (started by `demo`).
     #[command(hide = true)]
     DemoStrategy(ordergate::demo::StrategyArgs),
+    /// Read the crash-safety journal (offline; never writes it).
+    Journal {
+        #[command(subcommand)]
+        command: JournalCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum JournalCommand {
+    /// Print every record readably, then a summary of every strategy order.
+    Inspect {
+        /// A state directory (its `journal/` is read) or a journal directory.
+        dir: PathBuf,
+        /// Print only the orders summary and the totals.
+        #[arg(long)]
+        orders_only: bool,
+        /// Print records from this seq on (the summary covers them all).
+        #[arg(long, value_name = "SEQ")]
+        from: Option<u64>,
+    },
 }
 
 pub fn main() -> ExitCode {
@@ -69,6 +90,14 @@ pub fn main() -> ExitCode {
         Command::Sim(args) => ordergate::sim_cli::run_cli(args).map_err(Into::into),
         Command::Demo(args) => ordergate::demo::run(args).map_err(Into::into),
         Command::DemoStrategy(args) => ordergate::demo::run_strategy(args).map_err(Into::into),
+        Command::Journal {
+            command:
+                JournalCommand::Inspect {
+                    dir,
+                    orders_only,
+                    from,
+                },
+        } => inspect_journal(&dir, Options { orders_only, from }),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -76,6 +105,22 @@ pub fn main() -> ExitCode {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// Prints the journal to stdout; a closed pipe (`| head`) ends it quietly.
+fn inspect_journal(dir: &Path, opts: Options) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    let result = inspect(dir, opts, &mut out).and_then(|()| Ok(out.flush()?));
+    match result {
+        Err(InspectError::Output(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        Err(e) => {
+            // What was read before the error is printed first.
+            let _ = out.flush();
+            Err(e.into())
+        }
+        Ok(()) => Ok(()),
     }
 }
 

@@ -12,6 +12,7 @@
 //! start-up.
 
 pub mod entry;
+pub mod inspect;
 pub mod record;
 pub mod restore;
 pub mod segment;
