@@ -725,6 +725,15 @@ pub fn start(config: Config, state: StateDir) -> Result<App, AppError> {
         front.restore_sequence(strategy, seq.next_seq, seq.frames);
     }
     front.set_recorder(Box::new(Recorder(journal.clone())));
+    if !restored.unsent.is_empty() {
+        tracing::info!(
+            updates = restored.unsent.len(),
+            "journal: order updates the last run made but never sequenced; sequenced now"
+        );
+    }
+    for n in restored.unsent {
+        front.on_notice(n);
+    }
     let strategies: Vec<StrategyId> = front.strategy_ids().collect();
     let mut driver = Driver::bind(&config.socket, front).map_err(|source| AppError::Bind {
         path: config.socket.display().to_string(),

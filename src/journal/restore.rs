@@ -5,13 +5,18 @@
 //! the same order table: states, fills, trade ids, cancels outstanding. The
 //! commands the replay produces are dropped (the sessions of those runs sent
 //! what they sent; the adapters reconcile the rest with the venue), and so
-//! are its notices (what strategies were told is in the `Sent` records,
-//! which rebuild each strategy's sequence and resend window instead).
+//! are its notices that `Sent` records show were told (those records
+//! rebuild each strategy's sequence and resend window). A notice with no
+//! `Sent` record after it — the run died between journaling an input and
+//! sequencing what it caused — is returned in [`Restored::unsent`], for
+//! the front end to sequence first thing: nothing the desk decided is lost.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::path::{Path, PathBuf};
 
-use ordergate_core::desk::{CommandSink, Desk};
+use ordergate_core::desk::{CommandSink, Desk, Notice};
+use ordergate_core::model::OrderUpdate;
+use ordergate_proto::codec::{encode_outbound, Outbound};
 use ordergate_core::ids::{StrategyId, VenueId};
 use ordergate_core::venue::{Command, Lane};
 
@@ -35,6 +40,9 @@ pub struct Restored {
     /// Runs the journal holds (start markers).
     pub runs: u64,
     pub sequences: BTreeMap<StrategyId, Sequence>,
+    /// Order updates the desk made that no `Sent` record carries, in the
+    /// order it made them.
+    pub unsent: Vec<Notice>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -118,6 +126,11 @@ fn replay_into(
 ) -> Result<Restored, RestoreError> {
     let mut restored = Restored::default();
     let mut notices = Vec::new();
+    // What the desk told each strategy and no `Sent` record has matched
+    // yet, oldest first.
+    let mut pending: BTreeMap<StrategyId, VecDeque<(u64, OrderUpdate)>> = BTreeMap::new();
+    let mut made = 0u64;
+    let mut frame_buf = Vec::new();
     for record in replay_from(dir, from_snapshot.unwrap_or(0))? {
         let record = record?;
         let entry =
@@ -142,6 +155,16 @@ fn replay_into(
                 seq,
                 frame,
             } => {
+                // The front end's own answers (desk busy) match no notice.
+                if let Some(q) = pending.get_mut(&strategy) {
+                    if let Some((_, update)) = q.front() {
+                        frame_buf.clear();
+                        encode_outbound(seq, &Outbound::from(update.clone()), &mut frame_buf);
+                        if frame_buf == frame {
+                            q.pop_front();
+                        }
+                    }
+                }
                 let s = restored.sequences.entry(strategy).or_default();
                 s.next_seq = seq + 1;
                 if s.frames.len() == resend_capacity.max(1) {
@@ -157,6 +180,8 @@ fn replay_into(
                     continue;
                 }
                 desk.restore(snap);
+                // Taken with everything delivered: nothing is pending.
+                pending.clear();
                 restored.sequences = sequences
                     .into_iter()
                     .map(|s| {
@@ -170,7 +195,21 @@ fn replay_into(
                     .collect();
             }
         }
-        notices.clear();
+        for n in notices.drain(..) {
+            if let Notice::Order { strategy, update } = n {
+                made += 1;
+                pending.entry(strategy).or_default().push_back((made, update));
+            }
+        }
     }
+    let mut unsent: Vec<(u64, StrategyId, OrderUpdate)> = pending
+        .into_iter()
+        .flat_map(|(strategy, q)| q.into_iter().map(move |(n, u)| (n, strategy, u)))
+        .collect();
+    unsent.sort_by_key(|(n, _, _)| *n);
+    restored.unsent = unsent
+        .into_iter()
+        .map(|(_, strategy, update)| Notice::Order { strategy, update })
+        .collect();
     Ok(restored)
 }
