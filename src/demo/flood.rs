@@ -156,6 +156,7 @@ limit = {WEIGHT_PER_MINUTE}
     Ok(sidecar_config(
         "ordergate demo --flood",
         dir,
+        &dir.join("state"),
         sim_addr,
         &limits,
         &strategies,

@@ -102,6 +102,11 @@ pub struct DemoArgs {
         conflicts_with = "in_process"
     )]
     pub restarts: Option<u32>,
+    /// Keep the sidecar's state directory (its journal) here instead of
+    /// in the demo's temporary directory, for `ordergate journal inspect`.
+    /// Must not exist yet.
+    #[arg(long, value_name = "DIR", conflicts_with = "flood")]
+    pub keep_state: Option<PathBuf>,
 }
 
 /// The fault run's default pace (orders per second over all strategies):
@@ -253,9 +258,15 @@ fn exchange_filters(rest: &mut rest::Rest, symbol: &str) -> Result<Filters, Demo
     })
 }
 
-fn config_text(dir: &Path, sim_addr: &str, plans: &[(u32, Plan)], f: &Filters) -> String {
+fn config_text(
+    dir: &Path,
+    state_dir: &Path,
+    sim_addr: &str,
+    plans: &[(u32, Plan)],
+    f: &Filters,
+) -> String {
     let strategies: Vec<(u32, &str)> = plans.iter().map(|(id, p)| (*id, p.name.as_str())).collect();
-    sidecar_config("ordergate demo", dir, sim_addr, "", &strategies, f)
+    sidecar_config("ordergate demo", dir, state_dir, sim_addr, "", &strategies, f)
 }
 
 /// The demo's orders split over `count` strategies (ids 1..=count), in
@@ -321,19 +332,21 @@ fn table_filters(symbol: &str) -> Result<Filters, DemoError> {
 pub(crate) fn sidecar_config(
     written_by: &str,
     dir: &Path,
+    state_dir: &Path,
     sim_addr: &str,
     venue_tables: &str,
     strategies: &[(u32, &str)],
     f: &Filters,
 ) -> String {
     let d = dir.display();
+    let state = state_dir.display();
     let strategies: String = strategies
         .iter()
         .map(|(id, name)| format!("[[strategy]]\nid = {id}\nname = \"{name}\"\n\n"))
         .collect();
     format!(
         r#"# Written by `{written_by}`.
-state_dir = "{d}/state"
+state_dir = "{state}"
 socket = "{d}/og.sock"
 layout = "single"
 wait = "park"
@@ -535,7 +548,17 @@ pub fn run(args: DemoArgs) -> Result<(), DemoError> {
 
     // 2. The sidecar.
     let config_path = dir.0.join("ordergate.toml");
-    let text = config_text(&dir.0, &sim_addr, &plans, &filters);
+    let state_path = match &args.keep_state {
+        Some(p) if p.exists() => {
+            return Err(DemoError::Setup(format!(
+                "--keep-state {}: already exists; give a new directory",
+                p.display()
+            )))
+        }
+        Some(p) => std::path::absolute(p).map_err(io("resolve --keep-state"))?,
+        None => dir.0.join("state"),
+    };
+    let text = config_text(&dir.0, &state_path, &sim_addr, &plans, &filters);
     std::fs::write(&config_path, &text).map_err(io("write the demo config"))?;
     let config = Config::from_str(&text, &config_path.display().to_string())?;
     let socket = config.socket.clone();
@@ -723,6 +746,12 @@ pub fn run(args: DemoArgs) -> Result<(), DemoError> {
     }
     if args.orders >= 200 && !coverage.is_empty() {
         return Err(DemoError::Coverage(args.orders, coverage.join(", ")));
+    }
+    if args.keep_state.is_some() {
+        println!(
+            "state dir kept: {} (ordergate journal inspect {0})",
+            state_path.display()
+        );
     }
     Ok(())
 }
