@@ -19,6 +19,15 @@ use ordergate_proto::codec::{
 };
 use ordergate_proto::sequencer::Sequencer;
 
+/// Where every sequenced frame goes before any strategy can see it (the
+/// journal), so that a restarted sidecar holds every report a strategy
+/// may have processed and can replay it byte for byte.
+pub trait SeqRecorder: Send {
+    /// `frame` is the encoded frame, length prefix included, exactly as
+    /// kept in the resend window.
+    fn record(&mut self, strategy: StrategyId, seq: u64, frame: &[u8]);
+}
+
 /// A connection, as the driver names it.
 pub type ConnId = usize;
 
@@ -109,7 +118,6 @@ struct Strategy {
 
 /// The front end's state: connections, strategies and what it last heard
 /// of each venue (to greet a strategy with).
-#[derive(Debug)]
 pub struct FrontEnd {
     conns: BTreeMap<ConnId, Conn>,
     strategies: BTreeMap<StrategyId, Strategy>,
@@ -120,6 +128,7 @@ pub struct FrontEnd {
     installation: u64,
     epoch: u32,
     counters: FrontEndCounters,
+    recorder: Option<Box<dyn SeqRecorder>>,
     /// Reused buffer for one frame body.
     frame: Vec<u8>,
 }
@@ -161,12 +170,53 @@ impl FrontEnd {
             installation: cfg.installation,
             epoch: cfg.epoch,
             counters: FrontEndCounters::default(),
+            recorder: None,
             frame: Vec::new(),
         })
     }
 
+    /// Hands every sequenced frame from now on to `r`, before it is queued.
+    pub fn set_recorder(&mut self, r: Box<dyn SeqRecorder>) {
+        self.recorder = Some(r);
+    }
+
+    /// Continues `strategy`'s sequence where a previous run left it (see
+    /// [`Sequencer::restore`]): call it at start, before any connection.
+    pub fn restore_sequence(
+        &mut self,
+        strategy: StrategyId,
+        next_seq: u64,
+        frames: impl IntoIterator<Item = (u64, Vec<u8>)>,
+    ) {
+        let Some(s) = self.strategies.get_mut(&strategy) else {
+            tracing::warn!(
+                strategy,
+                "journal has a sequence for a strategy no longer configured; ignored"
+            );
+            return;
+        };
+        let mut given = 0;
+        s.seq
+            .restore(next_seq, frames.into_iter().inspect(|_| given += 1));
+        let kept = s.seq.kept();
+        tracing::info!(strategy, next_seq, kept, "sequence restored");
+        if kept < given.min(s.seq.capacity()) {
+            tracing::warn!(
+                strategy,
+                given,
+                kept,
+                "the journal's frames have holes; only the run ending at next_seq can be resent"
+            );
+        }
+    }
+
     pub fn counters(&self) -> FrontEndCounters {
         self.counters
+    }
+
+    /// Every strategy's next seq and kept frames (a journal snapshot).
+    pub fn sequences(&self) -> impl Iterator<Item = (StrategyId, &Sequencer)> + '_ {
+        self.strategies.iter().map(|(id, s)| (*id, &s.seq))
     }
 
     /// The strategies this front end serves.
@@ -487,7 +537,11 @@ impl FrontEnd {
             );
             return;
         };
+        let seq = s.seq.next_seq();
         let frame = s.seq.push(&Outbound::from(update));
+        if let Some(r) = &mut self.recorder {
+            r.record(strategy, seq, frame);
+        }
         let Some(conn) = s.conn else {
             return;
         };
