@@ -207,6 +207,31 @@ impl Gateway {
         assert!(matches!(c.recv().1, Outbound::VenueStatus { .. }));
         (c, next_seq)
     }
+
+    /// Logs in once the old connection's close has been noticed and
+    /// HelloAck announces `next_seq` (the injected events were handled).
+    fn login_at(&self, name: &str, next_seq: u64) -> Client {
+        let deadline = Instant::now() + TIMEOUT;
+        loop {
+            let mut c = self.connect();
+            c.send(&hello(name));
+            match c.recv().1 {
+                Outbound::HelloAck { next_seq: n, .. } => {
+                    assert!(matches!(c.recv().1, Outbound::InstrumentInfo(_)));
+                    assert!(matches!(c.recv().1, Outbound::VenueStatus { .. }));
+                    if n == next_seq {
+                        return c;
+                    }
+                }
+                Outbound::Error { reason, .. } => {
+                    assert_eq!(reason, Reason::StrategyAlreadyConnected)
+                }
+                other => panic!("{other:?}"),
+            }
+            assert!(Instant::now() < deadline, "could not reconnect");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
 }
 
 impl Drop for Gateway {
@@ -588,30 +613,7 @@ fn resend_after_reconnect_replays_what_was_missed() {
     // While disconnected: still sequenced and kept.
     gw.inject(fill(1, 1, 10, 300));
     gw.inject(canceled(1, 1));
-    // Reconnect until the old connection's close has been noticed.
-    let deadline = Instant::now() + TIMEOUT;
-    let (mut a, next) = loop {
-        let mut c = gw.connect();
-        c.send(&hello("alpha"));
-        match c.recv().1 {
-            Outbound::HelloAck { next_seq, .. } => {
-                assert!(matches!(c.recv().1, Outbound::InstrumentInfo(_)));
-                assert!(matches!(c.recv().1, Outbound::VenueStatus { .. }));
-                if next_seq == 4 {
-                    break (c, next_seq);
-                }
-                // The events were not processed yet: try again.
-                drop(c);
-            }
-            Outbound::Error { reason, .. } => {
-                assert_eq!(reason, Reason::StrategyAlreadyConnected)
-            }
-            other => panic!("{other:?}"),
-        }
-        assert!(Instant::now() < deadline, "could not reconnect");
-        std::thread::sleep(Duration::from_millis(5));
-    };
-    assert_eq!(next, 4);
+    let mut a = gw.login_at("alpha", 4);
     a.send(&Inbound::ResendFrom { seq: 2 });
     match a.recv() {
         (2, Outbound::Fill(f)) => assert_eq!((f.order_id, f.cum_qty), (1, 300)),
@@ -642,6 +644,43 @@ fn resend_after_reconnect_replays_what_was_missed() {
     a.expect_error(Reason::ResendUnavailable);
     a.send(&Inbound::ResendFrom { seq: 5 });
     assert_eq!(a.recv().0, 5);
+}
+
+#[test]
+fn a_replay_far_larger_than_the_outbound_limit_is_served_whole_and_before_live() {
+    // 8 KiB of outbound room, about 900 KiB to replay.
+    const MISSED: u64 = 8_000;
+    let gw = Gateway::start(2 * MISSED as usize, 8 * 1024, usize::MAX);
+    let (mut a, _) = gw.login("alpha");
+    a.send(&Inbound::NewOrder(NewOrder {
+        qty: 5_000_000_000_000,
+        ..order(1)
+    }));
+    gw.wait_commands(1);
+    drop(a);
+    for t in 0..MISSED {
+        gw.inject(fill(1, 1, t, 1));
+    }
+    // Seq 1 is the implicit Accepted before the first fill.
+    let mut a = gw.login_at("alpha", MISSED + 2);
+    a.send(&Inbound::ResendFrom { seq: 1 });
+    assert_eq!(a.recv().0, 1);
+    // A live message while the replay is far from done (the socket holds
+    // a small part of it): it must come after every replayed one.
+    gw.inject(canceled(1, 1));
+    std::thread::sleep(Duration::from_millis(200));
+    for seq in 2..=MISSED + 1 {
+        match a.recv() {
+            (s, Outbound::Fill(_)) if s == seq => {}
+            other => panic!("expected the Fill with seq {seq}, got {other:?}"),
+        }
+    }
+    assert!(matches!(
+        a.recv(),
+        (s, Outbound::Canceled { order_id: 1, .. }) if s == MISSED + 2
+    ));
+    a.send(&Inbound::Heartbeat);
+    assert_eq!(a.recv(), (0, Outbound::Heartbeat));
 }
 
 #[test]

@@ -67,10 +67,25 @@ fn hello_v(name: &str, max_version: u16) -> Vec<u8> {
     })
 }
 
-/// Everything pending on `conn`, decoded, and marked as written.
+/// Everything `conn` has to say, read until nothing is pending (a
+/// replay refills as it is read), decoded.
 fn drain(f: &mut FrontEnd, conn: usize) -> Vec<(u64, Outbound)> {
-    let bytes = f.pending(conn).to_vec();
+    let mut bytes = Vec::new();
+    while !f.pending(conn).is_empty() {
+        bytes.extend(read(f, conn, usize::MAX));
+    }
+    decode(&bytes)
+}
+
+/// Reads at most `n` of the pending bytes, as one socket write would.
+fn read(f: &mut FrontEnd, conn: usize, n: usize) -> Vec<u8> {
+    let pending = f.pending(conn);
+    let bytes = pending[..n.min(pending.len())].to_vec();
     f.consumed(conn, bytes.len());
+    bytes
+}
+
+fn decode(bytes: &[u8]) -> Vec<(u64, Outbound)> {
     let mut msgs = Vec::new();
     let mut pos = 0;
     while pos < bytes.len() {
@@ -214,35 +229,11 @@ fn closing_an_old_connection_does_not_unhook_the_strategy_from_its_new_one() {
 
 #[test]
 fn a_slow_consumer_is_told_and_closed_and_loses_nothing_sequenced() {
-    let mut f = front(4096 + 4);
+    let mut f = front(TIGHT);
     f.on_connect(1, 0);
     f.on_bytes(1, &hello("alpha"), &mut accept_all);
     // The strategy reads nothing: updates pile up until the limit.
-    let mut n = 0;
-    while !f.is_closing(1) {
-        n += 1;
-        let update = OrderUpdate::Rejected {
-            order_id: n,
-            reason: Reason::VenueRejected,
-            text: "x".repeat(200),
-        };
-        f.on_notice(Notice::Order {
-            strategy: 1,
-            update,
-        });
-        assert!(n < 1000, "never judged slow");
-    }
-    let msgs = drain(&mut f, 1);
-    assert!(matches!(
-        msgs.last(),
-        Some((
-            0,
-            Outbound::Error {
-                reason: Reason::SlowConsumer,
-                ..
-            }
-        ))
-    ));
+    let n = until_slow(&mut f, 0);
     f.on_closed(1);
     // Reconnect and replay: every sequenced message is still there.
     f.on_connect(2, 0);
@@ -424,4 +415,156 @@ fn a_restored_sequence_replays_the_journal_bytes_and_continues() {
         drain(&mut f, 2)[0],
         (0, Outbound::HelloAck { next_seq: 1, .. })
     ));
+}
+
+/// The smallest outbound limit the front end accepts: one largest frame.
+const TIGHT: usize = 4096 + 4;
+
+/// A sequenced message of about 230 bytes for strategy 1.
+fn bulky(order_id: u64) -> Notice {
+    Notice::Order {
+        strategy: 1,
+        update: OrderUpdate::Rejected {
+            order_id,
+            reason: Reason::VenueRejected,
+            text: "x".repeat(200),
+        },
+    }
+}
+
+/// Strategy 1 missed `n` bulky messages (about 230 × n bytes) and is
+/// back on connection 1, greeted, asking for them.
+fn replaying(max_outbound_bytes: usize, n: u64) -> FrontEnd {
+    let mut f = front(max_outbound_bytes);
+    for id in 1..=n {
+        f.on_notice(bulky(id));
+    }
+    f.on_connect(1, 0);
+    f.on_bytes(1, &hello("alpha"), &mut accept_all);
+    drain(&mut f, 1);
+    f.on_bytes(1, &frame(&Inbound::ResendFrom { seq: 1 }), &mut accept_all);
+    f
+}
+
+fn seqs(msgs: &[(u64, Outbound)]) -> Vec<u64> {
+    msgs.iter().map(|(s, _)| *s).filter(|s| *s > 0).collect()
+}
+
+#[test]
+fn a_replay_far_larger_than_the_outbound_limit_is_paced_by_the_reader() {
+    // 60 × 230 bytes: more than three times the limit.
+    let mut f = replaying(TIGHT, 60);
+    let mut bytes = Vec::new();
+    let mut reads = 0;
+    while !f.pending(1).is_empty() {
+        assert!(f.pending(1).len() <= TIGHT);
+        bytes.extend(read(&mut f, 1, 700));
+        reads += 1;
+        if reads == 3 {
+            // Live traffic mid-replay waits for the replay to reach it;
+            // unsequenced messages do not wait.
+            f.on_notice(canceled(61));
+            f.on_bytes(1, &frame(&Inbound::Heartbeat), &mut accept_all);
+        }
+    }
+    let msgs = decode(&bytes);
+    assert!(!f.is_closing(1));
+    assert_eq!(f.counters().slow_consumers, 0);
+    assert_eq!(seqs(&msgs), (1..=61).collect::<Vec<_>>());
+    assert!(matches!(
+        msgs.last(),
+        Some((61, Outbound::Canceled { order_id: 61, .. }))
+    ));
+    let heartbeat = msgs.iter().position(|m| m.1 == Outbound::Heartbeat);
+    assert!(heartbeat.is_some_and(|i| i < 60), "{heartbeat:?}");
+    // Caught up: live delivery again.
+    f.on_notice(canceled(62));
+    assert_eq!(seqs(&drain(&mut f, 1)), vec![62]);
+}
+
+#[test]
+fn a_second_resend_restarts_the_replay() {
+    let mut f = replaying(TIGHT, 40);
+    let mut bytes = read(&mut f, 1, 2_000);
+    f.on_bytes(1, &frame(&Inbound::ResendFrom { seq: 5 }), &mut accept_all);
+    while !f.pending(1).is_empty() {
+        bytes.extend(read(&mut f, 1, 700));
+    }
+    // What was already queued goes out, then the replay from 5 on.
+    let got = seqs(&decode(&bytes));
+    let restart = got.windows(2).position(|w| w[1] != w[0] + 1).unwrap() + 1;
+    assert!(restart > 1 && got[restart] == 5, "{got:?}");
+    assert_eq!(got[..restart], (1..=restart as u64).collect::<Vec<_>>());
+    assert_eq!(got[restart..], (5..=40).collect::<Vec<_>>());
+    // A refused ResendFrom leaves a replay under way alone.
+    let mut f = replaying(TIGHT, 60);
+    for id in 61..=66 {
+        f.on_notice(bulky(id)); // the window (64) no longer has 1 and 2
+    }
+    f.on_bytes(1, &frame(&Inbound::ResendFrom { seq: 1 }), &mut accept_all);
+    let msgs = drain(&mut f, 1);
+    assert!(msgs.iter().any(|m| matches!(
+        m.1,
+        Outbound::Error {
+            reason: Reason::ResendUnavailable,
+            ..
+        }
+    )));
+    assert_eq!(seqs(&msgs), (1..=66).collect::<Vec<_>>());
+}
+
+#[test]
+fn a_replay_the_window_overtakes_stops_and_live_delivery_resumes() {
+    let mut f = replaying(TIGHT, 60);
+    // The replay's next frame: the one after those queued so far.
+    let next = decode(f.pending(1)).last().unwrap().0 + 1;
+    // The strategy reads nothing while the window (64) moves past it.
+    for id in 61..=(next + 66) {
+        f.on_notice(bulky(id));
+    }
+    let msgs = drain(&mut f, 1);
+    let stop = msgs.iter().position(|m| m.0 == 0).unwrap();
+    assert!(
+        matches!(
+            &msgs[stop].1,
+            Outbound::Error { reason: Reason::ResendUnavailable, text }
+                if text.contains(&format!("seq {next} is no longer kept"))
+        ),
+        "{:?}",
+        msgs[stop]
+    );
+    // What was queued, then live delivery from the first message after
+    // the replay stopped.
+    assert_eq!(seqs(&msgs[..stop]), (1..next).collect::<Vec<_>>());
+    assert_eq!(seqs(&msgs[stop..]), vec![next + 65, next + 66]);
+    assert!(!f.is_closing(1));
+}
+
+#[test]
+fn a_replaying_strategy_that_stops_reading_is_a_slow_consumer() {
+    let mut f = replaying(TIGHT, 60);
+    until_slow(&mut f, 60);
+    assert_eq!(f.counters().slow_consumers, 1);
+}
+
+/// Sends strategy 1 bulky messages after `last` (connection 1 reading
+/// none) until it is dropped, checks it was told SlowConsumer, and
+/// returns the last order id sent.
+fn until_slow(f: &mut FrontEnd, mut last: u64) -> u64 {
+    while !f.is_closing(1) {
+        last += 1;
+        f.on_notice(bulky(last));
+        assert!(last < 1_000, "never judged slow");
+    }
+    assert!(matches!(
+        drain(f, 1).last(),
+        Some((
+            0,
+            Outbound::Error {
+                reason: Reason::SlowConsumer,
+                ..
+            }
+        ))
+    ));
+    last
 }

@@ -101,6 +101,10 @@ struct Conn {
     /// Encoded frames not yet written; `out[written..]` is pending.
     out: Vec<u8>,
     written: usize,
+    /// While a ResendFrom is served: the next seq to replay. Live
+    /// sequenced messages are not queued meanwhile; the replay reaches
+    /// them in the window.
+    replay: Option<u64>,
 }
 
 impl Conn {
@@ -249,6 +253,7 @@ impl FrontEnd {
                 reader: FrameReader::new(),
                 out: Vec::new(),
                 written: 0,
+                replay: None,
             },
         );
     }
@@ -352,7 +357,8 @@ impl FrontEnd {
         self.conns.get(&conn).map_or(&[], |c| &c.out[c.written..])
     }
 
-    /// The driver wrote `n` of the pending bytes.
+    /// The driver wrote `n` of the pending bytes; a replay under way is
+    /// fed the room that made.
     pub fn consumed(&mut self, conn: ConnId, n: usize) {
         if let Some(c) = self.conns.get_mut(&conn) {
             c.written = (c.written + n).min(c.out.len());
@@ -361,6 +367,7 @@ impl FrontEnd {
                 c.written = 0;
             }
         }
+        self.refill(conn);
     }
 
     /// True once `conn` should be closed by the driver: it is closing and
@@ -505,25 +512,58 @@ impl FrontEnd {
         }
     }
 
+    /// Starts (or restarts) serving a replay from `from`. One that cannot
+    /// be served changes nothing else: a replay under way goes on.
     fn resend(&mut self, conn: ConnId, strategy: StrategyId, from: u64) {
         let Some(s) = self.strategies.get(&strategy) else {
             return;
         };
+        let evicted = s.seq.replay_from(from).err();
+        if let Some(e) = evicted {
+            return self.error(conn, Reason::ResendUnavailable, e.to_string());
+        }
+        if let Some(c) = self.conns.get_mut(&conn) {
+            c.replay = Some(from.max(1));
+        }
+        self.refill(conn);
+    }
+
+    /// Feeds a replaying connection its next kept frames while its unsent
+    /// bytes stay within half its limit (one frame at any rate when it has
+    /// none), so a replay of any length is paced by the reader and the
+    /// other half is left for unsequenced messages. Once the replay has
+    /// reached the sequence's next number, live delivery resumes. A replay
+    /// the window has overtaken (the reader fell too far behind) stops
+    /// with Error ResendUnavailable.
+    fn refill(&mut self, conn: ConnId) {
+        let budget = self.max_outbound_bytes / 2;
         let Some(c) = self.conns.get_mut(&conn) else {
             return;
         };
-        let evicted = match s.seq.replay_from(from) {
+        let (ConnState::Active(id), Some(mut cursor)) = (c.state, c.replay) else {
+            return;
+        };
+        let Some(s) = self.strategies.get(&id) else {
+            return;
+        };
+        let evicted = match s.seq.replay_from(cursor) {
             Ok(frames) => {
                 for f in frames {
+                    if c.pending() > 0 && c.pending() + f.len() > budget {
+                        break;
+                    }
                     c.out.extend_from_slice(f);
+                    cursor += 1;
                 }
                 None
             }
-            Err(e) => Some(e.to_string()),
+            Err(e) => Some(e),
         };
-        match evicted {
-            Some(text) => self.error(conn, Reason::ResendUnavailable, text),
-            None => self.check_slow(conn),
+        c.replay = (evicted.is_none() && cursor < s.seq.next_seq()).then_some(cursor);
+        if let Some(e) = evicted {
+            tracing::info!(conn, strategy = id, error = %e, "replay overtaken by the resend window");
+            let text = format!("replay stopped: {e}");
+            self.error(conn, Reason::ResendUnavailable, text);
         }
     }
 
@@ -546,6 +586,11 @@ impl FrontEnd {
             return;
         };
         if let Some(c) = self.conns.get_mut(&conn) {
+            if c.replay.is_some() {
+                // Not queued: the replay reaches it. This push may have
+                // evicted the replay's next frame, which stops it.
+                return self.refill(conn);
+            }
             c.out.extend_from_slice(frame);
         }
         self.check_slow(conn);
