@@ -20,7 +20,11 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
-use crate::config::{Config, ConfigError, Layout};
+use crate::config::{Config, ConfigError, Layout, OnShutdown};
+
+/// How long a graceful stop waits for the venue's answers (and, under
+/// `on_shutdown = "cancel"`, for the cancels) before it stops anyway.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 use crate::doorbell::{Doorbell, Ringer, WaitStrategy};
 use crate::frontend::{self, Driver, FrontEnd};
 use crate::ids::{StrategyId, VenueId};
@@ -102,8 +106,8 @@ pub fn run(config: Config, state: StateDir) -> Result<(), AppError> {
             _ = stopped(&mut stop) => {}
         }
     });
-    tracing::info!("stopping");
-    app.stop()
+    tracing::info!("stopping: no new orders; draining what was sent");
+    app.drain_and_stop()
 }
 
 /// A sidecar running on background threads (the CLI's `run`, the demo's
@@ -120,6 +124,10 @@ pub struct App {
 struct Shutdown {
     flag: AtomicBool,
     tx: watch::Sender<bool>,
+    /// The graceful stop's first phase: the gateway drains (and applies
+    /// `on_shutdown`), then triggers the rest.
+    draining: AtomicBool,
+    drain_tx: watch::Sender<bool>,
 }
 
 impl Shutdown {
@@ -127,7 +135,14 @@ impl Shutdown {
         Shutdown {
             flag: AtomicBool::new(false),
             tx: watch::Sender::new(false),
+            draining: AtomicBool::new(false),
+            drain_tx: watch::Sender::new(false),
         }
+    }
+
+    fn begin_drain(&self) {
+        self.draining.store(true, Ordering::SeqCst);
+        self.drain_tx.send_replace(true);
     }
 
     fn trigger(&self) {
@@ -147,8 +162,20 @@ pub async fn stopped(rx: &mut watch::Receiver<bool>) {
 
 impl App {
     /// Stops every role and waits for its thread.
-    pub fn stop(mut self) -> Result<(), AppError> {
+    pub fn stop(self) -> Result<(), AppError> {
         self.shutdown.trigger();
+        self.join()
+    }
+
+    /// The SIGTERM stop: no new orders, the answers to what was sent
+    /// awaited, open orders left or cancelled (`[gateway] on_shutdown`),
+    /// the journal synced; then every role stops.
+    pub fn drain_and_stop(self) -> Result<(), AppError> {
+        self.shutdown.begin_drain();
+        self.join()
+    }
+
+    fn join(mut self) -> Result<(), AppError> {
         let mut result = Ok(());
         for (name, t) in self.threads.drain(..) {
             match t.join() {
@@ -254,6 +281,9 @@ struct DeskRole {
     clock: crate::clock::MonoClock,
     /// Every input is journaled before the desk acts on it.
     journal: SharedJournal,
+    /// Whether each `cancel_on_disconnect` strategy was connected, as
+    /// last told to the desk.
+    presence: BTreeMap<StrategyId, bool>,
 }
 
 impl DeskRole {
@@ -265,10 +295,51 @@ impl DeskRole {
                 .any(|l| !l.input.is_empty() || !l.overflow.is_empty())
     }
 
+    /// Tells the desk which `cancel_on_disconnect` strategies came or
+    /// went (journaled like any input), and runs its timers.
+    fn presence_and_timers(&mut self, connected: &dyn Fn(StrategyId) -> bool) {
+        let now_ns = self.clock.now_ns();
+        for (strategy, was) in self.presence.iter_mut() {
+            let is = connected(*strategy);
+            if is == *was {
+                continue;
+            }
+            *was = is;
+            let input = DeskInput {
+                strategy: *strategy,
+                request: desk::Request::Presence { connected: is },
+            };
+            JournalWriter::lock(&self.journal).command(now_ns, &input);
+            self.desk
+                .on_request(input, now_ns, &mut self.sink, &mut self.notices);
+        }
+        if self.desk.next_timer().is_some_and(|at| at <= now_ns) {
+            let mut journal = JournalWriter::lock(&self.journal);
+            journal.timer(now_ns);
+            self.desk
+                .on_timer(now_ns, &mut self.sink, &mut self.notices);
+            for cmd in self.sink.refused.drain(..) {
+                journal.refused(&cmd);
+            }
+        }
+    }
+
+    /// The graceful stop begins (journaled, so a replay refuses the same
+    /// orders).
+    fn begin_shutdown(&mut self, cancel: bool) {
+        let mut journal = JournalWriter::lock(&self.journal);
+        journal.shutdown(cancel);
+        self.desk
+            .begin_shutdown(cancel, &mut self.sink, &mut self.notices);
+        for cmd in self.sink.refused.drain(..) {
+            journal.refused(&cmd);
+        }
+    }
+
     /// Drains every input; true if anything was there.
     fn step(&mut self) -> bool {
         let _ = self.bell.drain();
-        let mut busy = false;
+        let mut busy = !self.notices.is_empty();
         for l in 0..self.links.len() {
             while let Some(input) = self.links[l].input.pop() {
                 busy = true;
@@ -362,6 +433,9 @@ struct GatewayRole {
     front: FrontEndRole,
     desk: DeskRole,
     next_counters: std::time::Instant,
+    on_shutdown: OnShutdown,
+    /// A graceful stop in progress: until when it may wait.
+    drain_until: Option<std::time::Instant>,
 }
 
 impl GatewayRole {
@@ -407,6 +481,48 @@ impl GatewayRole {
         }
     }
 
+    /// The graceful stop, one look per loop: begins it when asked, and says
+    /// when it is done (what was sent is answered, and under `cancel` no
+    /// order is open) or out of time.
+    fn drained(&mut self, shutdown: &Shutdown) -> bool {
+        if !shutdown.draining.load(Ordering::Relaxed) {
+            return false;
+        }
+        let cancel = self.on_shutdown == OnShutdown::Cancel;
+        let now = std::time::Instant::now();
+        let Some(until) = self.drain_until else {
+            tracing::info!(
+                policy = self.on_shutdown.as_str(),
+                open = self.desk.desk.lifecycle().all_open().count(),
+                "shutdown: refusing new orders; waiting for the venue's answers"
+            );
+            self.desk.begin_shutdown(cancel);
+            self.drain_until = Some(now + DRAIN_TIMEOUT);
+            return false;
+        };
+        let settled = self.desk.desk.settled(cancel);
+        if !settled && now < until {
+            return false;
+        }
+        let open = self.desk.desk.lifecycle().all_open().count();
+        if cancel {
+            tracing::info!(
+                policy = "cancel",
+                still_open = open,
+                timed_out = !settled,
+                "shutdown: open orders cancelled; stopping"
+            );
+        } else {
+            tracing::info!(
+                policy = "leave",
+                left_resting = open,
+                timed_out = !settled,
+                "shutdown: open orders left resting at the venue (the next start adopts them); stopping"
+            );
+        }
+        true
+    }
+
     /// Nothing to do for now: fsync what the group commit left pending.
     fn idle(&self) -> Result<(), AppError> {
         JournalWriter::lock(&self.desk.journal).sync();
@@ -444,6 +560,9 @@ impl GatewayRole {
         let mut busy = false;
         loop {
             let polled = self.front.step(Duration::ZERO)?;
+            let core = self.front.driver.core();
+            self.desk
+                .presence_and_timers(&|strategy| core.is_connected(strategy));
             let moved = self.desk.step();
             self.front.deliver();
             if polled == 0 && !moved && !self.desk.has_pending() && self.front.notices.is_empty() {
@@ -471,6 +590,9 @@ impl GatewayRole {
     /// busy-poll it (`spin`).
     fn run_thread(mut self, wait: WaitStrategy, shutdown: &Shutdown) -> Result<(), AppError> {
         while !shutdown.flag.load(Ordering::Relaxed) {
+            if self.drained(shutdown) {
+                break;
+            }
             if wait == WaitStrategy::Spin {
                 if !self.step()? {
                     self.idle()?;
@@ -495,9 +617,14 @@ impl GatewayRole {
 
     /// The gateway as a task of a current-thread runtime: an `AsyncFd` over
     /// the poller's own fd wakes it when any source is ready.
-    async fn run_task(mut self, mut shutdown: watch::Receiver<bool>) -> Result<(), AppError> {
+    async fn run_task(mut self, stop: Arc<Shutdown>) -> Result<(), AppError> {
+        let mut shutdown = stop.watch();
+        let mut drain = stop.drain_tx.subscribe();
         let poller = crate::asyncfd::register_async(std::os::fd::AsFd::as_fd(&self.front.driver))?;
         loop {
+            if self.drained(&stop) {
+                return self.idle();
+            }
             if self.step()? {
                 tokio::task::yield_now().await;
                 continue;
@@ -508,8 +635,16 @@ impl GatewayRole {
                 continue;
             }
             self.idle()?;
-            let timer = self.front.driver.timeout(Duration::from_secs(1));
+            // Short while draining or a desk timer is set, to look again.
+            let cap = if self.drain_until.is_some() || self.desk.desk.next_timer().is_some() {
+                Duration::from_millis(50)
+            } else {
+                Duration::from_secs(1)
+            };
+            let timer = self.front.driver.timeout(cap);
+            let draining = self.drain_until.is_some();
             tokio::select! {
+                _ = stopped(&mut drain), if !draining => {}
                 g = poller.readable() => {
                     if let Ok(mut g) = g {
                         g.clear_ready();
@@ -569,7 +704,13 @@ fn open_journal(
     desk: &mut Desk,
 ) -> Result<(SharedJournal, Restored), AppError> {
     let dir = state.journal_dir();
-    let (journal, recovery) = Journal::open(&dir, JournalConfig::default())?;
+    let (journal, recovery) = Journal::open(
+        &dir,
+        JournalConfig {
+            segment_bytes: config.journal.segment_bytes,
+            durability: config.journal.durability,
+        },
+    )?;
     if let Some(t) = &recovery.torn_tail {
         tracing::warn!(segment = %t.segment.display(), offset = t.offset, dropped_bytes = t.dropped_bytes, why = %t.why, "journal: torn last record cut away (a crash mid-write)");
     }
@@ -618,6 +759,11 @@ pub fn start(config: Config, state: StateDir) -> Result<App, AppError> {
         strategies: config.strategies.iter().map(|s| s.id).collect(),
         instruments: config.instruments.clone(),
         venues: config.venues.iter().map(|v| v.id).collect(),
+        cancel_on_disconnect: config
+            .strategies
+            .iter()
+            .filter_map(|s| Some((s.id, s.cancel_after_disconnect_ms? * 1_000_000)))
+            .collect(),
     })?;
     let (journal, restored) = open_journal(&state, &config, &mut desk)?;
     let mut adoptions: BTreeMap<VenueId, Vec<crate::venue::Adopted>> = BTreeMap::new();
@@ -782,8 +928,16 @@ pub fn start(config: Config, state: StateDir) -> Result<App, AppError> {
             notices,
             clock: clock.clone(),
             journal,
+            presence: config
+                .strategies
+                .iter()
+                .filter(|s| s.cancel_after_disconnect_ms.is_some())
+                .map(|s| (s.id, false))
+                .collect(),
         },
         next_counters: std::time::Instant::now() + crate::logging::COUNTERS_EVERY,
+        on_shutdown: config.gateway.on_shutdown,
+        drain_until: None,
     };
     tracing::info!(
         epoch,
@@ -832,7 +986,7 @@ fn spawn_single(
                     let n = shutdown.watch();
                     tasks.spawn(async move { s.run(n).await.map_err(AppError::from) });
                 }
-                let gw = gateway.run_task(shutdown.watch());
+                let gw = gateway.run_task(shutdown.clone());
                 tokio::pin!(gw);
                 // Whichever role ends first (a stop, or a fatal error) ends
                 // the others.

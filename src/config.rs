@@ -49,6 +49,12 @@ pub const DEFAULT_COMMAND_CAPACITY: usize = 1024;
 pub const DEFAULT_EVENT_CAPACITY: usize = 8192;
 pub const DEFAULT_MAX_OUTBOUND_BYTES: usize = 1 << 20;
 pub const DEFAULT_RESEND_CAPACITY: usize = 65536;
+/// How long a strategy with `cancel_on_disconnect` may be gone before its
+/// orders are cancelled: long enough to ride out a restart of the strategy.
+pub const DEFAULT_DISCONNECT_GRACE_MS: usize = 5000;
+/// The journal's group commit interval and segment size.
+pub const DEFAULT_GROUP_COMMIT_US: usize = 1000;
+pub const DEFAULT_SEGMENT_MB: usize = 64;
 pub const DEFAULT_RECV_WINDOW_MS: u32 = 5000;
 /// Binance's documented maximum `recvWindow`.
 pub const MAX_RECV_WINDOW_MS: u32 = 60_000;
@@ -116,6 +122,35 @@ pub struct GatewayConfig {
     pub max_outbound_bytes: usize,
     /// Sequenced messages kept per strategy for `ResendFrom`.
     pub resend_capacity: usize,
+    /// What SIGTERM does with open orders, once what was sent is answered.
+    pub on_shutdown: OnShutdown,
+}
+
+/// `[gateway] on_shutdown`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OnShutdown {
+    /// Open orders keep resting at the venue; the next start adopts them.
+    #[default]
+    Leave,
+    /// Every open order is cancelled before the sidecar exits.
+    Cancel,
+}
+
+impl OnShutdown {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OnShutdown::Leave => "leave",
+            OnShutdown::Cancel => "cancel",
+        }
+    }
+}
+
+/// `[journal]`: how the crash-safety journal is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct JournalSettings {
+    pub durability: crate::journal::Durability,
+    pub segment_bytes: u64,
 }
 
 /// A secret reference with the config location it came from, so that an
@@ -178,6 +213,9 @@ pub struct StrategyConfig {
     pub id: StrategyId,
     /// What the strategy says in its `Hello`.
     pub name: String,
+    /// Cancel its open orders once it has been disconnected this long
+    /// (ms); `None`: never (`cancel_on_disconnect` off).
+    pub cancel_after_disconnect_ms: Option<u64>,
 }
 
 /// A loaded, checked config.
@@ -193,6 +231,7 @@ pub struct Config {
     pub cores: Option<Cores>,
     pub rings: RingsConfig,
     pub gateway: GatewayConfig,
+    pub journal: JournalSettings,
     pub venues: Vec<VenueConfig>,
     pub strategies: Vec<StrategyConfig>,
     pub instruments: Vec<Instrument>,
@@ -259,6 +298,7 @@ struct RawConfig {
     cores: Option<Spanned<RawCores>>,
     rings: Option<RawRings>,
     gateway: Option<RawGateway>,
+    journal: Option<RawJournal>,
     #[serde(default)]
     venue: Vec<Spanned<RawVenue>>,
     #[serde(default)]
@@ -287,6 +327,26 @@ struct RawRings {
 struct RawGateway {
     max_outbound_bytes: Option<Spanned<usize>>,
     resend_capacity: Option<Spanned<usize>>,
+    #[serde(default)]
+    on_shutdown: OnShutdown,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawJournal {
+    #[serde(default)]
+    durability: RawDurability,
+    group_commit_us: Option<Spanned<usize>>,
+    segment_mb: Option<Spanned<usize>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+enum RawDurability {
+    #[default]
+    Group,
+    EveryRecord,
+    None,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -340,6 +400,9 @@ struct RawRule {
 struct RawStrategy {
     id: Spanned<u32>,
     name: Spanned<String>,
+    #[serde(default)]
+    cancel_on_disconnect: bool,
+    disconnect_grace_ms: Option<Spanned<usize>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -602,6 +665,32 @@ impl Source<'_> {
             "one message",
         )?;
 
+        let j = raw.journal.as_ref();
+        let group_us = self.at_least(
+            j.and_then(|j| j.group_commit_us.as_ref()),
+            "[journal] `group_commit_us`",
+            DEFAULT_GROUP_COMMIT_US,
+            1,
+            "1 µs",
+        )?;
+        let segment_mb = self.at_least(
+            j.and_then(|j| j.segment_mb.as_ref()),
+            "[journal] `segment_mb`",
+            DEFAULT_SEGMENT_MB,
+            1,
+            "1 MB",
+        )?;
+        let journal = JournalSettings {
+            durability: match j.map(|j| j.durability).unwrap_or_default() {
+                RawDurability::Group => crate::journal::Durability::Group {
+                    interval: std::time::Duration::from_micros(group_us as u64),
+                },
+                RawDurability::EveryRecord => crate::journal::Durability::EveryRecord,
+                RawDurability::None => crate::journal::Durability::None,
+            },
+            segment_bytes: segment_mb as u64 * (1 << 20),
+        };
+
         if venues.is_empty() {
             return Err(self.whole("no [[venue]] is configured"));
         }
@@ -623,7 +712,9 @@ impl Source<'_> {
             gateway: GatewayConfig {
                 max_outbound_bytes,
                 resend_capacity,
+                on_shutdown: gw.map(|g| g.on_shutdown).unwrap_or_default(),
             },
+            journal,
             venues,
             strategies,
             instruments,
@@ -946,9 +1037,17 @@ impl Source<'_> {
                     format!("[[strategy]] `name`: strategy name {name:?} is used twice (first at line {first}); strategies log in by name"),
                 ));
             }
+            let grace = self.at_least(
+                rs.disconnect_grace_ms.as_ref(),
+                "[[strategy]] `disconnect_grace_ms`",
+                DEFAULT_DISCONNECT_GRACE_MS,
+                0,
+                "0",
+            )?;
             out.push(StrategyConfig {
                 id,
                 name: name.clone(),
+                cancel_after_disconnect_ms: rs.cancel_on_disconnect.then_some(grace as u64),
             });
         }
         Ok(out)

@@ -102,6 +102,7 @@ impl Gateway {
             strategies: strategies.iter().map(|s| s.id).collect(),
             instruments: vec![btc()],
             venues: vec![VenueId::BinanceSpot],
+            cancel_on_disconnect: Vec::new(),
         })
         .unwrap();
         let mut driver = Driver::bind(&path, front).unwrap();

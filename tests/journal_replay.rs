@@ -40,6 +40,7 @@ fn desk(ns: Namespace) -> Desk {
         )
         .unwrap()],
         venues: vec![VenueId::BinanceSpot],
+        cancel_on_disconnect: Vec::new(),
     })
     .unwrap()
 }

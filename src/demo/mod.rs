@@ -266,7 +266,15 @@ fn config_text(
     f: &Filters,
 ) -> String {
     let strategies: Vec<(u32, &str)> = plans.iter().map(|(id, p)| (*id, p.name.as_str())).collect();
-    sidecar_config("ordergate demo", dir, state_dir, sim_addr, "", &strategies, f)
+    sidecar_config(
+        "ordergate demo",
+        dir,
+        state_dir,
+        sim_addr,
+        "",
+        &strategies,
+        f,
+    )
 }
 
 /// The demo's orders split over `count` strategies (ids 1..=count), in

@@ -218,6 +218,13 @@ impl FrontEnd {
         self.counters
     }
 
+    /// Whether `strategy` has a connection that said Hello.
+    pub fn is_connected(&self, strategy: StrategyId) -> bool {
+        self.strategies
+            .get(&strategy)
+            .is_some_and(|s| s.conn.is_some())
+    }
+
     /// Every strategy's next seq and kept frames (a journal snapshot).
     pub fn sequences(&self) -> impl Iterator<Item = (StrategyId, &Sequencer)> + '_ {
         self.strategies.iter().map(|(id, s)| (*id, &s.seq))
@@ -466,6 +473,8 @@ impl FrontEnd {
             Request::CancelAll { .. } => {
                 return self.error(conn, Reason::QueueFull, text);
             }
+            // Made by the gateway, never read from a socket.
+            Request::Presence { .. } => return,
         };
         self.emit(strategy, update);
     }

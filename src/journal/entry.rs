@@ -39,6 +39,11 @@ pub enum Entry {
         desk: DeskSnapshot,
         sequences: Vec<SeqSnapshot>,
     },
+    /// The desk's timers ran at `now_ns` (`cancel_on_disconnect`).
+    Timer { now_ns: u64 },
+    /// A shutdown began: no new orders; with `cancel`, every open order
+    /// is cancelled.
+    Shutdown { cancel: bool },
 }
 
 /// One strategy's sequence in a snapshot.
@@ -63,6 +68,8 @@ impl Entry {
             Entry::Report(_) => 4,
             Entry::Sent { .. } => 5,
             Entry::Snapshot { .. } => SNAPSHOT_KIND,
+            Entry::Timer { .. } => 7,
+            Entry::Shutdown { .. } => 8,
         }
     }
 

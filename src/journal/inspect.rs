@@ -157,6 +157,9 @@ pub fn describe(entry: &Entry) -> String {
             }
             s
         }
+        Entry::Timer { now_ns } => format!("timer at {now_ns} ns (cancel_on_disconnect)"),
+        Entry::Shutdown { cancel: true } => "shutdown: no new orders; open orders cancelled".into(),
+        Entry::Shutdown { cancel: false } => "shutdown: no new orders; open orders left".into(),
     }
 }
 
@@ -171,6 +174,8 @@ fn request(input: &DeskInput) -> String {
         Request::CancelAll { instrument_id } => {
             format!("strategy {strategy}: cancel all on instrument {instrument_id}")
         }
+        Request::Presence { connected: true } => format!("strategy {strategy}: connected"),
+        Request::Presence { connected: false } => format!("strategy {strategy}: disconnected"),
     }
 }
 
@@ -439,7 +444,10 @@ impl Summary {
                     self.order(key).placed_as(&ClientId::order(ns, key));
                 }
             }
-            Entry::Command { .. } | Entry::Snapshot { .. } => {}
+            Entry::Command { .. }
+            | Entry::Snapshot { .. }
+            | Entry::Timer { .. }
+            | Entry::Shutdown { .. } => {}
             Entry::Refused(cmd) => {
                 let id = match cmd {
                     Command::Place(o) => o.client_id,

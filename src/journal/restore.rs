@@ -15,10 +15,10 @@ use std::collections::{BTreeMap, VecDeque};
 use std::path::{Path, PathBuf};
 
 use ordergate_core::desk::{CommandSink, Desk, Notice};
-use ordergate_core::model::OrderUpdate;
-use ordergate_proto::codec::{encode_outbound, Outbound};
 use ordergate_core::ids::{StrategyId, VenueId};
+use ordergate_core::model::OrderUpdate;
 use ordergate_core::venue::{Command, Lane};
+use ordergate_proto::codec::{encode_outbound, Outbound};
 
 use super::entry::{Entry, EntryError, SNAPSHOT_KIND};
 use super::record::{decode, Decoded};
@@ -149,6 +149,8 @@ fn replay_into(
                 desk.on_request(input, now_ns, &mut Drop, &mut notices)
             }
             Entry::Refused(cmd) => desk.refused(&cmd, &mut notices),
+            Entry::Timer { now_ns } => desk.on_timer(now_ns, &mut Drop, &mut notices),
+            Entry::Shutdown { cancel } => desk.begin_shutdown(cancel, &mut Drop, &mut notices),
             Entry::Report(report) => desk.on_report(&report, &mut notices),
             Entry::Sent {
                 strategy,
@@ -198,7 +200,10 @@ fn replay_into(
         for n in notices.drain(..) {
             if let Notice::Order { strategy, update } = n {
                 made += 1;
-                pending.entry(strategy).or_default().push_back((made, update));
+                pending
+                    .entry(strategy)
+                    .or_default()
+                    .push_back((made, update));
             }
         }
     }

@@ -41,6 +41,12 @@ enum EntryRef<'a> {
         desk: &'a DeskSnapshot,
         sequences: &'a [SeqSnapshotRef<'a>],
     },
+    Timer {
+        now_ns: u64,
+    },
+    Shutdown {
+        cancel: bool,
+    },
 }
 
 /// [`super::entry::SeqSnapshot`] by reference.
@@ -60,6 +66,8 @@ impl EntryRef<'_> {
             EntryRef::Report(_) => 4,
             EntryRef::Sent { .. } => 5,
             EntryRef::Snapshot { .. } => SNAPSHOT_KIND,
+            EntryRef::Timer { .. } => 7,
+            EntryRef::Shutdown { .. } => 8,
         }
     }
 }
@@ -117,6 +125,14 @@ impl JournalWriter {
 
     pub fn command(&mut self, now_ns: u64, input: &DeskInput) {
         self.write(&EntryRef::Command { now_ns, input });
+    }
+
+    pub fn timer(&mut self, now_ns: u64) {
+        self.write(&EntryRef::Timer { now_ns });
+    }
+
+    pub fn shutdown(&mut self, cancel: bool) {
+        self.write(&EntryRef::Shutdown { cancel });
     }
 
     pub fn refused(&mut self, cmd: &Command) {

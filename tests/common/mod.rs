@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use ordergate::app::App;
-use ordergate::client::Client;
+use ordergate::client::{Client, ClientError};
 use ordergate::config::Config;
 use ordergate::decimal::{parse_fixed, WideDecimal};
 use ordergate::ids::{ClientId, Namespace, OrderKey, StrategyId};
@@ -166,6 +166,23 @@ pub fn wait_for_socket(path: &Path) {
     }
 }
 
+/// A simulator on a free local port, set up as `opts` says.
+pub fn start_sim(opts: &Opts) -> SimHandle {
+    Simulator::start(
+        SimConfig {
+            fill: opts.fill,
+            clock_offset_ms: opts.clock_offset_ms,
+            shutdown_grace: opts.shutdown_grace,
+            limits: opts.sim_limits,
+            faults: opts.faults.clone(),
+            fault_seed: opts.fault_seed,
+            ..SimConfig::default()
+        },
+        "127.0.0.1:0".parse().unwrap(),
+    )
+    .expect("start the simulator")
+}
+
 /// One simulator and one in-process sidecar wired to it.
 pub struct Harness {
     /// Shared by a second installation's harness (see [`Harness::beside`]).
@@ -183,20 +200,7 @@ impl Harness {
     }
 
     pub fn with(opts: Opts) -> Harness {
-        let sim = Simulator::start(
-            SimConfig {
-                fill: opts.fill,
-                clock_offset_ms: opts.clock_offset_ms,
-                shutdown_grace: opts.shutdown_grace,
-                limits: opts.sim_limits,
-                faults: opts.faults.clone(),
-                fault_seed: opts.fault_seed,
-                ..SimConfig::default()
-            },
-            "127.0.0.1:0".parse().unwrap(),
-        )
-        .expect("start the simulator");
-        Harness::on(std::sync::Arc::new(sim), &opts)
+        Harness::on(std::sync::Arc::new(start_sim(&opts)), &opts)
     }
 
     /// A second sidecar, with its own state directory (so its own
@@ -230,6 +234,15 @@ impl Harness {
     pub fn restart(&mut self) {
         self.stop();
         self.start_again();
+    }
+
+    /// Stops the sidecar as SIGTERM does: no new orders, what was sent
+    /// answered, open orders left or cancelled by `[gateway] on_shutdown`.
+    pub fn drain(&mut self) {
+        if let Some(app) = self.app.take() {
+            app.drain_and_stop()
+                .expect("the sidecar drains and stops cleanly");
+        }
     }
 
     /// Stops the sidecar; [`Harness::start_again`] starts the next one.
@@ -280,32 +293,39 @@ impl Harness {
         let e = self
             .ledger_entry(strategy, t.order_id)
             .unwrap_or_else(|| panic!("order {} is not in the venue's ledger", t.order_id));
-        let o = &e.order;
-        assert_eq!(
-            o.status.as_str(),
-            venue_status(t.state()),
-            "order {}: state here {:?}, at the venue {}",
-            t.order_id,
-            t.state(),
-            o.status.as_str()
-        );
-        let executed = WideDecimal::new(o.executed_qty as i128, o.scales.qty_scale);
-        assert_eq!(
-            executed.to_fixed(t.qty_scale),
-            Some(t.cum_qty()),
-            "order {}: executed qty",
-            t.order_id
-        );
-        let quote = WideDecimal::new(o.cum_quote_qty, o.scales.notional_scale()).normalized();
-        let ours = WideDecimal::new(t.cum_notional(), t.price_scale + t.qty_scale).normalized();
-        assert_eq!(quote, ours, "order {}: quote qty", t.order_id);
-        assert_eq!(
-            e.trades.len(),
-            t.fills.len(),
-            "order {}: one Fill per venue trade",
-            t.order_id
-        );
+        assert_entry_matches(&e, t);
     }
+}
+
+/// Asserts that what the strategy saw of an order (`t`) equals the
+/// venue's record of it (`e`): state, executed quantity and quote
+/// quantity, exactly, and one Fill per trade.
+pub fn assert_entry_matches(e: &LedgerEntry, t: &Track) {
+    let o = &e.order;
+    assert_eq!(
+        o.status.as_str(),
+        venue_status(t.state()),
+        "order {}: state here {:?}, at the venue {}",
+        t.order_id,
+        t.state(),
+        o.status.as_str()
+    );
+    let executed = WideDecimal::new(o.executed_qty as i128, o.scales.qty_scale);
+    assert_eq!(
+        executed.to_fixed(t.qty_scale),
+        Some(t.cum_qty()),
+        "order {}: executed qty",
+        t.order_id
+    );
+    let quote = WideDecimal::new(o.cum_quote_qty, o.scales.notional_scale()).normalized();
+    let ours = WideDecimal::new(t.cum_notional(), t.price_scale + t.qty_scale).normalized();
+    assert_eq!(quote, ours, "order {}: quote qty", t.order_id);
+    assert_eq!(
+        e.trades.len(),
+        t.fills.len(),
+        "order {}: one Fill per venue trade",
+        t.order_id
+    );
 }
 
 impl Drop for Harness {
@@ -444,6 +464,10 @@ pub struct Strat {
     pub inst: InstrumentInfo,
     /// The last sequence number seen.
     pub last_seq: u64,
+    /// After [`Strat::reconnect`], until the first message of the replay:
+    /// HelloAck's `next_seq`. Messages from it on may come live before
+    /// the replay (which carries them again) and are skipped.
+    pub catch_up: Option<u64>,
     pub venue_states: Vec<(VenueState, String)>,
     pub errors: Vec<(Reason, String)>,
     pub tracks: HashMap<u64, Track>,
@@ -460,6 +484,7 @@ impl Strat {
             client,
             inst,
             last_seq,
+            catch_up: None,
             venue_states: Vec::new(),
             errors: Vec::new(),
             tracks: HashMap::new(),
@@ -474,6 +499,7 @@ impl Strat {
         client
             .resend_from(self.last_seq + 1)
             .expect("send ResendFrom");
+        self.catch_up = (client.next_seq() > self.last_seq + 1).then_some(client.next_seq());
         self.client = client;
     }
 
@@ -489,27 +515,41 @@ impl Strat {
     /// The next message, within [`WAIT`]; checks the sequence and files
     /// the message under its order.
     pub fn next(&mut self) -> Outbound {
-        let (seq, msg) = self
-            .client
-            .recv_timeout(WAIT)
-            .expect("receive from the sidecar")
-            .unwrap_or_else(|| panic!("nothing from the sidecar within {WAIT:?}"));
-        self.file(seq, &msg);
-        msg
+        self.poll(WAIT)
+            .unwrap_or_else(|| panic!("nothing from the sidecar within {WAIT:?}"))
     }
 
     /// The next message if one comes within `d` (filed like `next`).
     pub fn poll(&mut self, d: Duration) -> Option<Outbound> {
-        let (seq, msg) = self
-            .client
-            .recv_timeout(d)
-            .expect("receive from the sidecar")?;
-        self.file(seq, &msg);
-        Some(msg)
+        self.try_poll(d).expect("receive from the sidecar")
     }
 
-    fn file(&mut self, seq: u64, msg: &Outbound) {
+    /// [`Strat::poll`] that returns a receive error (the sidecar gone)
+    /// instead of panicking.
+    pub fn try_poll(&mut self, d: Duration) -> Result<Option<Outbound>, ClientError> {
+        let deadline = Instant::now() + d;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let Some((seq, msg)) = self.client.recv_timeout(left)? else {
+                return Ok(None);
+            };
+            if self.file(seq, &msg) {
+                return Ok(Some(msg));
+            }
+        }
+    }
+
+    /// Checks the sequence and files `msg`; false for a message skipped
+    /// (sent live before a replay that carries it again).
+    fn file(&mut self, seq: u64, msg: &Outbound) -> bool {
         if msg.is_sequenced() {
+            if self
+                .catch_up
+                .is_some_and(|live| seq > self.last_seq + 1 && seq >= live)
+            {
+                return false;
+            }
+            self.catch_up = None;
             assert_eq!(
                 seq,
                 self.last_seq + 1,
@@ -528,12 +568,16 @@ impl Strat {
             Outbound::Fill(f) => f.order_id,
             Outbound::OrderStatus(s) => s.order_id,
             Outbound::VenueStatus { state, text, .. } => {
-                return self.venue_states.push((*state, text.clone()));
+                self.venue_states.push((*state, text.clone()));
+                return true;
             }
             Outbound::Error { reason, text } => {
-                return self.errors.push((*reason, text.clone()));
+                self.errors.push((*reason, text.clone()));
+                return true;
             }
-            Outbound::HelloAck { .. } | Outbound::InstrumentInfo(_) | Outbound::Heartbeat => return,
+            Outbound::HelloAck { .. } | Outbound::InstrumentInfo(_) | Outbound::Heartbeat => {
+                return true
+            }
         };
         let inst = &self.inst;
         let t = self
@@ -552,6 +596,7 @@ impl Strat {
             Outbound::OrderStatus(s) => t.status.push(s.clone()),
             _ => unreachable!("filed above"),
         }
+        true
     }
 
     /// Reads until the venue reports `state`.

@@ -159,6 +159,7 @@ impl World {
             strategies: vec![ALPHA, BETA],
             instruments: vec![btcusdt()],
             venues: vec![VenueId::BinanceSpot],
+            cancel_on_disconnect: Vec::new(),
         })
         .expect("desk config");
         let mut w = World {

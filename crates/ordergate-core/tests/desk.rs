@@ -53,6 +53,7 @@ impl T {
                 instrument(2, VenueId::BinanceUsdm, "BTCUSDT", Category::LinearPerp),
             ],
             venues: vec![VenueId::BinanceSpot, VenueId::BinanceUsdm],
+            cancel_on_disconnect: Vec::new(),
         })
         .unwrap();
         let mut t = T {

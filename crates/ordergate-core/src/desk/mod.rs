@@ -37,6 +37,11 @@ pub enum Request {
     CancelAll {
         instrument_id: InstrumentId,
     },
+    /// The strategy's connection came (`true`, its Hello) or went: what
+    /// `cancel_on_disconnect` counts from.
+    Presence {
+        connected: bool,
+    },
 }
 
 /// One request on a front end's input ring. `Copy` and allocation-free.
@@ -78,6 +83,9 @@ pub struct DeskConfig {
     pub instruments: Vec<Instrument>,
     /// The configured venues; each starts Down until its session reports.
     pub venues: Vec<VenueId>,
+    /// Strategies whose open orders are cancelled once they have been
+    /// disconnected longer than this (ns): `cancel_on_disconnect`.
+    pub cancel_on_disconnect: Vec<(StrategyId, u64)>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -117,6 +125,12 @@ pub struct Desk {
     venues: BTreeMap<VenueId, VenueStatus>,
     lifecycle: Lifecycle,
     counters: DeskCounters,
+    /// Grace per `cancel_on_disconnect` strategy, and when a disconnected
+    /// one's orders are due to be cancelled.
+    grace_ns: BTreeMap<StrategyId, u64>,
+    cancel_due: BTreeMap<StrategyId, u64>,
+    /// False once a shutdown began: new orders are refused.
+    accepting: bool,
 }
 
 impl Desk {
@@ -153,6 +167,9 @@ impl Desk {
             venues,
             lifecycle: Lifecycle::new(cfg.namespace),
             counters: DeskCounters::default(),
+            grace_ns: cfg.cancel_on_disconnect.into_iter().collect(),
+            cancel_due: BTreeMap::new(),
+            accepting: true,
         })
     }
 
@@ -162,6 +179,9 @@ impl Desk {
     pub fn begin_run(&mut self, namespace: Namespace) {
         self.namespace = namespace;
         self.lifecycle.begin_run(namespace);
+        // A restart is not a disconnect: no cancel is carried over.
+        self.cancel_due.clear();
+        self.accepting = true;
         for status in self.venues.values_mut() {
             status.state = VenueState::Down;
             status.text = "no session yet".into();
@@ -263,7 +283,83 @@ impl Desk {
             Request::CancelAll { instrument_id } => {
                 self.cancel_all(strategy, instrument_id, sink, out)
             }
+            Request::Presence { connected } => self.presence(strategy, connected, now_ns),
         }
+    }
+
+    fn presence(&mut self, strategy: StrategyId, connected: bool, now_ns: u64) {
+        let Some(&grace) = self.grace_ns.get(&strategy) else {
+            return;
+        };
+        if connected {
+            if self.cancel_due.remove(&strategy).is_some() {
+                tracing::info!(strategy, "strategy back within its grace; its orders stay");
+            }
+        } else {
+            tracing::info!(
+                strategy,
+                grace_ms = grace / 1_000_000,
+                "strategy gone; its open orders are cancelled if it stays away"
+            );
+            self.cancel_due
+                .insert(strategy, now_ns.saturating_add(grace));
+        }
+    }
+
+    /// When [`Desk::on_timer`] is next due, if ever.
+    pub fn next_timer(&self) -> Option<u64> {
+        self.cancel_due.values().copied().min()
+    }
+
+    /// Cancels the open orders of every `cancel_on_disconnect` strategy gone
+    /// longer than its grace. The driver journals `now_ns` first, so a
+    /// replay fires the same cancels.
+    pub fn on_timer(&mut self, now_ns: u64, sink: &mut impl CommandSink, out: &mut Vec<Notice>) {
+        let due: Vec<StrategyId> = self
+            .cancel_due
+            .iter()
+            .filter(|(_, &at)| at <= now_ns)
+            .map(|(&s, _)| s)
+            .collect();
+        for strategy in due {
+            self.cancel_due.remove(&strategy);
+            let open = self.lifecycle.open_orders(strategy).count();
+            tracing::warn!(
+                strategy,
+                open,
+                "cancel_on_disconnect: strategy gone longer than its grace; cancelling its open orders"
+            );
+            self.cancel_all(strategy, 0, sink, out);
+        }
+    }
+
+    /// A shutdown begins: new orders are refused from now on, and with
+    /// `cancel` every open order of every strategy is cancelled.
+    pub fn begin_shutdown(
+        &mut self,
+        cancel: bool,
+        sink: &mut impl CommandSink,
+        out: &mut Vec<Notice>,
+    ) {
+        self.accepting = false;
+        if cancel {
+            for strategy in self.strategies.clone() {
+                self.cancel_all(strategy, 0, sink, out);
+            }
+        }
+    }
+
+    /// Nothing sent waits for an answer (no new order unanswered, no
+    /// cancel outstanding); with `no_open`, no order is open either.
+    pub fn settled(&self, no_open: bool) -> bool {
+        self.lifecycle.all_open().all(|o| {
+            !no_open
+                && o.cancels_outstanding == 0
+                && !matches!(
+                    o.phase,
+                    Phase::Working(Working::PendingNew | Working::Unknown)
+                )
+        })
     }
 
     /// One report from a venue session: order events go through the
@@ -336,6 +432,10 @@ impl Desk {
             tracing::info!(strategy, order_id = o.order_id, "duplicate order id");
             let update = OrderUpdate::Status(st);
             return out.push(Notice::Order { strategy, update });
+        }
+        if !self.accepting {
+            let text = "the sidecar is shutting down; no new orders".to_string();
+            return self.refuse(strategy, o.order_id, Reason::VenueDown, text, out);
         }
         let Some(inst) = self.instruments.get(&o.instrument_id) else {
             let text = format!("instrument {} is not configured", o.instrument_id);

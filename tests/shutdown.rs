@@ -1,0 +1,111 @@
+//! The graceful stop (what SIGTERM does) under each `on_shutdown`
+//! policy, and `cancel_on_disconnect`, over real sockets.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{Harness, Opts, ALPHA};
+use ordergate::model::{OrderState, Side, VenueState};
+use ordergate::sim::binance::OrderStatus;
+
+fn venue_status(h: &Harness, strategy: u32, order_id: u64) -> OrderStatus {
+    h.ledger_entry(strategy, order_id)
+        .expect("the venue has the order")
+        .order
+        .status
+}
+
+#[test]
+fn leave_keeps_resting_orders_for_the_next_start_to_adopt() {
+    let mut h = Harness::start();
+    let mut s = h.trader(ALPHA.1);
+    s.send(s.limit(1, Side::Buy, "59000.00", "0.01"));
+    assert_eq!(s.first_answer(1).state(), OrderState::New);
+    h.drain();
+    assert_eq!(venue_status(&h, ALPHA.0, 1), OrderStatus::New);
+
+    h.start_again();
+    s.reconnect(&h.socket, ALPHA.1);
+    s.wait_venue(VenueState::Up);
+    s.cancel(1);
+    let t = s.follow(1);
+    assert_eq!(t.state(), OrderState::Canceled, "{t:?}");
+    assert_eq!(venue_status(&h, ALPHA.0, 1), OrderStatus::Canceled);
+}
+
+#[test]
+fn cancel_cancels_every_open_order_before_the_sidecar_exits() {
+    let mut h = Harness::with(Opts {
+        extra: "\n[gateway]\non_shutdown = \"cancel\"\n".into(),
+        ..Opts::default()
+    });
+    let mut s = h.trader(ALPHA.1);
+    for id in 1..=3 {
+        s.send(s.limit(id, Side::Buy, "59000.00", "0.01"));
+        assert_eq!(s.first_answer(id).state(), OrderState::New);
+    }
+    h.drain();
+    for id in 1..=3 {
+        assert_eq!(venue_status(&h, ALPHA.0, id), OrderStatus::Canceled);
+        // Told before the sidecar went away.
+        let t = s.follow(id);
+        assert_eq!(t.state(), OrderState::Canceled, "{t:?}");
+    }
+}
+
+const GAMMA: (u32, &str) = (7, "gamma");
+
+fn with_gamma() -> Harness {
+    Harness::with(Opts {
+        extra: format!(
+            "\n[[strategy]]\nid = {}\nname = \"{}\"\ncancel_on_disconnect = true\ndisconnect_grace_ms = 300\n",
+            GAMMA.0, GAMMA.1
+        ),
+        ..Opts::default()
+    })
+}
+
+#[test]
+fn cancel_on_disconnect_cancels_after_the_grace_only() {
+    let h = with_gamma();
+    let mut g = h.trader(GAMMA.1);
+    g.send(g.limit(1, Side::Buy, "59000.00", "0.01"));
+    assert_eq!(g.first_answer(1).state(), OrderState::New);
+    // Back within the grace: nothing is cancelled.
+    let last = g.last_seq;
+    drop(g);
+    std::thread::sleep(Duration::from_millis(50));
+    let mut g = h.connect(GAMMA.1);
+    g.last_seq = last;
+    std::thread::sleep(Duration::from_millis(700));
+    assert_eq!(venue_status(&h, GAMMA.0, 1), OrderStatus::New);
+    // Gone for longer: cancelled.
+    drop(g);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while venue_status(&h, GAMMA.0, 1) != OrderStatus::Canceled {
+        assert!(std::time::Instant::now() < deadline, "not cancelled");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // A strategy without the setting keeps its orders.
+    let mut a = h.trader(ALPHA.1);
+    a.send(a.limit(1, Side::Buy, "59000.00", "0.01"));
+    assert_eq!(a.first_answer(1).state(), OrderState::New);
+    drop(a);
+    std::thread::sleep(Duration::from_millis(700));
+    assert_eq!(venue_status(&h, ALPHA.0, 1), OrderStatus::New);
+}
+
+#[test]
+fn a_sidecar_restart_alone_cancels_nothing() {
+    let mut h = with_gamma();
+    let mut g = h.trader(GAMMA.1);
+    g.send(g.limit(1, Side::Buy, "59000.00", "0.01"));
+    assert_eq!(g.first_answer(1).state(), OrderState::New);
+    h.restart();
+    std::thread::sleep(Duration::from_millis(900));
+    assert_eq!(venue_status(&h, GAMMA.0, 1), OrderStatus::New);
+    g.reconnect(&h.socket, GAMMA.1);
+    g.wait_venue(VenueState::Up);
+    assert_eq!(venue_status(&h, GAMMA.0, 1), OrderStatus::New);
+}
