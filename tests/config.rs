@@ -574,3 +574,34 @@ fn venue_liveness_keys_default_and_are_checked() {
         "{e}"
     );
 }
+
+#[test]
+fn shutdown_disconnect_and_journal_settings() {
+    use ordergate::config::OnShutdown;
+    use ordergate::journal::Durability;
+    let c = Config::from_str(BASE, "t.toml").unwrap();
+    assert_eq!(c.gateway.on_shutdown, OnShutdown::Leave);
+    assert_eq!(c.strategies[0].cancel_after_disconnect_ms, None);
+    assert_eq!(
+        c.journal.durability,
+        Durability::Group {
+            interval: std::time::Duration::from_millis(1)
+        }
+    );
+    let text = format!(
+        "{}\n[gateway]\non_shutdown = \"cancel\"\n\n[journal]\ndurability = \"every-record\"\nsegment_mb = 8\n",
+        with("name = \"alpha\"", "name = \"alpha\"\ncancel_on_disconnect = true\ndisconnect_grace_ms = 250")
+    );
+    let c = Config::from_str(&text, "t.toml").unwrap();
+    assert_eq!(c.gateway.on_shutdown, OnShutdown::Cancel);
+    assert_eq!(c.strategies[0].cancel_after_disconnect_ms, Some(250));
+    assert_eq!(c.journal.durability, Durability::EveryRecord);
+    assert_eq!(c.journal.segment_bytes, 8 << 20);
+
+    let bad = format!("{BASE}\n[journal]\ndurability = \"sometimes\"\n");
+    let e = error_at(&bad, "durability");
+    assert!(e.contains("sometimes") && e.contains("every-record"), "{e}");
+    let bad = format!("{BASE}\n[gateway]\non_shutdown = \"flee\"\n");
+    let e = error_at(&bad, "on_shutdown");
+    assert!(e.contains("flee") && e.contains("leave"), "{e}");
+}
