@@ -109,3 +109,47 @@ fn a_sidecar_restart_alone_cancels_nothing() {
     g.wait_venue(VenueState::Up);
     assert_eq!(venue_status(&h, GAMMA.0, 1), OrderStatus::New);
 }
+
+/// The real binary and a real SIGTERM, under each policy: it exits 0 and
+/// its log says what it did with the resting order; the venue agrees.
+#[test]
+fn sigterm_on_the_real_binary_says_what_it_did() {
+    for (policy, log_says, venue_after) in [
+        ("leave", "left resting", OrderStatus::New),
+        ("cancel", "open orders cancelled", OrderStatus::Canceled),
+    ] {
+        let opts = Opts {
+            extra: format!("\n[gateway]\non_shutdown = \"{policy}\"\n"),
+            ..Opts::default()
+        };
+        let sim = common::start_sim(&opts);
+        let dir = common::short_tempdir();
+        let (_, path) = common::write_config(dir.path(), &sim.ws_url(), &sim.rest_url(), &opts);
+        let log = dir.path().join("sidecar.log");
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_ordergate"))
+            .args(["run", "--config"])
+            .arg(&path)
+            .stderr(std::fs::File::create(&log).unwrap())
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let socket = dir.path().join("s.sock");
+        common::wait_for_socket(&socket);
+        let mut s =
+            common::Strat::new(ordergate::client::Client::connect(&socket, ALPHA.1).unwrap());
+        s.wait_venue(VenueState::Up);
+        s.send(s.limit(1, Side::Buy, "59000.00", "0.01"));
+        assert_eq!(s.first_answer(1).state(), OrderState::New);
+
+        // SAFETY: kill with a child's pid and a valid signal number has no
+        // memory effects.
+        assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGTERM) }, 0);
+        let status = child.wait().unwrap();
+        assert!(status.success(), "{policy}: {status:?}");
+        let text = std::fs::read_to_string(&log).unwrap();
+        assert!(text.contains(log_says), "{policy}: log says\n{text}");
+        let id = ordergate::ids::ClientId::decode(&sim.ledger()[0].order.client_order_id).unwrap();
+        assert_eq!(id.key.order_id, 1);
+        assert_eq!(sim.ledger()[0].order.status, venue_after, "{policy}");
+    }
+}
