@@ -25,6 +25,10 @@ impl CommandSink for Take {
 }
 
 fn desk(ns: Namespace) -> Desk {
+    desk_with(ns, Vec::new())
+}
+
+fn desk_with(ns: Namespace, cancel_on_disconnect: Vec<(StrategyId, u64)>) -> Desk {
     Desk::new(DeskConfig {
         namespace: ns,
         strategies: vec![1, 2],
@@ -40,7 +44,7 @@ fn desk(ns: Namespace) -> Desk {
         )
         .unwrap()],
         venues: vec![VenueId::BinanceSpot],
-        cancel_on_disconnect: Vec::new(),
+        cancel_on_disconnect,
     })
     .unwrap()
 }
@@ -56,9 +60,35 @@ struct Live {
     journal: JournalWriter,
     seqs: Seqs,
     now: u64,
+    /// Snapshots written so far.
+    snapshots: u64,
 }
 
 impl Live {
+    /// A journal of small segments in `dir`, this run's start marker, and
+    /// the venue Up.
+    fn open(dir: &std::path::Path, desk: Desk, ns: Namespace) -> Live {
+        let config = JournalConfig {
+            segment_bytes: 4 << 10,
+            durability: Durability::None,
+        };
+        let (journal, _) = Journal::open(dir, config).unwrap();
+        let mut live = Live {
+            desk,
+            journal: JournalWriter::new(journal),
+            seqs: vec![(1, 1, Vec::new()), (2, 1, Vec::new())],
+            now: 0,
+            snapshots: 0,
+        };
+        live.journal.start(ns);
+        live.report(Report::Venue(VenueStatus {
+            venue: VenueId::BinanceSpot,
+            state: VenueState::Up,
+            text: "up".into(),
+        }));
+        live
+    }
+
     fn notices(&mut self, n: Vec<ordergate_core::desk::Notice>) {
         for notice in n {
             if let ordergate_core::desk::Notice::Order { strategy, update } = notice {
@@ -82,6 +112,7 @@ impl Live {
                 })
                 .collect();
             self.journal.snapshot(&desk, &sequences);
+            self.snapshots += 1;
         }
     }
 
@@ -132,24 +163,8 @@ fn same(a: &Desk, b: &Desk, what: &str) {
 #[test]
 fn replay_from_the_newest_snapshot_equals_replay_of_the_whole_log() {
     let dir = tempfile::tempdir().unwrap();
-    let config = JournalConfig {
-        segment_bytes: 4 << 10,
-        durability: Durability::None,
-    };
     let ns = Namespace::new(99, 1);
-    let (journal, _) = Journal::open(dir.path(), config).unwrap();
-    let mut live = Live {
-        desk: desk(ns),
-        journal: JournalWriter::new(journal),
-        seqs: vec![(1, 1, Vec::new()), (2, 1, Vec::new())],
-        now: 0,
-    };
-    live.journal.start(ns);
-    live.report(Report::Venue(VenueStatus {
-        venue: VenueId::BinanceSpot,
-        state: VenueState::Up,
-        text: "up".into(),
-    }));
+    let mut live = Live::open(dir.path(), desk(ns), ns);
     let mut trade = 0;
     for id in 1..=120u64 {
         let strategy = 1 + (id % 2) as u32;
@@ -211,4 +226,71 @@ fn replay_from_the_newest_snapshot_equals_replay_of_the_whole_log() {
     // Open orders survive: cancels pending, fills and trade ids included.
     assert!(from_snapshot.lifecycle().all_open().count() > 0);
     assert_eq!(from_snapshot.adoptions(), live.desk.adoptions());
+}
+
+/// What the desk holds besides orders: a `cancel_on_disconnect` deadline
+/// and a shutdown's refusal of new orders. A snapshot taken while either
+/// is in force must carry it, or a replay from that snapshot fires no
+/// cancel at the timer and takes an order the live desk refused.
+#[test]
+fn a_snapshot_keeps_disconnect_deadlines_and_a_shutdown_in_progress() {
+    let dir = tempfile::tempdir().unwrap();
+    let ns = Namespace::new(99, 1);
+    let grace = 1_000_000_000;
+    let fresh = || desk_with(ns, vec![(2, grace)]);
+    let mut live = Live::open(dir.path(), fresh(), ns);
+    for id in 1..=5 {
+        live.ask(2, Request::NewOrder(limit(id)));
+    }
+    live.ask(2, Request::Presence { connected: true });
+    live.ask(2, Request::Presence { connected: false });
+    // Strategy 1 keeps trading until a snapshot falls inside the grace.
+    let mut id = 100;
+    let before = live.snapshots;
+    while live.snapshots == before {
+        id += 1;
+        live.ask(1, Request::NewOrder(limit(id)));
+    }
+    assert!(live.now < grace, "still inside the grace");
+    live.now = 2 * grace;
+    live.journal.timer(live.now);
+    let mut out = Vec::new();
+    live.desk.on_timer(live.now, &mut Take, &mut out);
+    live.notices(out);
+    assert!(
+        live.desk
+            .lifecycle()
+            .open_orders(2)
+            .all(|o| o.cancels_outstanding > 0),
+        "the live desk cancelled strategy 2's orders"
+    );
+
+    live.journal.shutdown(false);
+    let mut out = Vec::new();
+    live.desk.begin_shutdown(false, &mut Take, &mut out);
+    live.notices(out);
+    // Cancels of unknown orders keep records coming until a snapshot.
+    let before = live.snapshots;
+    while live.snapshots == before {
+        live.ask(1, Request::Cancel { order_id: 1 });
+    }
+    live.ask(1, Request::NewOrder(limit(9_999)));
+    assert!(
+        live.desk
+            .lifecycle()
+            .status(OrderKey {
+                strategy: 1,
+                order_id: 9_999
+            })
+            .is_none(),
+        "refused while shutting down"
+    );
+    drop(live.journal);
+
+    let mut from_snapshot = fresh();
+    restore(dir.path(), &mut from_snapshot, 1000).unwrap();
+    let mut whole = fresh();
+    restore_full(dir.path(), &mut whole, 1000).unwrap();
+    same(&from_snapshot, &whole, "whole-log replay");
+    same(&from_snapshot, &live.desk, "the live desk");
 }

@@ -102,6 +102,10 @@ pub struct DeskSnapshot {
     pub lifecycle: LifecycleSnapshot,
     pub venues: Vec<VenueStatus>,
     pub counters: DeskCounters,
+    /// `cancel_on_disconnect` deadlines running: (strategy, due ns).
+    pub cancel_due: Vec<(StrategyId, u64)>,
+    /// False once a shutdown began in the snapshot's run.
+    pub accepting: bool,
 }
 
 /// Counts of what the desk refused or could not place, for the periodic
@@ -215,14 +219,17 @@ impl Desk {
             .collect()
     }
 
-    /// What the desk holds beyond its config: the order table and what
-    /// each venue last said (a replay after a snapshot needs both to
-    /// judge the next request as the live desk did).
+    /// What the desk holds beyond its config: the order table, what each
+    /// venue last said, the disconnect deadlines running and whether a
+    /// shutdown began (a replay after a snapshot needs all of them to judge
+    /// the next input as the live desk did).
     pub fn snapshot(&self) -> DeskSnapshot {
         DeskSnapshot {
             lifecycle: self.lifecycle.snapshot(),
             venues: self.venues.values().cloned().collect(),
             counters: self.counters,
+            cancel_due: self.cancel_due.iter().map(|(&s, &at)| (s, at)).collect(),
+            accepting: self.accepting,
         }
     }
 
@@ -237,6 +244,8 @@ impl Desk {
             }
         }
         self.counters = snap.counters;
+        self.cancel_due = snap.cancel_due.into_iter().collect();
+        self.accepting = snap.accepting;
     }
 
     pub fn lifecycle(&self) -> &Lifecycle {
