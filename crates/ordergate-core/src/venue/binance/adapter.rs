@@ -2223,14 +2223,24 @@ impl BinanceSpot {
             }
             Pending::OrderStatus { client_id } => {
                 let key = client_id.key;
-                let place = self.orders.get(&key).map(|t| t.place);
-                match place {
+                let place = self.orders.get(&key).map(|t| (t.place, t.sends));
+                match place.map(|(p, _)| p) {
                     Some(Place::Unknown { final_ns, .. }) if err.code == -2013 => {
                         if now.mono_ns >= final_ns {
                             let secs = self.unknown_bound_ns() / 1_000_000_000;
+                            // An adopted order was never sent by this run:
+                            // the bound ran from the restart.
+                            let when = if place.is_some_and(|(_, sends)| sends == 0) {
+                                "after the sidecar restarted: the run that took it never got it to the venue"
+                            } else {
+                                "after it was sent: it never reached the matching engine"
+                            };
                             self.give_up(
                                 key,
-                                format!("the venue does not have the order ({} {text}) {secs} s after it was sent: it never reached the matching engine", err.code),
+                                format!(
+                                    "the venue does not have the order ({} {text}) {secs} s {when}",
+                                    err.code
+                                ),
                                 out,
                             );
                         } else {
