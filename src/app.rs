@@ -21,10 +21,6 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 use crate::config::{Config, ConfigError, Layout, OnShutdown};
-
-/// How long a graceful stop waits for the venue's answers (and, under
-/// `on_shutdown = "cancel"`, for the cancels) before it stops anyway.
-const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 use crate::doorbell::{Doorbell, Ringer, WaitStrategy};
 use crate::frontend::{self, Driver, FrontEnd};
 use crate::ids::{StrategyId, VenueId};
@@ -38,6 +34,10 @@ use crate::state::StateDir;
 use crate::venue::registry::{Registry, VenueSetup};
 use crate::venue::{Command, ConnRole, Lane, Report, VenueProtocol};
 use ordergate_core::desk::{self, CommandSink, Desk, DeskInput, Notice};
+
+/// How long a graceful stop waits for the venue's answers (and, under
+/// `on_shutdown = "cancel"`, for the cancels) before it stops anyway.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
@@ -295,45 +295,58 @@ impl DeskRole {
                 .any(|l| !l.input.is_empty() || !l.overflow.is_empty())
     }
 
+    /// One desk input: `record` journals it, then `act` applies it, then
+    /// the commands the rings had no room for are journaled too (the
+    /// desk answered them `QueueFull`), so a replay ends the same way.
+    fn journaled(
+        &mut self,
+        record: impl FnOnce(&mut JournalWriter),
+        act: impl FnOnce(&mut Desk, &mut RingSink, &mut Vec<Notice>),
+    ) {
+        let mut journal = JournalWriter::lock(&self.journal);
+        record(&mut journal);
+        act(&mut self.desk, &mut self.sink, &mut self.notices);
+        for cmd in self.sink.refused.drain(..) {
+            journal.refused(&cmd);
+        }
+    }
+
     /// Tells the desk which `cancel_on_disconnect` strategies came or
     /// went (journaled like any input), and runs its timers.
     fn presence_and_timers(&mut self, connected: &dyn Fn(StrategyId) -> bool) {
         let now_ns = self.clock.now_ns();
-        for (strategy, was) in self.presence.iter_mut() {
-            let is = connected(*strategy);
-            if is == *was {
-                continue;
-            }
-            *was = is;
+        while let Some((&strategy, was)) = self
+            .presence
+            .iter_mut()
+            .find(|(s, was)| connected(**s) != **was)
+        {
+            *was = !*was;
             let input = DeskInput {
-                strategy: *strategy,
-                request: desk::Request::Presence { connected: is },
+                strategy,
+                request: desk::Request::Presence { connected: *was },
             };
-            JournalWriter::lock(&self.journal).command(now_ns, &input);
-            self.desk
-                .on_request(input, now_ns, &mut self.sink, &mut self.notices);
+            self.journaled(
+                |j| j.command(now_ns, &input),
+                |d, sink, out| d.on_request(input, now_ns, sink, out),
+            );
         }
         if self.desk.next_timer().is_some_and(|at| at <= now_ns) {
-            let mut journal = JournalWriter::lock(&self.journal);
-            journal.timer(now_ns);
-            self.desk
-                .on_timer(now_ns, &mut self.sink, &mut self.notices);
-            for cmd in self.sink.refused.drain(..) {
-                journal.refused(&cmd);
-            }
+            self.journaled(
+                |j| j.timer(now_ns),
+                |d, sink, out| d.on_timer(now_ns, sink, out),
+            );
         }
     }
 
     /// The graceful stop begins (journaled, so a replay refuses the same
-    /// orders).
-    fn begin_shutdown(&mut self, cancel: bool) {
-        let mut journal = JournalWriter::lock(&self.journal);
-        journal.shutdown(cancel);
-        self.desk
-            .begin_shutdown(cancel, &mut self.sink, &mut self.notices);
-        for cmd in self.sink.refused.drain(..) {
-            journal.refused(&cmd);
-        }
+    /// orders); returns the number of cancels it sent.
+    fn begin_shutdown(&mut self, cancel: bool) -> u64 {
+        let before = self.desk.counters().cancels;
+        self.journaled(
+            |j| j.shutdown(cancel),
+            |d, sink, out| d.begin_shutdown(cancel, sink, out),
+        );
+        self.desk.counters().cancels - before
     }
 
     /// Drains every input; true if anything was there.
@@ -344,13 +357,10 @@ impl DeskRole {
             while let Some(input) = self.links[l].input.pop() {
                 busy = true;
                 let now_ns = self.clock.now_ns();
-                let mut journal = JournalWriter::lock(&self.journal);
-                journal.command(now_ns, &input);
-                self.desk
-                    .on_request(input, now_ns, &mut self.sink, &mut self.notices);
-                for cmd in self.sink.refused.drain(..) {
-                    journal.refused(&cmd);
-                }
+                self.journaled(
+                    |j| j.command(now_ns, &input),
+                    |d, sink, out| d.on_request(input, now_ns, sink, out),
+                );
             }
         }
         for r in 0..self.reports.len() {
@@ -436,6 +446,8 @@ struct GatewayRole {
     on_shutdown: OnShutdown,
     /// A graceful stop in progress: until when it may wait.
     drain_until: Option<std::time::Instant>,
+    /// Cancels the graceful stop sent (`on_shutdown = "cancel"`).
+    drain_cancels: u64,
 }
 
 impl GatewayRole {
@@ -496,7 +508,7 @@ impl GatewayRole {
                 open = self.desk.desk.lifecycle().all_open().count(),
                 "shutdown: refusing new orders; waiting for the venue's answers"
             );
-            self.desk.begin_shutdown(cancel);
+            self.drain_cancels = self.desk.begin_shutdown(cancel);
             self.drain_until = Some(now + DRAIN_TIMEOUT);
             return false;
         };
@@ -508,6 +520,7 @@ impl GatewayRole {
         if cancel {
             tracing::info!(
                 policy = "cancel",
+                cancels_sent = self.drain_cancels,
                 still_open = open,
                 timed_out = !settled,
                 "shutdown: open orders cancelled; stopping"
@@ -938,6 +951,7 @@ pub fn start(config: Config, state: StateDir) -> Result<App, AppError> {
         next_counters: std::time::Instant::now() + crate::logging::COUNTERS_EVERY,
         on_shutdown: config.gateway.on_shutdown,
         drain_until: None,
+        drain_cancels: 0,
     };
     tracing::info!(
         epoch,

@@ -114,9 +114,14 @@ fn a_sidecar_restart_alone_cancels_nothing() {
 /// its log says what it did with the resting order; the venue agrees.
 #[test]
 fn sigterm_on_the_real_binary_says_what_it_did() {
-    for (policy, log_says, venue_after) in [
-        ("leave", "left resting", OrderStatus::New),
-        ("cancel", "open orders cancelled", OrderStatus::Canceled),
+    for (policy, log_says, count, venue_after) in [
+        ("leave", "left resting", "left_resting=1", OrderStatus::New),
+        (
+            "cancel",
+            "open orders cancelled",
+            "cancels_sent=1",
+            OrderStatus::Canceled,
+        ),
     ] {
         let opts = Opts {
             extra: format!("\n[gateway]\non_shutdown = \"{policy}\"\n"),
@@ -147,7 +152,10 @@ fn sigterm_on_the_real_binary_says_what_it_did() {
         let status = child.wait().unwrap();
         assert!(status.success(), "{policy}: {status:?}");
         let text = std::fs::read_to_string(&log).unwrap();
-        assert!(text.contains(log_says), "{policy}: log says\n{text}");
+        assert!(
+            text.contains(log_says) && text.contains(count),
+            "{policy}: log says\n{text}"
+        );
         let id = ordergate::ids::ClientId::decode(&sim.ledger()[0].order.client_order_id).unwrap();
         assert_eq!(id.key.order_id, 1);
         assert_eq!(sim.ledger()[0].order.status, venue_after, "{policy}");
