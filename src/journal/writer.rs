@@ -279,6 +279,11 @@ mod tests {
                     frame: frame.clone(),
                 },
             ),
+            (EntryRef::Timer { now_ns: 88 }, Entry::Timer { now_ns: 88 }),
+            (
+                EntryRef::Shutdown { cancel: true },
+                Entry::Shutdown { cancel: true },
+            ),
         ];
         for (r, e) in pairs {
             let a = postcard::to_stdvec(&r).unwrap();

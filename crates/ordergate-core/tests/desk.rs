@@ -45,6 +45,11 @@ struct T {
 
 impl T {
     fn new() -> T {
+        T::with(Vec::new())
+    }
+
+    /// With `cancel_on_disconnect` (strategy, grace ns).
+    fn with(cancel_on_disconnect: Vec<(StrategyId, u64)>) -> T {
         let desk = Desk::new(DeskConfig {
             namespace: NS,
             strategies: vec![1, 2],
@@ -53,7 +58,7 @@ impl T {
                 instrument(2, VenueId::BinanceUsdm, "BTCUSDT", Category::LinearPerp),
             ],
             venues: vec![VenueId::BinanceSpot, VenueId::BinanceUsdm],
-            cancel_on_disconnect: Vec::new(),
+            cancel_on_disconnect,
         })
         .unwrap();
         let mut t = T {
@@ -77,13 +82,46 @@ impl T {
     }
 
     fn ask(&mut self, strategy: StrategyId, request: Request) -> Vec<Notice> {
+        self.ask_at(strategy, request, 0)
+    }
+
+    fn ask_at(&mut self, strategy: StrategyId, request: Request, now_ns: u64) -> Vec<Notice> {
         self.desk.on_request(
             DeskInput { strategy, request },
-            0,
+            now_ns,
             &mut self.sink,
             &mut self.out,
         );
         std::mem::take(&mut self.out)
+    }
+
+    fn presence(&mut self, strategy: StrategyId, connected: bool, now_ns: u64) {
+        assert!(self
+            .ask_at(strategy, Request::Presence { connected }, now_ns)
+            .is_empty());
+    }
+
+    /// The venue accepts `strategy`'s order `order_id`.
+    fn accept(&mut self, strategy: StrategyId, order_id: u64) {
+        let client_id = ClientId::order(NS, OrderKey { strategy, order_id });
+        let ack = ExecEvent::Accepted {
+            client_id,
+            venue_order_id: order_id.to_string(),
+            time_ms: 1,
+        };
+        self.desk.on_report(&Report::Exec(ack), &mut self.out);
+        self.out.clear();
+    }
+
+    /// The (strategy, order id) of every cancel sent from `from` on.
+    fn cancels_since(&self, from: usize) -> Vec<(StrategyId, u64)> {
+        self.sink.sent[from..]
+            .iter()
+            .filter_map(|(_, s, _, c)| match c {
+                Command::Cancel { orig, .. } => Some((*s, orig.key.order_id)),
+                Command::Place(_) => None,
+            })
+            .collect()
     }
 
     fn place(&mut self, strategy: StrategyId, o: NewOrder) -> Vec<Notice> {
@@ -379,4 +417,79 @@ fn requests_name_their_problem() {
     // A strategy the desk does not know is dropped without an answer.
     assert!(t.place(42, limit(3)).is_empty());
     assert!(t.sink.sent.is_empty());
+}
+
+#[test]
+fn a_strategy_gone_longer_than_its_grace_has_its_orders_cancelled() {
+    let mut t = T::with(vec![(2, 1_000)]);
+    for id in 1..=2 {
+        t.place(2, limit(id));
+        t.accept(2, id);
+    }
+    t.place(1, limit(3));
+    t.accept(1, 3);
+    let placed = t.sink.sent.len();
+    assert_eq!(t.desk.next_timer(), None, "no timer before a disconnect");
+    t.presence(2, true, 0);
+    t.presence(2, false, 100);
+    // Strategy 1 has no cancel_on_disconnect: its presence sets nothing.
+    t.presence(1, false, 100);
+    assert_eq!(t.desk.next_timer(), Some(1_100));
+    t.desk.on_timer(1_099, &mut t.sink, &mut t.out);
+    assert_eq!(t.sink.sent.len(), placed, "not before the grace ends");
+    t.desk.on_timer(1_100, &mut t.sink, &mut t.out);
+    assert_eq!(t.cancels_since(placed), vec![(2, 1), (2, 2)]);
+    assert_eq!(t.desk.next_timer(), None, "it fires once");
+}
+
+#[test]
+fn back_within_the_grace_or_a_restart_cancels_nothing() {
+    let mut t = T::with(vec![(2, 1_000)]);
+    t.place(2, limit(1));
+    t.accept(2, 1);
+    let placed = t.sink.sent.len();
+    t.presence(2, false, 0);
+    t.presence(2, true, 500);
+    assert_eq!(t.desk.next_timer(), None);
+    t.presence(2, false, 600);
+    t.desk.begin_run(Namespace::new(1234, 10));
+    assert_eq!(t.desk.next_timer(), None, "a restart is not a disconnect");
+    t.desk.on_timer(u64::MAX, &mut t.sink, &mut t.out);
+    assert_eq!(t.sink.sent.len(), placed);
+}
+
+#[test]
+fn a_shutdown_refuses_new_orders_and_waits_for_answers() {
+    let mut t = T::new();
+    t.place(1, limit(1));
+    t.place(2, limit(2));
+    t.accept(2, 2);
+    let placed = t.sink.sent.len();
+    t.desk.begin_shutdown(false, &mut t.sink, &mut t.out);
+    assert_eq!(t.sink.sent.len(), placed, "leave cancels nothing");
+    let (reason, text) = rejected(&t.place(1, limit(3)));
+    assert_eq!(reason, Reason::VenueDown);
+    assert!(text.contains("shutting down"), "{text}");
+    // A repeated order id still hears where its order is.
+    assert!(matches!(
+        t.place(1, limit(1)).as_slice(),
+        [Notice::Order {
+            update: OrderUpdate::Status(_),
+            ..
+        }]
+    ));
+    assert!(!t.desk.settled(false), "order 1 waits for the venue");
+    t.accept(1, 1);
+    assert!(t.desk.settled(false));
+    assert!(!t.desk.settled(true), "orders are still open");
+
+    let mut t = T::new();
+    t.place(1, limit(1));
+    t.accept(1, 1);
+    t.place(2, limit(2));
+    t.accept(2, 2);
+    let placed = t.sink.sent.len();
+    t.desk.begin_shutdown(true, &mut t.sink, &mut t.out);
+    assert_eq!(t.cancels_since(placed), vec![(1, 1), (2, 2)]);
+    assert!(!t.desk.settled(false), "cancels outstanding");
 }
