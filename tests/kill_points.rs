@@ -3,9 +3,9 @@
 //! scenario.
 //!
 //! The real sidecar binary runs as a child process against an in-process
-//! simulator. One strategy sends a marketable order that fills at once, a
-//! resting limit order, and a cancel of it (`FillModel::full()`: a fixed
-//! event sequence). A run without a kill counts the journal records the
+//! simulator. One strategy sends a marketable limit order that fills at
+//! once, a resting limit order, and a cancel of it (`FillModel::full()`: a
+//! fixed event sequence). A run without a kill counts the journal records the
 //! scenario writes, R. Then for every N in 1..=R, on a fresh simulator and
 //! state dir, the sidecar SIGKILLs itself right after its N-th record
 //! (`ORDERGATE_KILL_AFTER_RECORDS`); it is started again without the kill
@@ -52,7 +52,8 @@ use ordergate::protocol::{OrderState, Side, VenueState};
 use ordergate::sim::binance::SimHandle;
 use ordergate::venue::binance::BACKEND_TIMEOUT_MS;
 
-/// The marketable order: fills at once.
+/// The marketable limit order (BUY above the 60000.00 reference): fills
+/// at once.
 const MARKET: u64 = 1;
 /// The resting limit order, cancelled.
 const RESTING: u64 = 2;
@@ -242,7 +243,7 @@ fn next_action(s: &Strat, sc: &mut Scenario) -> Action {
         return Action::Send(MARKET);
     }
     if !terminal(s, MARKET) {
-        return Action::Wait("the market order's end");
+        return Action::Wait("the marketable order's end");
     }
     if !sc.sent[1] {
         return Action::Send(RESTING);
@@ -283,7 +284,7 @@ fn drive(s: &mut Strat, sc: &mut Scenario, wait: Duration) -> Result<(), ClientE
             }
             Action::Send(id) => {
                 let order = if id == MARKET {
-                    s.market(MARKET, Side::Buy, "0.01")
+                    s.limit(MARKET, Side::Buy, "60100.00", "0.01")
                 } else {
                     s.limit(RESTING, Side::Buy, "59000.00", "0.01")
                 };
