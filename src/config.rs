@@ -680,8 +680,18 @@ impl Source<'_> {
             1,
             "1 MB",
         )?;
+        let durability = j.map(|j| j.durability).unwrap_or_default();
+        if let Some(v) = j
+            .and_then(|j| j.group_commit_us.as_ref())
+            .filter(|_| durability != RawDurability::Group)
+        {
+            return Err(self.err(
+                &v.span(),
+                "[journal] `group_commit_us` applies only to durability = \"group\"",
+            ));
+        }
         let journal = JournalSettings {
-            durability: match j.map(|j| j.durability).unwrap_or_default() {
+            durability: match durability {
                 RawDurability::Group => crate::journal::Durability::Group {
                     interval: std::time::Duration::from_micros(group_us as u64),
                 },
@@ -1035,6 +1045,16 @@ impl Source<'_> {
                 return Err(self.err(
                     &rs.name.span(),
                     format!("[[strategy]] `name`: strategy name {name:?} is used twice (first at line {first}); strategies log in by name"),
+                ));
+            }
+            if let Some(g) = rs
+                .disconnect_grace_ms
+                .as_ref()
+                .filter(|_| !rs.cancel_on_disconnect)
+            {
+                return Err(self.err(
+                    &g.span(),
+                    "[[strategy]] `disconnect_grace_ms` has no effect without `cancel_on_disconnect = true`",
                 ));
             }
             let grace = self.at_least(

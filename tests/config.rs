@@ -604,4 +604,16 @@ fn shutdown_disconnect_and_journal_settings() {
     let bad = format!("{BASE}\n[gateway]\non_shutdown = \"flee\"\n");
     let e = error_at(&bad, "on_shutdown");
     assert!(e.contains("flee") && e.contains("leave"), "{e}");
+    // Settings that would do nothing are refused, not ignored.
+    let bad = format!("{BASE}\n[journal]\ndurability = \"every-record\"\ngroup_commit_us = 500\n");
+    let e = error_at(&bad, "group_commit_us");
+    assert!(e.contains("only to durability"), "{e}");
+    let bad = with(
+        "name = \"alpha\"",
+        "name = \"alpha\"\ndisconnect_grace_ms = 250",
+    );
+    let e = error_at(&bad, "disconnect_grace_ms");
+    assert!(e.contains("cancel_on_disconnect = true"), "{e}");
+    let bad = format!("{BASE}\n[journal]\nsegment_mb = 0\n");
+    error_at(&bad, "segment_mb");
 }
