@@ -99,15 +99,24 @@ pub fn run(config: Config, state: StateDir) -> Result<(), AppError> {
     };
     let app = start(config, state)?;
     let mut stop = app.stop_flag();
-    rt.block_on(async {
-        tokio::select! {
-            _ = int.recv() => {}
-            _ = term.recv() => {}
-            _ = stopped(&mut stop) => {}
+    // True for a signal, false when every role has stopped.
+    let mut signalled = || {
+        rt.block_on(async {
+            tokio::select! {
+                _ = int.recv() => true,
+                _ = term.recv() => true,
+                _ = stopped(&mut stop) => false,
+            }
+        })
+    };
+    if signalled() {
+        tracing::info!("stopping: no new orders; draining what was sent (a second SIGTERM or SIGINT stops at once)");
+        app.shutdown.begin_drain();
+        if signalled() {
+            tracing::warn!("second signal: stopping without finishing the drain; open orders stay as they are and the next start adopts them");
         }
-    });
-    tracing::info!("stopping: no new orders; draining what was sent");
-    app.drain_and_stop()
+    }
+    app.stop()
 }
 
 /// A sidecar running on background threads (the CLI's `run`, the demo's

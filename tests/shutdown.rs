@@ -110,6 +110,54 @@ fn a_sidecar_restart_alone_cancels_nothing() {
     assert_eq!(venue_status(&h, GAMMA.0, 1), OrderStatus::New);
 }
 
+/// The built binary (`run --config`), its stderr in a file, with a
+/// strategy connected once the venue is Up.
+struct Process {
+    sim: ordergate::sim::binance::SimHandle,
+    child: std::process::Child,
+    log: std::path::PathBuf,
+    strategy: common::Strat,
+    _dir: tempfile::TempDir,
+}
+
+impl Process {
+    fn start(opts: &Opts) -> Process {
+        let sim = common::start_sim(opts);
+        let dir = common::short_tempdir();
+        let (_, path) = common::write_config(dir.path(), &sim.ws_url(), &sim.rest_url(), opts);
+        let log = dir.path().join("sidecar.log");
+        let child = std::process::Command::new(env!("CARGO_BIN_EXE_ordergate"))
+            .args(["run", "--config"])
+            .arg(&path)
+            .stderr(std::fs::File::create(&log).unwrap())
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let socket = dir.path().join("s.sock");
+        common::wait_for_socket(&socket);
+        let mut strategy =
+            common::Strat::new(ordergate::client::Client::connect(&socket, ALPHA.1).unwrap());
+        strategy.wait_venue(VenueState::Up);
+        Process {
+            sim,
+            child,
+            log,
+            strategy,
+            _dir: dir,
+        }
+    }
+
+    fn signal(&self, sig: i32) {
+        // SAFETY: kill with a child's pid and a valid signal number has no
+        // memory effects.
+        assert_eq!(unsafe { libc::kill(self.child.id() as i32, sig) }, 0);
+    }
+
+    fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap()
+    }
+}
+
 /// The real binary and a real SIGTERM, under each policy: it exits 0 and
 /// its log says what it did with the resting order; the venue agrees.
 #[test]
@@ -127,31 +175,16 @@ fn sigterm_on_the_real_binary_says_what_it_did() {
             extra: format!("\n[gateway]\non_shutdown = \"{policy}\"\n"),
             ..Opts::default()
         };
-        let sim = common::start_sim(&opts);
-        let dir = common::short_tempdir();
-        let (_, path) = common::write_config(dir.path(), &sim.ws_url(), &sim.rest_url(), &opts);
-        let log = dir.path().join("sidecar.log");
-        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_ordergate"))
-            .args(["run", "--config"])
-            .arg(&path)
-            .stderr(std::fs::File::create(&log).unwrap())
-            .stdout(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
-        let socket = dir.path().join("s.sock");
-        common::wait_for_socket(&socket);
-        let mut s =
-            common::Strat::new(ordergate::client::Client::connect(&socket, ALPHA.1).unwrap());
-        s.wait_venue(VenueState::Up);
+        let mut p = Process::start(&opts);
+        let s = &mut p.strategy;
         s.send(s.limit(1, Side::Buy, "59000.00", "0.01"));
         assert_eq!(s.first_answer(1).state(), OrderState::New);
 
-        // SAFETY: kill with a child's pid and a valid signal number has no
-        // memory effects.
-        assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGTERM) }, 0);
-        let status = child.wait().unwrap();
+        p.signal(libc::SIGTERM);
+        let status = p.child.wait().unwrap();
         assert!(status.success(), "{policy}: {status:?}");
-        let text = std::fs::read_to_string(&log).unwrap();
+        let text = p.log_text();
+        let sim = &p.sim;
         assert!(
             text.contains(log_says) && text.contains(count),
             "{policy}: log says\n{text}"
@@ -160,4 +193,42 @@ fn sigterm_on_the_real_binary_says_what_it_did() {
         assert_eq!(id.key.order_id, 1);
         assert_eq!(sim.ledger()[0].order.status, venue_after, "{policy}");
     }
+}
+
+/// A drain that cannot finish (an order whose outcome the venue left
+/// unknown) is cut short by a second signal: the process exits 0 at once,
+/// not at the drain's deadline, and says so.
+#[test]
+fn a_second_signal_stops_without_waiting_for_the_drain() {
+    let mut p = Process::start(&Opts::default());
+    let spec = ordergate::sim::binance::FaultSpec::parse("unknown-rejected:1000").unwrap();
+    p.sim.set_faults(spec, 1);
+    let s = &mut p.strategy;
+    s.send(s.limit(1, Side::Buy, "59000.00", "0.01"));
+    // Answered with an unknown outcome; the order is not at the venue.
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while !p
+        .sim
+        .request_log()
+        .iter()
+        .any(|r| r.method == "order.place")
+    {
+        assert!(std::time::Instant::now() < deadline, "no order.place");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(200));
+
+    p.signal(libc::SIGTERM);
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(p.child.try_wait().unwrap().is_none(), "still draining");
+    let started = std::time::Instant::now();
+    p.signal(libc::SIGINT);
+    let status = p.child.wait().unwrap();
+    assert!(status.success(), "{status:?}");
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "stopped at once"
+    );
+    let text = p.log_text();
+    assert!(text.contains("second signal"), "log says\n{text}");
 }
