@@ -1,5 +1,5 @@
 //! Runs `ordergate demo` as a child process, for the demo's tests
-//! (`tests/demo_faults.rs`, `tests/demo_chaos.rs`).
+//! (`tests/demo.rs`, `tests/demo_faults.rs`, `tests/demo_chaos.rs`).
 
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};

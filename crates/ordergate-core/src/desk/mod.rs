@@ -493,36 +493,21 @@ impl Desk {
     pub fn refused(&mut self, cmd: &Command, out: &mut Vec<Notice>) {
         self.counters.queue_full += 1;
         let notify = &mut |strategy, update| out.push(Notice::Order { strategy, update });
-        match *cmd {
-            Command::Place(o) => {
-                let key = o.client_id.key;
-                tracing::warn!(
-                    strategy = key.strategy,
-                    order_id = key.order_id,
-                    "order queue to the venue is full"
-                );
-                self.lifecycle.gateway_reject(
-                    key,
-                    Reason::QueueFull,
-                    "order queue to the venue is full",
-                    notify,
-                );
+        let (key, text) = match *cmd {
+            Command::Place(o) => (o.client_id.key, "order queue to the venue is full"),
+            Command::Cancel { orig, .. } => (orig.key, "cancel queue to the venue is full"),
+        };
+        tracing::warn!(strategy = key.strategy, order_id = key.order_id, "{text}");
+        match cmd {
+            Command::Place(_) => {
+                self.lifecycle
+                    .gateway_reject(key, Reason::QueueFull, text, notify)
             }
-            Command::Cancel { orig, .. } => {
-                let key = orig.key;
-                tracing::warn!(
-                    strategy = key.strategy,
-                    order_id = key.order_id,
-                    "cancel queue to the venue is full"
-                );
-                self.lifecycle.cancel_failed(
-                    key,
-                    Reason::QueueFull,
-                    "cancel queue to the venue is full",
-                    notify,
-                );
+            Command::Cancel { .. } => {
+                self.lifecycle
+                    .cancel_failed(key, Reason::QueueFull, text, notify)
             }
-        }
+        };
     }
 
     fn cancel(&mut self, key: OrderKey, sink: &mut impl CommandSink, out: &mut Vec<Notice>) {
