@@ -1918,3 +1918,33 @@ fn the_venues_cumulative_quote_is_cross_checked() {
     );
     assert_eq!(a.stats().fill_mismatches, 1);
 }
+
+/// A subscription whose answer was lost is asked again; the venue's -2035
+/// ("already active": one stream per account per connection) is its word
+/// that the first went through, so the adapter goes on as subscribed
+/// instead of halting and asking again for ever (found by the chaos run).
+#[test]
+fn a_subscription_already_active_is_the_venue_saying_subscribed() {
+    let mut a = fresh();
+    let out = open(&mut a, 1_000);
+    let sub = json_of(out.last().unwrap());
+    assert_eq!(sub["method"], "userDataStream.subscribe.signature");
+    let refusal = error_response(
+        &sub,
+        400,
+        -2035,
+        "User Data Stream subscription already active.",
+    );
+    let (ev, _) = feed(&mut a, &refusal);
+    assert_eq!(a.phase(), Phase::Ready);
+    assert!(
+        matches!(
+            ev.as_slice(),
+            [Report::Venue(VenueStatus {
+                state: VenueState::Up,
+                ..
+            })]
+        ),
+        "{ev:?}"
+    );
+}

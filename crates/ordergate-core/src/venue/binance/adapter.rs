@@ -91,6 +91,9 @@ pub const RECONCILE_INTERVAL_NS: u64 = 60_000_000_000;
 pub const ROLLOVER_NS: u64 = 23 * 3_600_000_000_000;
 /// Back-off between queries about an order of unknown outcome, and
 /// between backfills that came back short.
+/// `userDataStream.subscribe` on a socket whose stream is already on
+/// ("User Data Stream subscription already active.").
+const USER_DATA_ALREADY_SUBSCRIBED: i64 = -2035;
 const QUERY_DELAY_MIN_NS: u64 = 250_000_000;
 const QUERY_DELAY_MAX_NS: u64 = 4_000_000_000;
 /// `myTrades` by symbol (no `orderId`), per the API notes.
@@ -2261,6 +2264,14 @@ impl BinanceSpot {
                             self.next_reconcile_ns.min(now.mono_ns + RELIST_DELAY_NS);
                     }
                     None => {}
+                }
+            }
+            // The venue's word that this socket's stream is on: a
+            // subscription whose answer was lost went through.
+            Pending::Subscribe if err.code == USER_DATA_ALREADY_SUBSCRIBED => {
+                info!(venue = %VenueId::BinanceSpot, code = err.code, msg = %text, "user data stream already subscribed on this socket");
+                if socket == self.ws_socket && self.phase == Phase::ClockSynced {
+                    self.subscribed(now, out);
                 }
             }
             Pending::Subscribe => {
